@@ -1,0 +1,49 @@
+"""Talk to the assistant from a terminal, through the same pipeline as Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from conversations.terminal import ChatTurn, run_chat
+from trollama.listeners import WebUnreachable
+
+
+class Command(BaseCommand):
+    help = "Send one message and stream the answer to stdout. Ctrl-C cancels it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("text", help="The message to send.")
+        parser.add_argument("--user", default=None, help="Local user name (default: your OS user).")
+        parser.add_argument(
+            "--thread", default=None, help="Continue this local thread (its name is printed when it starts)."
+        )
+        parser.add_argument("--route", default=None, help="Answer on this route instead of letting the router choose.")
+        parser.add_argument(
+            "--inline",
+            action="store_true",
+            help="Run the request in this process, so nothing else needs to be running.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        turn = ChatTurn(
+            username=options["user"] or getpass.getuser(),
+            content=options["text"],
+            thread_name=options["thread"],
+            route=options["route"],
+            inline=options["inline"],
+        )
+        # The answer must reach stdout byte for byte: no added line endings, no colours.
+        self.stdout.ending = self.stderr.ending = ""
+        self.stderr.style_func = None
+        try:
+            code = asyncio.run(run_chat(turn, out=self.stdout, err=self.stderr))
+        except WebUnreachable as exc:
+            raise CommandError(
+                f"{exc} Start everything with `honcho start`, or answer in this process with --inline."
+            ) from None
+        if code:
+            raise SystemExit(code)

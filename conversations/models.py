@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+
+
+class Platform(models.TextChoices):
+    DISCORD = "discord", "Discord"
+    LOCAL = "local", "Local terminal"
+
+
+class ChatUser(models.Model):
+    """Someone who talks to the assistant, on Discord or from a local terminal."""
+
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    external_id = models.CharField(max_length=64, help_text="Discord user id, or the local username.")
+    username = models.CharField(max_length=100)
+    display_name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "external_id"], name="unique_chat_user_per_platform"),
+        ]
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return f"{self.display_name or self.username} ({self.get_platform_display()})"
+
+
+class Thread(models.Model):
+    """A conversation: a Discord thread or DM channel, or a named local thread."""
+
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    external_id = models.CharField(max_length=100, help_text="Discord channel id, or the local thread name.")
+    title = models.CharField(max_length=100, blank=True)
+    owner = models.ForeignKey(ChatUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="threads")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "external_id"], name="unique_thread_per_platform"),
+        ]
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.title or self.external_id
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(ChatUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField()
+    token_count = models.PositiveIntegerField(null=True, blank=True, help_text="Ollama's count, once known.")
+    route = models.ForeignKey("routing.Route", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["thread", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"
+
+
+class Request(models.Model):
+    """One message being answered, from intake to a stored reply.
+
+    The row is the source of truth that every process resyncs from; events only
+    announce that it changed. While a worker runs it, ``attempts`` doubles as a
+    fencing token and ``lease_expires_at`` says until when the worker is
+    presumed alive (see ``conversations.processing``).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        HELD = "held", "Held (maintenance)"
+        ROUTING = "routing", "Routing"
+        GENERATING = "generating", "Generating"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    WAITING = (Status.QUEUED, Status.HELD)
+    RUNNING = (Status.ROUTING, Status.GENERATING)
+    FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
+
+    user = models.ForeignKey(ChatUser, on_delete=models.CASCADE, related_name="requests")
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="requests")
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="request")
+    reply = models.OneToOneField(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="answered_request"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=32, blank=True, help_text="What the worker is doing right now.")
+    route_override = models.CharField(max_length=50, blank=True, help_text="Route slug the user asked for.")
+    route = models.ForeignKey("routing.Route", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model = models.CharField(max_length=200, blank=True)
+
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_token_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why it failed, written for the user.")
+    cancel_requested = models.BooleanField(default=False)
+    partial_content = models.TextField(blank=True, help_text="The answer so far, saved every few seconds.")
+    thinking = models.TextField(blank=True, help_text="The model's reasoning, never shown in the answer.")
+
+    class Meta:
+        ordering = ["-queued_at", "-pk"]
+        indexes = [
+            models.Index(fields=["status", "queued_at"]),
+            models.Index(fields=["thread", "queued_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Request {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    @property
+    def queue_wait(self) -> timedelta | None:
+        return self.started_at - self.queued_at if self.started_at else None
+
+    @property
+    def elapsed(self) -> timedelta:
+        return (self.finished_at or timezone.now()) - self.queued_at

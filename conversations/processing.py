@@ -1,0 +1,322 @@
+"""The worker side of a request: claim it, answer it, finish it.
+
+Locking: a request is worked on only by the holder of its lease. Claiming is
+one conditional UPDATE (queued, or running with an expired lease), which bumps
+``attempts``; every later write is filtered on that attempt number, so a
+worker that was presumed dead and then wakes up cannot overwrite the work of
+the one that took over. A worker renews its lease whenever it saves the
+partial answer; a request whose lease ran out (its worker was killed) is
+claimed again by the next delivery of its task or by the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from conversations import selectors
+from conversations.context import build_chat_messages
+from conversations.models import Message, Request, Thread
+from conversations.streaming import AnswerStream, AttemptResult, Callbacks, Job, Outcome, Tick
+from routing.models import Route
+from routing.selectors import NoRouteAvailable, default_route, find_route
+from trollama import events
+from trollama.events import AsyncPublisher
+
+logger = logging.getLogger(__name__)
+
+
+def _lease_expiry() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.REQUEST_TIMEOUT)
+
+
+def _owned(job: Job) -> Q:
+    return Q(pk=job.request_id, attempts=job.attempt, status__in=Request.RUNNING)
+
+
+def claim_request(*, request_id: int) -> Request | None:
+    """Take a request for this worker, or None if it is not ours to run.
+
+    Not ours: already finished, cancelled, held, running under a live lease,
+    or out of attempts (``recover_abandoned`` settles those).
+    """
+    now = timezone.now()
+    claimable = Q(status=Request.Status.QUEUED) | Q(status__in=Request.RUNNING, lease_expires_at__lt=now)
+    claimed = Request.objects.filter(
+        claimable, pk=request_id, cancel_requested=False, attempts__lt=settings.MAX_ATTEMPTS
+    ).update(
+        status=Request.Status.ROUTING,
+        phase="routing",
+        attempts=F("attempts") + 1,
+        lease_expires_at=_lease_expiry(),
+        partial_content="",
+        error="",
+    )
+    if not claimed:
+        return None
+    Request.objects.filter(pk=request_id, started_at__isnull=True).update(started_at=now)
+    request = Request.objects.select_related("thread", "user", "message").get(pk=request_id)
+    _publish_status(request)
+    return request
+
+
+def _publish_status(request: Request, **extra: object) -> None:
+    events.publish(
+        {
+            "type": "request.status",
+            "request_id": request.pk,
+            "status": request.status,
+            "phase": request.phase,
+            "model": request.model,
+            "route": request.route.slug if request.route else None,
+            "attempt": request.attempts,
+            **extra,
+        },
+        request_id=request.pk,
+    )
+
+
+def choose_route(request: Request) -> Route:
+    """The route for this request: the user's explicit choice, else the default."""
+    if request.route_override:
+        route = find_route(request.route_override)
+        if route is not None:
+            return route
+        logger.info("Route %r asked for by request %s is gone; using the default", request.route_override, request.pk)
+    return default_route()
+
+
+def prepare_job(request: Request) -> Job:
+    route = choose_route(request)
+    Request.objects.filter(pk=request.pk, attempts=request.attempts).update(
+        route=route, model=route.model, status=Request.Status.GENERATING
+    )
+    return Job(
+        request_id=request.pk,
+        attempt=request.attempts,
+        host=settings.OLLAMA_HOST,
+        model=route.model,
+        messages=build_chat_messages(request=request, route=route),
+        options=route.chat_options(),
+        keep_alive=route.keep_alive or None,
+    )
+
+
+def tick(job: Job, partial: str | None) -> Tick:
+    """Check for cancellation and ownership; save the partial answer when given."""
+    if partial is not None:
+        Request.objects.filter(_owned(job)).update(partial_content=partial, lease_expires_at=_lease_expiry())
+    state = Request.objects.filter(pk=job.request_id).values("attempts", "status", "cancel_requested").first()
+    if state is None or state["attempts"] != job.attempt or state["status"] not in Request.RUNNING:
+        return Tick.LOST
+    return Tick.CANCEL if state["cancel_requested"] else Tick.CONTINUE
+
+
+def record_phase(job: Job, phase: str) -> None:
+    if phase == "generating":
+        Request.objects.filter(_owned(job), first_token_at__isnull=True).update(first_token_at=timezone.now())
+    Request.objects.filter(_owned(job)).update(phase=phase)
+
+
+async def stream_attempt(job: Job) -> AttemptResult:
+    callbacks = Callbacks(
+        tick=sync_to_async(lambda partial: tick(job, partial)),
+        phase=sync_to_async(lambda phase: record_phase(job, phase)),
+    )
+    async with AsyncPublisher() as publisher:
+        return await AnswerStream(job, publisher=publisher, callbacks=callbacks).run()
+
+
+@transaction.atomic
+def finish_request(job: Job, result: AttemptResult) -> bool:
+    """Store the answer and mark the request done. False if we lost the lease."""
+    request = Request.objects.select_for_update().filter(_owned(job)).select_related("route", "thread").first()
+    if request is None:
+        return False
+    now = timezone.now()
+    reply = Message.objects.create(
+        thread=request.thread,
+        role=Message.Role.ASSISTANT,
+        content=result.content,
+        token_count=result.completion_tokens,
+        route=request.route,
+        model=job.model,
+        created_at=now,
+    )
+    request.reply = reply
+    request.status = Request.Status.DONE
+    request.phase = ""
+    request.finished_at = now
+    request.prompt_tokens = result.prompt_tokens
+    request.completion_tokens = result.completion_tokens
+    request.partial_content = ""
+    request.thinking = result.thinking
+    request.lease_expires_at = None
+    request.save()
+    Thread.objects.filter(pk=request.thread_id).update(updated_at=now)
+    events.publish(
+        {
+            "type": "request.done",
+            "request_id": request.pk,
+            "content": result.content,
+            "request": selectors.request_summary(request),
+        },
+        request_id=request.pk,
+    )
+    return True
+
+
+def _settle(request_id: int, status: str, *, error: str = "", guard: Q, partial: str | None = None) -> bool:
+    """Move a request to a final status (failed/cancelled) if ``guard`` still holds."""
+    with transaction.atomic():
+        updates: dict[str, object] = {
+            "status": status,
+            "error": error,
+            "phase": "",
+            "finished_at": timezone.now(),
+            "lease_expires_at": None,
+        }
+        if partial is not None:
+            updates["partial_content"] = partial
+        if not Request.objects.filter(guard, pk=request_id).update(**updates):
+            return False
+        request = Request.objects.select_related("user", "thread", "route").get(pk=request_id)
+        kind = "request.failed" if status == Request.Status.FAILED else "request.cancelled"
+        events.publish(
+            {"type": kind, "request_id": request_id, "error": error, "request": selectors.request_summary(request)},
+            request_id=request_id,
+        )
+    return True
+
+
+def fail_request(job: Job, error: str, *, partial: str | None = None) -> bool:
+    return _settle(job.request_id, Request.Status.FAILED, error=error, guard=_owned(job), partial=partial)
+
+
+def cancel_running(job: Job, *, partial: str) -> bool:
+    return _settle(job.request_id, Request.Status.CANCELLED, guard=_owned(job), partial=partial)
+
+
+def begin_retry(job: Job, reason: str) -> Job | None:
+    """Take the next attempt for a retry; None if the request is no longer ours."""
+    updated = Request.objects.filter(_owned(job)).update(
+        attempts=F("attempts") + 1,
+        phase="retrying",
+        partial_content="",
+        first_token_at=None,
+        lease_expires_at=_lease_expiry(),
+    )
+    if not updated:
+        return None
+    request = Request.objects.select_related("route").get(pk=job.request_id)
+    # reset=True tells listeners to throw away the text of the failed attempt.
+    _publish_status(request, reset=True, reason=reason)
+    return Job(**{**job.__dict__, "attempt": job.attempt + 1})
+
+
+def _pause(job: Job, seconds: float) -> Tick:
+    """Sleep for a retry backoff, returning early if the request is cancelled or taken."""
+    deadline = time.monotonic() + seconds
+    while True:
+        state = tick(job, None)
+        remaining = deadline - time.monotonic()
+        if state is not Tick.CONTINUE or remaining <= 0:
+            return state
+        time.sleep(min(remaining, settings.CANCEL_CHECK_INTERVAL))
+
+
+def process_request(*, request_id: int) -> Outcome | None:
+    """Run a request to a final state. Safe to call for any id, any number of times.
+
+    Returns what happened, or None when the request was not this worker's to run.
+    """
+    request = claim_request(request_id=request_id)
+    if request is None:
+        recover_abandoned(request_id=request_id)
+        return None
+    try:
+        job = prepare_job(request)
+    except NoRouteAvailable as exc:
+        _settle(request_id, Request.Status.FAILED, error=str(exc), guard=Q(attempts=request.attempts))
+        return Outcome.FAILED
+
+    while True:
+        result = async_to_sync(stream_attempt)(job)
+        if result.outcome is Outcome.DONE:
+            return Outcome.DONE if finish_request(job, result) else Outcome.LOST
+        if result.outcome is Outcome.CANCELLED:
+            cancel_running(job, partial=result.content)
+            return Outcome.CANCELLED
+        if result.outcome is Outcome.LOST:
+            return Outcome.LOST
+
+        if result.transient and job.attempt < settings.MAX_ATTEMPTS:
+            logger.warning("Request %s attempt %s failed, retrying: %s", request_id, job.attempt, result.error)
+            backoff = settings.RETRY_BACKOFF * 2 ** (job.attempt - 1)
+            state = _pause(job, backoff)
+            if state is Tick.CANCEL:
+                cancel_running(job, partial="")
+                return Outcome.CANCELLED
+            if state is Tick.LOST:
+                return Outcome.LOST
+            next_job = begin_retry(job, result.error)
+            if next_job is None:
+                return Outcome.LOST
+            job = next_job
+            continue
+
+        error = result.error
+        if result.transient:
+            error += f" I tried {job.attempt} times; please try again later."
+        fail_request(job, error, partial=result.content)
+        return Outcome.FAILED
+
+
+def recover_abandoned(*, request_id: int) -> bool:
+    """Settle a request whose worker vanished and that may not be run again.
+
+    A cancelled one becomes cancelled; one out of attempts fails with a reason.
+    Returns True if it settled the request.
+    """
+    now = timezone.now()
+    abandoned = Q(status__in=Request.RUNNING, lease_expires_at__lt=now)
+    if _settle(request_id, Request.Status.CANCELLED, guard=abandoned & Q(cancel_requested=True)):
+        return True
+    return _settle(
+        request_id,
+        Request.Status.FAILED,
+        error=(
+            f"The worker answering this stopped unexpectedly, {settings.MAX_ATTEMPTS} times in a row. "
+            "Please try again; if it keeps happening, tell an operator."
+        ),
+        guard=abandoned & Q(attempts__gte=settings.MAX_ATTEMPTS),
+    )
+
+
+def requeue_abandoned_requests() -> dict[str, int]:
+    """Find running requests whose lease expired and get each going or settled.
+
+    A request that may still run is handed to a worker again; the claim in
+    ``process_request`` makes a duplicate delivery harmless.
+    """
+    stale = list(
+        Request.objects.filter(status__in=Request.RUNNING, lease_expires_at__lt=timezone.now()).values_list(
+            "pk", flat=True
+        )
+    )
+    counts = {"requeued": 0, "settled": 0}
+    for request_id in stale:
+        if recover_abandoned(request_id=request_id):
+            counts["settled"] += 1
+        else:
+            async_task("conversations.tasks.run_request", request_id, task_name=f"request-{request_id}-recovered")
+            counts["requeued"] += 1
+    return counts

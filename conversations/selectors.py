@@ -1,0 +1,78 @@
+"""Read-only queries about conversations and requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from conversations.models import Message, Request, Thread
+
+RECENT_LIMIT = 50
+
+
+def queue_position(request: Request) -> int | None:
+    """1 for the next request a worker will take, None once it is no longer waiting."""
+    if request.status not in Request.WAITING:
+        return None
+    ahead = Request.objects.filter(status__in=Request.WAITING, queued_at__lt=request.queued_at).count()
+    ties = Request.objects.filter(status__in=Request.WAITING, queued_at=request.queued_at, pk__lt=request.pk).count()
+    return ahead + ties + 1
+
+
+def waiting_count() -> int:
+    return Request.objects.filter(status__in=Request.WAITING).count()
+
+
+def thread_history(thread: Thread, *, before: Message) -> list[Message]:
+    """Messages of the thread that came before ``before``, oldest first."""
+    return list(
+        thread.messages.filter(created_at__lte=before.created_at).exclude(pk=before.pk).order_by("created_at", "pk")
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def request_summary(request: Request) -> dict[str, Any]:
+    """The JSON-able state of a request that events and snapshots carry."""
+    return {
+        "id": request.pk,
+        "status": request.status,
+        "phase": request.phase,
+        "user": request.user.display_name or request.user.username,
+        "user_id": request.user_id,
+        "platform": request.thread.platform,
+        "thread_id": request.thread_id,
+        "thread": str(request.thread),
+        "thread_external_id": request.thread.external_id,
+        "route": request.route.slug if request.route else None,
+        "model": request.model,
+        "queued_at": _iso(request.queued_at),
+        "started_at": _iso(request.started_at),
+        "first_token_at": _iso(request.first_token_at),
+        "finished_at": _iso(request.finished_at),
+        "prompt_tokens": request.prompt_tokens,
+        "completion_tokens": request.completion_tokens,
+        "attempts": request.attempts,
+        "error": request.error,
+        "position": queue_position(request),
+    }
+
+
+def request_snapshot(request_id: int) -> dict[str, Any] | None:
+    """Everything a listener needs to show one request from scratch, text included."""
+    request = Request.objects.select_related("user", "thread", "route", "reply").filter(pk=request_id).first()
+    if request is None:
+        return None
+    snapshot = request_summary(request)
+    snapshot["content"] = request.reply.content if request.reply else request.partial_content
+    return snapshot
+
+
+def recent_requests_snapshot(*, limit: int = RECENT_LIMIT) -> list[dict[str, Any]]:
+    """Requests in flight, then the most recent finished ones, newest first."""
+    base = Request.objects.select_related("user", "thread", "route")
+    in_flight = list(base.exclude(status__in=Request.FINISHED)[:limit])
+    finished = list(base.filter(status__in=Request.FINISHED)[: max(limit - len(in_flight), 0)])
+    return [request_summary(request) for request in in_flight + finished]

@@ -1,0 +1,178 @@
+"""Use cases that change conversations: intake, cancellation, users and threads.
+
+Every intake (Discord, console, terminal) goes through ``submit_request``.
+A refusal is raised as ``Refusal`` with a message written for the user, and
+nothing is stored when one is raised.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from conversations import selectors
+from conversations.models import ChatUser, Message, Platform, Request, Thread
+from routing.selectors import enabled_routes, find_route
+from trollama import events
+
+RUN_REQUEST_TASK = "conversations.tasks.run_request"
+
+
+class Refusal(Exception):
+    """Intake said no. ``str(refusal)`` is the message to show the user."""
+
+    def __init__(self, message: str, *, code: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Submission:
+    request: Request
+    position: int
+
+
+def get_or_create_chat_user(*, platform: str, external_id: str, username: str, display_name: str = "") -> ChatUser:
+    """The chat user for this platform identity, created on first contact.
+
+    Names are refreshed on every contact because people rename themselves.
+    """
+    now = timezone.now()
+    defaults = {"username": username[:100], "display_name": display_name[:100], "last_seen_at": now}
+    try:
+        user, _ = ChatUser.objects.update_or_create(platform=platform, external_id=external_id, defaults=defaults)
+    except IntegrityError:  # created concurrently by another process
+        user = ChatUser.objects.get(platform=platform, external_id=external_id)
+    return user
+
+
+def find_local_thread(*, name: str) -> Thread:
+    thread = Thread.objects.filter(platform=Platform.LOCAL, external_id=name).first()
+    if thread is None:
+        known = list(Thread.objects.filter(platform=Platform.LOCAL).values_list("external_id", flat=True)[:10])
+        hint = f" Recent local threads: {', '.join(known)}." if known else " There are no local threads yet."
+        raise Refusal(
+            f"There is no local thread called {name!r}.{hint} Leave out --thread to start a new one.",
+            code="unknown_thread",
+        )
+    return thread
+
+
+def start_local_thread(*, owner: ChatUser, first_message: str) -> Thread:
+    """A new local thread, named from the first words of its first message."""
+    words = re.findall(r"[a-z0-9]+", first_message.lower())[:4]
+    stem = "-".join(words)[:40] or "thread"
+    for _ in range(5):
+        name = f"{stem}-{secrets.token_hex(2)}"
+        if not Thread.objects.filter(platform=Platform.LOCAL, external_id=name).exists():
+            break
+    title = " ".join(first_message.split())[:100]
+    return Thread.objects.create(platform=Platform.LOCAL, external_id=name, title=title, owner=owner)
+
+
+def validate_message(content: str) -> None:
+    """Refuse messages that cannot be answered as sent."""
+    if not content.strip():
+        raise Refusal("Your message is empty. Write something for me to answer.", code="empty")
+    limit = settings.MAX_MESSAGE_CHARS
+    if len(content) > limit:
+        raise Refusal(
+            f"Your message is {len(content):,} characters long and the limit is {limit:,}. "
+            "Shorten it, or send the text as a file attachment.",
+            code="too_long",
+        )
+
+
+def _check_route_override(slug: str) -> None:
+    if find_route(slug) is None:
+        available = ", ".join(route.slug for route in enabled_routes()) or "none"
+        raise Refusal(
+            f"There is no enabled route called {slug!r}. Available routes: {available}.", code="unknown_route"
+        )
+
+
+def _check_queue_capacity() -> None:
+    waiting = selectors.waiting_count()
+    if waiting >= settings.MAX_QUEUE_SIZE:
+        raise Refusal(
+            f"I'm at capacity right now: {waiting} requests are waiting, the most I queue. "
+            "Please try again in a minute or two.",
+            code="queue_full",
+            retry_after=60,
+        )
+
+
+@transaction.atomic
+def submit_request(
+    *,
+    user: ChatUser,
+    thread: Thread,
+    content: str,
+    route_slug: str | None = None,
+    enqueue: bool = True,
+) -> Submission:
+    """Store the user's message and a queued request, and hand it to a worker.
+
+    Checks run in the order the design fixes, and any of them may raise
+    ``Refusal``, in which case nothing is stored. With ``enqueue=False`` the
+    caller runs the request itself (``manage.py chat --inline``).
+    """
+    validate_message(content)
+    if route_slug:
+        _check_route_override(route_slug)
+    _check_queue_capacity()
+
+    now = timezone.now()
+    message = Message.objects.create(
+        thread=thread, author=user, role=Message.Role.USER, content=content, created_at=now
+    )
+    request = Request.objects.create(
+        user=user, thread=thread, message=message, route_override=route_slug or "", queued_at=now
+    )
+    Thread.objects.filter(pk=thread.pk).update(updated_at=now)
+
+    if enqueue:
+        transaction.on_commit(lambda: async_task(RUN_REQUEST_TASK, request.pk, task_name=f"request-{request.pk}"))
+    position = selectors.queue_position(request) or 1
+    events.publish(
+        {
+            "type": "request.queued",
+            "request_id": request.pk,
+            "position": position,
+            "request": selectors.request_summary(request),
+        },
+        request_id=request.pk,
+    )
+    return Submission(request=request, position=position)
+
+
+@transaction.atomic
+def cancel_request(*, request: Request) -> Request:
+    """Cancel a request. A waiting one stops at once; a running one is flagged.
+
+    The worker running a flagged request notices within
+    CANCEL_CHECK_INTERVAL, closes its Ollama stream (which is what makes
+    Ollama stop generating) and marks it cancelled. Cancelling a finished
+    request changes nothing. Returns the request as stored now.
+    """
+    now = timezone.now()
+    stopped = Request.objects.filter(pk=request.pk, status__in=Request.WAITING).update(
+        status=Request.Status.CANCELLED, cancel_requested=True, finished_at=now, phase="", lease_expires_at=None
+    )
+    if not stopped:
+        Request.objects.filter(pk=request.pk, status__in=Request.RUNNING).update(cancel_requested=True)
+    request.refresh_from_db()
+    if stopped:
+        events.publish(
+            {"type": "request.cancelled", "request_id": request.pk, "request": selectors.request_summary(request)},
+            request_id=request.pk,
+        )
+    return request

@@ -1,0 +1,14 @@
+"""django-q2 tasks: thin wrappers that take ids and call services."""
+
+from __future__ import annotations
+
+from conversations import processing
+
+
+def run_request(request_id: int) -> str:
+    outcome = processing.process_request(request_id=request_id)
+    return outcome.value if outcome else "skipped"
+
+
+def requeue_abandoned_requests() -> dict[str, int]:
+    return processing.requeue_abandoned_requests()

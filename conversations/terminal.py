@@ -1,0 +1,252 @@
+"""Showing one request's events in a terminal, for ``manage.py chat``.
+
+The answer goes to stdout exactly as the model wrote it; progress goes to
+stderr. Deltas carry their offset in the answer, so a duplicate is trimmed and
+a gap is filled from the full text that ``request.done`` carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+PHASE_LABELS = {
+    "routing": "Choosing a model…",
+    "loading_model": "Loading the model {model}…",
+    "starting": "Waiting for {model}…",
+    "thinking": "Thinking…",
+    "retrying": "Retrying: {reason}",
+}
+
+
+@dataclass
+class Finished:
+    status: str  # done, failed or cancelled
+    error: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    route: str | None = None
+    model: str = ""
+
+
+class TerminalRenderer:
+    def __init__(self, request_id: int, *, out: TextIO, err: TextIO) -> None:
+        self.request_id = request_id
+        self.out = out
+        self.err = err
+        self.written = ""  # the part of the current attempt's answer already on stdout
+        self.gap = False
+        self.last_status = ""
+
+    def handle(self, event: dict[str, Any]) -> Finished | None:
+        """Render one event; returns how the request ended once it has."""
+        if event.get("request_id") != self.request_id:
+            return None
+        kind = event.get("type")
+        if kind == "request.queued":
+            self._status(f"Queued (position {event['position']})…")
+        elif kind == "request.status":
+            self._on_status(event)
+        elif kind == "request.delta":
+            self._on_delta(event["offset"], event["text"])
+        elif kind == "request.done":
+            self._write(event["content"][len(self.written) :] if event["content"].startswith(self.written) else "")
+            summary = event.get("request", {})
+            return Finished(
+                "done",
+                prompt_tokens=summary.get("prompt_tokens"),
+                completion_tokens=summary.get("completion_tokens"),
+                route=summary.get("route"),
+                model=summary.get("model", ""),
+            )
+        elif kind in ("request.failed", "request.cancelled"):
+            return Finished(kind.removeprefix("request."), error=event.get("error", ""))
+        return None
+
+    def _on_status(self, event: dict[str, Any]) -> None:
+        if event.get("reset"):
+            if self.written:
+                self._end_line()
+                self.err.write("[The answer broke off; starting it again.]\n")
+            self.written = ""
+            self.gap = False
+        label = PHASE_LABELS.get(event.get("phase") or "")
+        if label and not self.written:
+            self._status(label.format(model=event.get("model") or "the model", reason=event.get("reason", "")))
+
+    def _on_delta(self, offset: int, text: str) -> None:
+        if self.gap:
+            return  # the rest arrives with request.done
+        if offset > len(self.written):
+            self.gap = True
+            return
+        self._write(text[len(self.written) - offset :])
+
+    def _write(self, text: str) -> None:
+        if text:
+            self.out.write(text)
+            self.out.flush()
+            self.written += text
+
+    def _status(self, line: str) -> None:
+        if line != self.last_status:
+            self.err.write(line + "\n")
+            self.err.flush()
+            self.last_status = line
+
+    def _end_line(self) -> None:
+        if self.written and not self.written.endswith("\n"):
+            self.out.write("\n")
+
+    def finish(self, result: Finished) -> None:
+        """Print the closing line: token counts, or why it ended."""
+        self._end_line()
+        if result.status == "done":
+            tokens = f"{result.prompt_tokens or 0} prompt + {result.completion_tokens or 0} completion tokens"
+            self.out.write(f"\n[{tokens} · route {result.route or '-'} · model {result.model or '-'}]\n")
+        self.out.flush()
+
+
+# -- Running a chat turn from the terminal -----------------------------------
+
+NO_WORKER_HINT_AFTER = 10.0
+CANCEL_GRACE = 10.0
+
+EXIT_DONE = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class ChatTurn:
+    username: str
+    content: str
+    thread_name: str | None
+    route: str | None
+    inline: bool
+
+
+def _prepare(turn: ChatTurn) -> tuple[Any, Any, bool]:
+    """The user and thread for a turn (a new thread when none is named)."""
+    from conversations import services
+    from conversations.models import Platform
+
+    services.validate_message(turn.content)
+    user = services.get_or_create_chat_user(platform=Platform.LOCAL, external_id=turn.username, username=turn.username)
+    if turn.thread_name:
+        return user, services.find_local_thread(name=turn.thread_name), False
+    return user, None, True
+
+
+def _submit(turn: ChatTurn, user: Any, thread: Any) -> Any:
+    from django.db import transaction
+
+    from conversations import services
+
+    with transaction.atomic():
+        if thread is None:
+            thread = services.start_local_thread(owner=user, first_message=turn.content)
+        return services.submit_request(
+            user=user, thread=thread, content=turn.content, route_slug=turn.route, enqueue=not turn.inline
+        )
+
+
+async def run_chat(turn: ChatTurn, *, out: TextIO, err: TextIO) -> int:
+    """Submit one message and follow it to the end. Returns the exit code.
+
+    Without ``inline``, web must be up (we follow its websocket) and a worker
+    runs the request. With ``inline``, this process runs it and is its own hub.
+    Ctrl-C cancels the request; a second Ctrl-C quits at once.
+    """
+    import asyncio
+    import signal
+
+    from asgiref.sync import sync_to_async
+
+    from conversations import services
+    from conversations.models import Request
+    from conversations.processing import process_request
+    from trollama import events
+    from trollama.listeners import LayerListener, WebsocketListener
+
+    try:
+        user, thread, new_thread = await sync_to_async(_prepare)(turn)
+    except services.Refusal as refusal:
+        err.write(f"{refusal.message}\n")
+        return EXIT_REFUSED
+
+    # Listen before submitting, so no event can slip past.
+    if turn.inline:
+        events.mark_as_hub()
+        listener: LayerListener | WebsocketListener = await LayerListener.connect()
+    else:
+        listener = await WebsocketListener.connect()
+
+    try:
+        submission = await sync_to_async(_submit)(turn, user, thread)
+    except services.Refusal as refusal:
+        err.write(f"{refusal.message}\n")
+        await listener.close()
+        return EXIT_REFUSED
+    request = submission.request
+    if new_thread:
+        err.write(
+            f"New thread {request.thread.external_id!r}; continue it with --thread {request.thread.external_id}\n"
+        )
+
+    renderer = TerminalRenderer(request.pk, out=out, err=err)
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    background: set[asyncio.Future[Any]] = set()
+
+    def on_interrupt() -> None:
+        if interrupted.is_set():
+            raise SystemExit(EXIT_INTERRUPTED)
+        interrupted.set()
+        err.write("\nCancelling… (press Ctrl-C again to quit now)\n")
+        background.add(asyncio.ensure_future(sync_to_async(services.cancel_request)(request=request)))
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    worker = (
+        asyncio.ensure_future(sync_to_async(process_request, thread_sensitive=False)(request_id=request.pk))
+        if turn.inline
+        else None
+    )
+
+    async def follow() -> Finished:
+        async for event in listener:
+            if event.get("type") == "sync":
+                continue
+            finished = renderer.handle(event)
+            if finished is not None:
+                return finished
+        raise ConnectionError("web closed the event stream")
+
+    following = asyncio.ensure_future(follow())
+    try:
+        done, _ = await asyncio.wait({following}, timeout=NO_WORKER_HINT_AFTER)
+        if not done:
+            status = await sync_to_async(lambda: Request.objects.get(pk=request.pk).status)()
+            if status == Request.Status.QUEUED:
+                err.write("No worker has picked this up yet. Is `python manage.py qcluster` running?\n")
+        result = await following
+    except ConnectionError as exc:
+        err.write(
+            f"Lost the connection to web ({exc}). The answer will still be stored; see request {request.pk} in the admin.\n"
+        )
+        return EXIT_FAILED
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        if worker is not None:
+            await asyncio.wait({worker}, timeout=CANCEL_GRACE)
+        await listener.close()
+
+    renderer.finish(result)
+    if result.status == "done":
+        return EXIT_DONE
+    if result.status == "cancelled":
+        err.write("Cancelled.\n")
+        return EXIT_INTERRUPTED if interrupted.is_set() else EXIT_FAILED
+    err.write(f"Failed: {result.error}\n")
+    return EXIT_FAILED

@@ -1,0 +1,43 @@
+"""Fixtures shared by the whole suite: the fake Ollama server and personas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.conf import LazySettings
+
+from tests.fake_ollama import FakeOllama
+from trollama import events
+
+# The test process holds the channel layer that in-process consumers listen on,
+# as web does in production.
+events.mark_as_hub()
+
+
+@pytest.fixture(scope="session")
+def _fake_ollama_server() -> Iterator[FakeOllama]:
+    with FakeOllama() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_ollama(_fake_ollama_server: FakeOllama, settings: LazySettings) -> Iterator[FakeOllama]:
+    """A real HTTP server speaking Ollama's API, with OLLAMA_HOST pointing at it."""
+    _fake_ollama_server.reset()
+    settings.OLLAMA_HOST = _fake_ollama_server.url
+    yield _fake_ollama_server
+    _fake_ollama_server.reset()
+
+
+@pytest.fixture
+def relay_to(settings: LazySettings) -> Iterator[object]:
+    """Make this process publish like a worker on the embedded default: over HTTP to web."""
+
+    def configure(web_url: str) -> None:
+        settings.WEB_URL = web_url
+        settings.REDIS_URL = ""
+        events._is_hub = False
+
+    yield configure
+    events._is_hub = True

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TrollamaConfig(AppConfig):
+    name = "trollama"
+    verbose_name = "Trollama"

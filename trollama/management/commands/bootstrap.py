@@ -1,0 +1,38 @@
+"""Prepare a fresh install: database tables, cache table and an admin account."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Apply migrations, create the cache table and make sure an admin account exists."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=options["verbosity"] - 1 if options["verbosity"] else 0)
+        call_command("createcachetable", verbosity=0)
+        self.ensure_admin()
+
+    def ensure_admin(self) -> None:
+        User = get_user_model()
+        username = settings.ADMIN_USERNAME
+        if User.objects.filter(username=username).exists():
+            self.stdout.write(f"Admin account {username!r} already exists; sign in at {settings.WEB_URL}/admin/.")
+            return
+        password = settings.ADMIN_PASSWORD or secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, password=password, email="")
+        self.stdout.write(self.style.SUCCESS(f"Created admin account {username!r}."))
+        if settings.ADMIN_PASSWORD:
+            self.stdout.write("Its password is the one in ADMIN_PASSWORD.")
+        else:
+            note = settings.DATA_DIR / "admin-password.txt"
+            note.write_text(f"{username}\n{password}\n")
+            note.chmod(0o600)
+            self.stdout.write(f"Password: {password}   (also saved in {note}; change it in the admin)")
+        self.stdout.write(f"Sign in at {settings.WEB_URL}/admin/.")

@@ -1,0 +1,366 @@
+"""Trollama's settings: the only module that reads the environment.
+
+Two configurations share one code path:
+
+* the embedded default, with no environment at all: SQLite in WAL mode, the
+  django-q2 ORM broker, and an in-memory channel layer inside the web process,
+  which relays events for the other processes (see ``trollama.events``);
+* production, with ``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` set: the
+  django-q2 Redis broker and channels-redis.
+
+Every variable is listed with its default in ``.env.example``. A bad value
+stops start-up with ``ImproperlyConfigured`` naming the variable, so a typo
+never turns into a half-working deployment.
+"""
+
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+T = TypeVar("T")
+
+
+def _read(name: str, cast: Callable[[str], T], default: T) -> T:
+    """Read one variable, turning any parse error into a message naming it."""
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    try:
+        return cast(raw.strip())
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name} has an invalid value {raw!r}: {exc}") from None
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def cast(raw: str) -> int:
+        value = int(raw)
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ValueError(f"expected a whole number {bound}")
+        return value
+
+    return cast
+
+
+def _float(minimum: float) -> Callable[[str], float]:
+    def cast(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not value >= minimum:  # also rejects NaN
+            raise ValueError(f"expected a number of at least {minimum}")
+        return value
+
+    return cast
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _http_url(raw: str) -> str:
+    """An http(s) base URL with a host, normalised without a trailing slash."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"}:
+        raise ValueError("expected an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 -- raises ValueError for a non-numeric port
+    except ValueError:
+        raise ValueError("the port is not a number") from None
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    return raw.rstrip("/")
+
+
+def _redis_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    try:
+        parts.port  # noqa: B018 -- raises ValueError for a non-numeric port
+    except ValueError:
+        raise ValueError("the port is not a number") from None
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError("the URL has no host")
+    return raw
+
+
+def _slug(raw: str) -> str:
+    if not raw.replace("-", "").isalnum() or not raw.isascii():
+        raise ValueError("use letters, digits and dashes only")
+    return raw
+
+
+def _csv(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _timezone(raw: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone") from None
+    return raw
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def cast(raw: str) -> str:
+        if raw.lower() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return raw.lower()
+
+    return cast
+
+
+def _database(raw: str) -> dict[str, Any]:
+    scheme = urlsplit(raw).scheme
+    if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+        raise ValueError("expected a sqlite:// or postgres:// URL")
+    try:
+        config: dict[str, Any] = env.db_url_config(raw)
+    except Exception as exc:  # django-environ raises assorted errors for odd URLs
+        raise ValueError(str(exc) or "malformed URL") from None
+    if scheme != "sqlite" and not config.get("NAME"):
+        raise ValueError("the URL names no database")
+    return config
+
+
+def _persistent_secret(path: Path) -> str:
+    """A random secret kept in the data directory, shared by every local process.
+
+    The embedded default needs a SECRET_KEY and an internal token that web,
+    workers, bot and terminal agree on without the operator inventing them.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = secrets.token_urlsafe(48)
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+        return value
+
+
+# -- Core -------------------------------------------------------------------
+
+DATA_DIR = Path(_read("DATA_DIR", str, str(BASE_DIR / "var"))).resolve()
+DEBUG = _read("DEBUG", _bool, False)
+SECRET_KEY = _read("SECRET_KEY", str, "") or _persistent_secret(DATA_DIR / "secret_key")
+INTERNAL_TOKEN = _read("INTERNAL_TOKEN", str, "") or _persistent_secret(DATA_DIR / "internal_token")
+# Namespaces the queue, channel layer and cache, so several instances (or a
+# test run) can share one Redis without seeing each other's traffic.
+INSTANCE_NAME = _read("INSTANCE_NAME", _slug, "trollama")
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _csv, ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
+TIME_ZONE = _read("TIME_ZONE", _timezone, "UTC")
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "trollama",
+    "routing",
+    "conversations",
+    "budgets",
+    "artifacts",
+    "bots",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "trollama.urls"
+ASGI_APPLICATION = "trollama.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_ROOT = Path(_read("MEDIA_ROOT", str, str(DATA_DIR / "media")))
+# Serve straight from the apps' static folders when collectstatic has not run,
+# so the embedded default needs no build step.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# -- Database ---------------------------------------------------------------
+
+DATABASE = _read("DATABASE_URL", _database, {})
+if not DATABASE or DATABASE["ENGINE"] == "django.db.backends.sqlite3":
+    sqlite_name = DATABASE.get("NAME") or str(DATA_DIR / "trollama.sqlite3")
+    DATABASE = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": sqlite_name,
+        "OPTIONS": {
+            # WAL lets the web process read while a worker writes; IMMEDIATE
+            # takes the write lock up front so concurrent writers queue on the
+            # busy timeout instead of failing with "database is locked".
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+        # A file, not memory: tests run workers in threads and subprocesses.
+        "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
+    }
+else:
+    DATABASE.setdefault("CONN_MAX_AGE", 0)
+    DATABASE["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": DATABASE}
+USES_SQLITE = DATABASE["ENGINE"] == "django.db.backends.sqlite3"
+
+# -- Redis: broker, channel layer and cache ---------------------------------
+
+REDIS_URL = _read("REDIS_URL", _redis_url, "")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py's default 5 s read timeout kills idle receive()
+                # calls (channels_redis#422); a listener may be idle for hours.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "prefix": INSTANCE_NAME,
+                "capacity": 1000,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": INSTANCE_NAME,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+    # django-q2 keeps cluster statistics in the cache, so it must be shared by
+    # every process for /health to see the workers.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "trollama_cache"}}
+
+# -- Web and events ---------------------------------------------------------
+
+# Where web listens, as seen from the other processes on this machine: the
+# internal event relay and the websocket that the bot and terminal follow.
+WEB_URL = _read("WEB_URL", _http_url, "http://127.0.0.1:8000")
+EVENT_PUBLISH_TIMEOUT = _read("EVENT_PUBLISH_TIMEOUT", _float(0.01), 0.5)
+STREAM_DELTA_INTERVAL = _read("STREAM_DELTA_INTERVAL_MS", _int(0, 60_000), 250) / 1000
+PARTIAL_SAVE_INTERVAL = _read("PARTIAL_SAVE_INTERVAL", _float(0.1), 3.0)
+CANCEL_CHECK_INTERVAL = _read("CANCEL_CHECK_INTERVAL", _float(0.05), 0.5)
+
+# -- Ollama -----------------------------------------------------------------
+
+OLLAMA_HOST = _read("OLLAMA_HOST", _http_url, "http://localhost:11434")
+OLLAMA_CONNECT_TIMEOUT = _read("OLLAMA_CONNECT_TIMEOUT", _float(0.1), 5.0)
+# The longest silence tolerated between two streamed chunks. Loading a large
+# model before the first token can take minutes on a cold GPU.
+OLLAMA_READ_TIMEOUT = _read("OLLAMA_READ_TIMEOUT", _float(0.1), 300.0)
+DEFAULT_ROUTE = _read("DEFAULT_ROUTE", str, "general")
+
+# -- Queue and requests -----------------------------------------------------
+
+MAX_QUEUE_SIZE = _read("MAX_QUEUE_SIZE", _int(1), 50)
+MAX_ATTEMPTS = _read("MAX_ATTEMPTS", _int(1, 20), 3)
+RETRY_BACKOFF = _read("RETRY_BACKOFF", _float(0), 1.0)
+# A request whose worker has shown no sign of life for this long is taken to
+# be abandoned (the worker was killed) and is picked up again.
+REQUEST_TIMEOUT = _read("REQUEST_TIMEOUT", _int(5), 1200)
+MAX_MESSAGE_CHARS = _read("MAX_MESSAGE_CHARS", _int(1), 20_000)
+Q_WORKERS = _read("Q_WORKERS", _int(1, 64), 4)
+Q_POLL = _read("Q_POLL", _float(0.01), 0.05)
+
+Q_CLUSTER: dict[str, Any] = {
+    "name": INSTANCE_NAME,
+    "workers": Q_WORKERS,
+    # A worker process is recycled after this many tasks to bound memory.
+    "recycle": 500,
+    # django-q2 kills a task after `timeout`; the lease in the request row is
+    # what makes a crashed attempt safe to redo, so the two agree.
+    "timeout": REQUEST_TIMEOUT,
+    "retry": REQUEST_TIMEOUT + 60,
+    # Retrying is done by the task itself, with backoff and a bound.
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = Q_POLL
+
+# -- Local accounts ---------------------------------------------------------
+
+ADMIN_USERNAME = _read("ADMIN_USERNAME", str, "admin")
+ADMIN_PASSWORD = _read("ADMIN_PASSWORD", str, "")
+
+# -- Logging ----------------------------------------------------------------
+
+LOG_LEVEL = _read("LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL},
+        # One line per HTTP request from the ollama client is noise.
+        "httpx": {"level": "WARNING"},
+    },
+}
+
+LOGIN_URL = "admin:login"

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from trollama import consumers, views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("admin/", admin.site.urls),
+    path("health", views.health, name="health"),
+    path("internal/events", views.relay_event, name="relay-event"),
+]
+
+websocket_urlpatterns = [
+    path("ws/events/", consumers.EventsConsumer.as_asgi(), name="ws-events"),
+    path("ws/requests/<int:request_id>/", consumers.EventsConsumer.as_asgi(), name="ws-request"),
+]

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from trollama import events
+from trollama.auth import bearer_token, is_internal_token
+from trollama.health import health_report
+
+
+@require_GET
+async def health(request: HttpRequest) -> JsonResponse:
+    report = await health_report()
+    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+
+
+@csrf_exempt  # authenticated by the internal token, never by a browser session
+@require_POST
+async def relay_event(request: HttpRequest) -> HttpResponse:
+    """Receive an event from a worker and send it on this process's channel layer.
+
+    Only meaningful on the embedded default, where web holds the in-memory
+    layer that every listener is attached to.
+    """
+    if not is_internal_token(bearer_token(request.headers.get("Authorization"))):
+        return JsonResponse({"error": "a valid internal token is required"}, status=403)
+    try:
+        body = json.loads(request.body)
+        event, groups = body["event"], body["groups"]
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": "expected JSON with 'event' and 'groups'"}, status=400)
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return JsonResponse({"error": "'event' must be an object with a 'type'"}, status=400)
+    if (
+        not isinstance(groups, list)
+        or not groups
+        or not all(isinstance(g, str) and events.is_valid_group(g) for g in groups)
+    ):
+        return JsonResponse({"error": "'groups' must list known groups"}, status=400)
+    await events.group_send(event, groups)
+    return HttpResponse(status=204)
