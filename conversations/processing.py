@@ -138,7 +138,9 @@ async def stream_attempt(job: Job) -> AttemptResult:
 @transaction.atomic
 def finish_request(job: Job, result: AttemptResult) -> bool:
     """Store the answer and mark the request done. False if we lost the lease."""
-    request = Request.objects.select_for_update().filter(_owned(job)).select_related("route", "thread").first()
+    request = (
+        Request.objects.select_for_update(of=("self",)).filter(_owned(job)).select_related("route", "thread").first()
+    )
     if request is None:
         return False
     now = timezone.now()

@@ -127,29 +127,80 @@ class ChatTurn:
     inline: bool
 
 
-def _prepare(turn: ChatTurn) -> tuple[Any, Any, bool]:
-    """The user and thread for a turn (a new thread when none is named)."""
+def _check(turn: ChatTurn) -> None:
+    """Refuse bad input before connecting anywhere or storing anything."""
     from conversations import services
-    from conversations.models import Platform
 
     services.validate_message(turn.content)
-    user = services.get_or_create_chat_user(platform=Platform.LOCAL, external_id=turn.username, username=turn.username)
     if turn.thread_name:
-        return user, services.find_local_thread(name=turn.thread_name), False
-    return user, None, True
+        services.find_local_thread(name=turn.thread_name)
 
 
-def _submit(turn: ChatTurn, user: Any, thread: Any) -> Any:
+def _submit(turn: ChatTurn) -> Any:
     from django.db import transaction
 
     from conversations import services
+    from conversations.models import Platform
 
     with transaction.atomic():
-        if thread is None:
+        user = services.get_or_create_chat_user(
+            platform=Platform.LOCAL, external_id=turn.username, username=turn.username
+        )
+        if turn.thread_name:
+            thread = services.find_local_thread(name=turn.thread_name)
+        else:
             thread = services.start_local_thread(owner=user, first_message=turn.content)
         return services.submit_request(
             user=user, thread=thread, content=turn.content, route_slug=turn.route, enqueue=not turn.inline
         )
+
+
+def _process_inline(request_id: int) -> Any:
+    """Run the request in a thread of its own, closing that thread's database connection after."""
+    from django.db import connections
+
+    from conversations.processing import process_request
+
+    try:
+        return process_request(request_id=request_id)
+    finally:
+        connections.close_all()
+
+
+def _final_state(request_id: int) -> Finished | None:
+    """How the request ended, from the database; None while it is still going."""
+    from conversations.models import Request
+    from conversations.selectors import request_snapshot
+
+    snapshot = request_snapshot(request_id)
+    if snapshot is None or snapshot["status"] not in Request.FINISHED:
+        return None
+    return Finished(
+        snapshot["status"],
+        error=snapshot["error"],
+        prompt_tokens=snapshot["prompt_tokens"],
+        completion_tokens=snapshot["completion_tokens"],
+        route=snapshot["route"],
+        model=snapshot["model"],
+    )
+
+
+async def _settle_after_worker(worker: Any, following: Any, request_id: int) -> Finished:
+    """The inline worker returned before its final event arrived: trust the database."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    try:
+        return await asyncio.wait_for(asyncio.shield(following), timeout=2)
+    except TimeoutError:
+        following.cancel()
+    final = await sync_to_async(_final_state)(request_id)
+    if final is not None:
+        return final
+    error = worker.exception()
+    reason = f"{type(error).__name__}: {error}" if error else "the worker stopped without finishing"
+    return Finished("failed", error=f"Answering failed inside this process ({reason}).")
 
 
 async def run_chat(turn: ChatTurn, *, out: TextIO, err: TextIO) -> int:
@@ -166,12 +217,11 @@ async def run_chat(turn: ChatTurn, *, out: TextIO, err: TextIO) -> int:
 
     from conversations import services
     from conversations.models import Request
-    from conversations.processing import process_request
     from trollama import events
     from trollama.listeners import LayerListener, WebsocketListener
 
     try:
-        user, thread, new_thread = await sync_to_async(_prepare)(turn)
+        await sync_to_async(_check)(turn)
     except services.Refusal as refusal:
         err.write(f"{refusal.message}\n")
         return EXIT_REFUSED
@@ -184,13 +234,13 @@ async def run_chat(turn: ChatTurn, *, out: TextIO, err: TextIO) -> int:
         listener = await WebsocketListener.connect()
 
     try:
-        submission = await sync_to_async(_submit)(turn, user, thread)
+        submission = await sync_to_async(_submit)(turn)
     except services.Refusal as refusal:
         err.write(f"{refusal.message}\n")
         await listener.close()
         return EXIT_REFUSED
     request = submission.request
-    if new_thread:
+    if not turn.thread_name:
         err.write(
             f"New thread {request.thread.external_id!r}; continue it with --thread {request.thread.external_id}\n"
         )
@@ -209,7 +259,7 @@ async def run_chat(turn: ChatTurn, *, out: TextIO, err: TextIO) -> int:
 
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     worker = (
-        asyncio.ensure_future(sync_to_async(process_request, thread_sensitive=False)(request_id=request.pk))
+        asyncio.ensure_future(sync_to_async(_process_inline, thread_sensitive=False)(request.pk))
         if turn.inline
         else None
     )
@@ -226,11 +276,16 @@ async def run_chat(turn: ChatTurn, *, out: TextIO, err: TextIO) -> int:
     following = asyncio.ensure_future(follow())
     try:
         done, _ = await asyncio.wait({following}, timeout=NO_WORKER_HINT_AFTER)
-        if not done:
+        if not done and worker is None:
             status = await sync_to_async(lambda: Request.objects.get(pk=request.pk).status)()
             if status == Request.Status.QUEUED:
                 err.write("No worker has picked this up yet. Is `python manage.py qcluster` running?\n")
-        result = await following
+        if worker is not None:
+            await asyncio.wait({following, worker}, return_when=asyncio.FIRST_COMPLETED)
+        if worker is not None and worker.done() and not following.done():
+            result = await _settle_after_worker(worker, following, request.pk)
+        else:
+            result = await following
     except ConnectionError as exc:
         err.write(
             f"Lost the connection to web ({exc}). The answer will still be stored; see request {request.pk} in the admin.\n"

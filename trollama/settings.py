@@ -225,6 +225,7 @@ TEMPLATES = [
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one
 MEDIA_ROOT = Path(_read("MEDIA_ROOT", str, str(DATA_DIR / "media")))
 # Serve straight from the apps' static folders when collectstatic has not run,
 # so the embedded default needs no build step.

@@ -43,7 +43,6 @@ NDJSON = "application/x-ndjson"
 
 RECORD_KEY = web.RequestKey("fake_ollama_record", RecordedRequest)
 BODY_KEY = web.RequestKey("fake_ollama_body", object)
-FAKE_KEY = web.AppKey("fake_ollama", object)
 
 
 class ApiError(Exception):
@@ -180,7 +179,7 @@ class FakeOllama:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> FakeOllama:
+    def start(self) -> Self:
         """Bind and serve in a background thread; restarting reuses the same port."""
         if self._thread is not None:
             raise RuntimeError("FakeOllama is already running")
@@ -315,7 +314,24 @@ class FakeOllama:
         error_in_stream: str | None = None,
         endpoints: Iterable[str] = ("chat", "generate"),
     ) -> Rule:
-        """Add a rule; the newest matching rule wins. ``reply=None`` keeps the echo reply."""
+        """Add a rule; rules are tried newest first and the first that applies wins.
+
+        Which requests it applies to:
+          ``model`` (exact name, ``:latest`` implied), ``match`` (regex searched in
+          the last user message / prompt / last embed input), ``times`` (uses
+          before it falls through), ``endpoints`` (``chat``/``generate``/``embed``).
+        What the answer looks like:
+          ``reply`` (text, or a callable given the request body; ``None`` keeps
+          the echo reply), ``thinking`` (only sent when the request asks to
+          think), ``tool_calls`` (``[{"name", "arguments"}]``, chat only),
+          ``prompt_tokens``/``completion_tokens`` (override the final counts).
+        How it is delivered:
+          ``tokens_per_second`` (``None`` = instant), ``latency`` (before the
+          response starts), ``load_delay`` (once, while the model isn't loaded),
+          ``error=(status, message)``, ``break_after`` (abort the connection after
+          that many content chunks), ``hang`` (send headers, then nothing),
+          ``error_in_stream`` (an ``{"error"}`` line after the content).
+        """
         rule = Rule(
             reply=reply,
             model=model,
@@ -561,11 +577,16 @@ class _Exchange:
         if transport is not None:
             transport.abort()
         self.alive = False
+        # Whatever is returned, aiohttp swallows the write error on the dead socket.
         return self.response or web.Response(status=500)
 
     def bail(self) -> web.StreamResponse:
-        # Nobody will read this; aiohttp swallows the write error on a dead socket.
-        return self.response or web.Response(status=499)
+        """Give up on this request: the client left, or the server is stopping.
+
+        Aborting matters for the latter: returning normally would let aiohttp end
+        the chunked body cleanly and a half-sent stream would look complete.
+        """
+        return self.abort()
 
 
 @dataclass
@@ -645,6 +666,8 @@ def _ns(seconds: float) -> int:
 
 
 # ====================================================================== the app
+
+FAKE_KEY = web.AppKey("fake_ollama", FakeOllama)
 
 
 @web.middleware
@@ -1136,7 +1159,9 @@ def _plan(
 ) -> _Plan:
     content = chunk_text(_reply_text(rule, model, text, body))
     done_reason = "stop"
-    options = body.get("options") if isinstance(body.get("options"), dict) else {}
+    options = body.get("options")
+    if not isinstance(options, dict):
+        options = {}
     num_predict = options.get("num_predict")
     if isinstance(num_predict, int) and 0 < num_predict < len(content):
         content, done_reason = content[:num_predict], "length"

@@ -204,7 +204,10 @@ class Rule:
             return False
         if self.model is not None and canonical_name(self.model) != canonical_name(model):
             return False
-        return self.match is None or self.match.search(text) is not None
+        if self.match is None:
+            return True
+        pattern = re.compile(self.match, re.DOTALL) if isinstance(self.match, str) else self.match
+        return pattern.search(text) is not None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Rule:

@@ -1,0 +1,266 @@
+"""How a long streamed answer reaches Discord: throttled renderer against a naive one.
+
+    python -m bench.discord_render [--tokens 10000] [--rate 50] [--delta-every 0.25]
+                                   [--latency 0.05] [--realtime]
+
+A model answer of `--tokens` tokens arrives at `--rate` tokens per second; the
+worker coalesces it into a delta every `--delta-every` seconds (0: one delta per
+token). Each renderer writes into its own fake Discord channel that enforces
+Discord's per-channel limits (5 edits and 5 sends per 5 s, sliding; beyond that
+it answers 429 with retry_after) and takes `--latency` seconds per call.
+
+- throttled: `bots.stream.LiveMessageRenderer`, as the bot uses it.
+- naive: edits the current message on every delta, in order, waiting out each
+  429 and retrying, so edits queue up behind the limit. (discord.py mostly waits
+  before sending instead of collecting the 429, with the same growing lag.)
+
+By default time is virtual (`tests.bots.virtual_time`): asyncio sleeps and
+timers behave as in real time but the clock jumps over idle waits, so 200 s of
+streaming takes a second or two. `--realtime` runs on the wall clock instead,
+giving the naive renderer `--naive-cap` seconds after the last token to finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import discord
+
+from bots.render import split_message, split_with_spans
+from bots.stream import LiveMessageRenderer
+from tests.bots import FakeDiscordChannel, virtual_time
+
+LIMIT = 2000
+_TOKEN = re.compile(r"[ \t]*\S{1,4}|\n|[ \t]+")
+
+
+def make_answer(tokens: int, seed: int = 0) -> list[str]:
+    """A markdown answer (prose, lists, code blocks) cut into `tokens` model tokens."""
+    rng = random.Random(seed)
+    words = ["the", "a", "model", "answer", "code", "value", "returns", "each", "line", "function", "when", "data"]
+    blocks: list[str] = []
+    length = 0
+    while length < tokens * 4:  # about four characters a token, as BPE tokenizers give on English and code
+        kind = rng.random()
+        if kind < 0.55:
+            block = " ".join(rng.choice(words) for _ in range(rng.randint(30, 90))).capitalize() + ".\n\n"
+        elif kind < 0.7:
+            block = "".join(f"- Use `{rng.choice(words)}()` for the {rng.choice(words)}.\n" for _ in range(4)) + "\n"
+        else:
+            lines = [f"```{rng.choice(['python', 'js', ''])}"]
+            for i in range(rng.randint(10, 40)):
+                lines.append("    " * rng.randint(0, 2) + f"{rng.choice(words)}_{i} = compute({i}, {{'k': [{i}]}})")
+            block = "\n".join(lines) + "\n```\n\n"
+        blocks.append(block)
+        length += len(block)
+    out = _TOKEN.findall("".join(blocks))
+    return out[:tokens]
+
+
+def deltas(tokens: list[str], rate: float, every: float) -> list[tuple[float, str]]:
+    """(time, text) of each delta the bot receives; the last one comes with the last token."""
+    out: list[tuple[float, str]] = []
+    pending: list[str] = []
+    next_flush = every
+    for i, token in enumerate(tokens):
+        at = (i + 1) / rate
+        if every and at >= next_flush and pending:
+            out.append((next_flush, "".join(pending)))
+            pending = []
+            while next_flush <= at:
+                next_flush += every
+        pending.append(token)
+        if not every:
+            out.append((at, "".join(pending)))
+            pending = []
+    if pending:
+        out.append((len(tokens) / rate, "".join(pending)))
+    return out
+
+
+class NaiveRenderer:
+    """Edits on every delta, in order, retrying each 429 after retry_after (as discord.py does)."""
+
+    def __init__(self, channel: FakeDiscordChannel) -> None:
+        self.channel = channel
+        self.text = ""
+        self.start = 0  # where the current message's text begins
+        self.handle: int | None = None
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def run(self) -> None:
+        while (delta := await self.queue.get()) is not None:
+            self.text += delta
+            while len(self.text) - self.start > LIMIT:
+                await self._write(self.text[self.start : self.start + LIMIT])
+                self.start += LIMIT
+                self.handle = None
+            if self.text[self.start :].strip():
+                await self._write(self.text[self.start :])
+
+    async def _write(self, content: str) -> None:
+        while True:
+            try:
+                if self.handle is None:
+                    self.handle = await self.channel.send(content)
+                else:
+                    await self.channel.edit(self.handle, content)
+                return
+            except discord.RateLimited as exc:
+                await asyncio.sleep(exc.retry_after)
+
+
+@dataclass
+class Result:
+    messages: int
+    edits: int
+    rate_limited: int
+    finish_latency: float | None  # last token -> final text visible; None if never
+    intact: bool  # the text arrived byte for byte (leaving out added fence lines)
+    blocks_render: bool  # no message leaves a code block open
+    cpu: float
+
+
+def measure(channel: FakeDiscordChannel, text: str, last_token_at: float, finished: bool, cpu: float) -> Result:
+    accepted = [c for c in channel.calls if not c.rejected]
+    done = max(c.done_at for c in accepted if c.done_at is not None)
+    contents = channel.contents()
+    return Result(
+        messages=sum(c.op == "send" for c in accepted),
+        edits=sum(c.op == "edit" for c in accepted),
+        rate_limited=channel.rate_limited,
+        finish_latency=done - last_token_at if finished else None,
+        intact=contents == split_message(text) or "".join(contents) == text,
+        blocks_render=all(not split_with_spans(content + "\n", 10**9)[0].closer for content in contents),
+        cpu=cpu,
+    )
+
+
+async def run_throttled(schedule: list[tuple[float, str]], latency: float) -> Result:
+    loop = asyncio.get_running_loop()
+    channel = FakeDiscordChannel(latency=latency)
+    renderer = LiveMessageRenderer(channel)
+    start, cpu = loop.time(), time.process_time()
+    for at, delta in schedule:
+        await asyncio.sleep(max(0.0, start + at - loop.time()))
+        renderer.feed(delta)
+    last_token_at = loop.time()
+    await renderer.finish()
+    return measure(channel, renderer.text, last_token_at, True, time.process_time() - cpu)
+
+
+async def run_naive(schedule: list[tuple[float, str]], latency: float, cap: float | None) -> Result:
+    loop = asyncio.get_running_loop()
+    channel = FakeDiscordChannel(latency=latency)
+    renderer = NaiveRenderer(channel)
+    worker = asyncio.create_task(renderer.run())
+    start, cpu = loop.time(), time.process_time()
+    for at, delta in schedule:
+        await asyncio.sleep(max(0.0, start + at - loop.time()))
+        renderer.queue.put_nowait(delta)
+    last_token_at = loop.time()
+    renderer.queue.put_nowait(None)
+    try:
+        await asyncio.wait_for(worker, cap)
+        finished = True
+    except TimeoutError:
+        finished = False
+    text = "".join(delta for _, delta in schedule)
+    return measure(channel, text, last_token_at, finished, time.process_time() - cpu)
+
+
+async def finish_latencies(runs: int, rate: float, every: float, latency: float, seed: int) -> list[float]:
+    """Last token to final text for short answers ending at every phase of the edit cycle."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(runs):
+        tokens = make_answer(rng.randint(100, 700), seed=rng.randint(0, 10**6))
+        result = await run_throttled(deltas(tokens, rate * rng.uniform(0.5, 2), every), latency)
+        assert result.finish_latency is not None and result.intact
+        out.append(result.finish_latency)
+    return out
+
+
+async def main(args: argparse.Namespace) -> int:
+    tokens = make_answer(args.tokens, args.seed)
+    schedule = deltas(tokens, args.rate, args.delta_every)
+    text = "".join(tokens)
+    clock = contextlib.nullcontext() if args.realtime else virtual_time()
+    wall = time.perf_counter()
+    with clock:
+        if args.realtime:
+            throttled, naive = await asyncio.gather(
+                run_throttled(schedule, args.latency), run_naive(schedule, args.latency, args.naive_cap)
+            )
+            phases: list[float] = []
+        else:
+            throttled = await run_throttled(schedule, args.latency)
+            naive = await run_naive(schedule, args.latency, None)
+            phases = await finish_latencies(args.phase_runs, args.rate, args.delta_every, args.latency, args.seed)
+
+    print(
+        f"Discord rendering: {len(tokens):,} tokens ({len(text):,} characters) at {args.rate:g} tokens/s "
+        f"= {len(tokens) / args.rate:.1f} s of streaming, {len(schedule):,} deltas "
+        f"({'one per token' if not args.delta_every else f'one every {args.delta_every:g} s'}), "
+        f"Discord latency {args.latency * 1000:.0f} ms per call, 5 edits and 5 sends per 5 s per channel, "
+        f"{'real time' if args.realtime else 'virtual time'}"
+    )
+    rows = [
+        ("messages sent", lambda r: f"{r.messages}"),
+        ("edits", lambda r: f"{r.edits}"),
+        ("429 responses (target 0)", lambda r: f"{r.rate_limited}"),
+        (
+            "last token -> final text visible (target <= 1.2 s)",
+            lambda r: (
+                f"{r.finish_latency:.2f} s" if r.finish_latency is not None else f"> {args.naive_cap:g} s (gave up)"
+            ),
+        ),
+        ("text delivered byte for byte", lambda r: "yes" if r.intact else "no"),
+        ("every message renders its code blocks", lambda r: "yes" if r.blocks_render else "no"),
+        ("CPU time", lambda r: "n/a" if args.realtime else f"{r.cpu * 1000:.0f} ms"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print(f"{'':{width}}  {'throttled':>12}  {'naive (edit per delta)':>22}")
+    for label, cell in rows:
+        print(f"{label:{width}}  {cell(throttled):>12}  {cell(naive):>22}")
+    if phases:
+        print(
+            f"throttled, last token -> final text over {len(phases)} shorter answers (100-700 tokens at "
+            f"{args.rate / 2:g}-{args.rate * 2:g} tokens/s, so ending at every phase of the edit cycle): "
+            f"median {statistics.median(phases):.2f} s, max {max(phases):.2f} s"
+        )
+    print(f"benchmark wall time: {time.perf_counter() - wall:.1f} s")
+    ok = (
+        throttled.intact
+        and throttled.blocks_render
+        and throttled.rate_limited == 0
+        and (throttled.finish_latency or 0) <= 1.2
+        and max(phases, default=0) <= 1.2
+    )
+    print(f"throttled renderer meets its targets: {'yes' if ok else 'NO'}")
+    return 0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=50.0, help="tokens per second")
+    parser.add_argument("--delta-every", type=float, default=0.25, help="seconds between deltas (0: every token)")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per Discord call")
+    parser.add_argument("--phase-runs", type=int, default=200, help="short runs for the finish-latency spread")
+    parser.add_argument("--realtime", action="store_true", help="run on the wall clock (about tokens/rate seconds)")
+    parser.add_argument("--naive-cap", type=float, default=30.0, help="with --realtime: seconds the naive one gets")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args(sys.argv[1:]))))

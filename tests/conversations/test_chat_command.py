@@ -1,0 +1,81 @@
+"""manage.py chat --inline: the whole pipeline in one process, no servers."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from conversations.models import ChatUser, Message, Request, Thread
+
+REPLY = "def f():\n\treturn {'a': [1, 2]}\n\n  spaced  "
+
+
+def chat(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("chat", *args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class ChatCommandTests:
+    def test_it_streams_the_answer_byte_for_byte_then_the_token_counts(self, fake_ollama):
+        fake_ollama.script(REPLY, prompt_tokens=12, completion_tokens=34)
+
+        code, out, err = chat("write f", "--inline", "--user", "bob")
+
+        assert code == 0, err
+        assert out == REPLY + "\n\n[12 prompt + 34 completion tokens · route general · model gpt-oss:20b]\n"
+        assert "New thread" in err
+        request = Request.objects.get()
+        assert request.status == Request.Status.DONE
+        assert request.user.username == "bob" and request.user.platform == "local"
+
+    def test_a_named_thread_continues_with_its_history(self, fake_ollama):
+        fake_ollama.script("Noted: 42.", times=1)
+        chat("remember 42", "--inline")
+        name = Thread.objects.get().external_id
+
+        code, _, err = chat("what number?", "--inline", "--thread", name)
+
+        assert code == 0, err
+        assert Thread.objects.count() == 1
+        sent = fake_ollama.requests[-1].body["messages"]
+        assert [m["content"] for m in sent if m["role"] != "system"] == ["remember 42", "Noted: 42.", "what number?"]
+
+    def test_an_unknown_thread_is_refused_and_nothing_is_stored(self, fake_ollama):
+        code, out, err = chat("hi", "--inline", "--thread", "nope")
+
+        assert code == 2
+        assert "no local thread called 'nope'" in err
+        assert out == ""
+        assert not Message.objects.exists()
+
+    @pytest.mark.parametrize("text", ["", "   "])
+    def test_empty_text_is_refused(self, fake_ollama, text):
+        code, _, err = chat(text, "--inline")
+
+        assert code == 2
+        assert "Your message is empty" in err
+        assert not Thread.objects.exists() and not Message.objects.exists()
+
+    def test_a_failure_exits_non_zero_with_the_reason(self, fake_ollama):
+        fake_ollama.remove_model("gpt-oss:20b")
+
+        code, out, err = chat("hi", "--inline")
+
+        assert code == 1
+        assert "Failed: The model gpt-oss:20b isn't installed" in err
+
+    def test_without_inline_an_unreachable_web_is_explained_before_anything_is_stored(self, fake_ollama, settings):
+        settings.WEB_URL = "http://127.0.0.1:9"
+
+        with pytest.raises(CommandError, match=r"Couldn't connect to web at ws://127\.0\.0\.1:9/ws/events/.*--inline"):
+            call_command("chat", "hi", stdout=io.StringIO(), stderr=io.StringIO())
+
+        assert not ChatUser.objects.exists() and not Message.objects.exists()

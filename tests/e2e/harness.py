@@ -1,0 +1,175 @@
+"""Start the real processes (web under Daphne, django-q2 workers) for end-to-end runs.
+
+Used by the end-to-end tests and by the benchmarks in ``bench/``. Each system
+gets its own data directory, its own namespace on a shared Redis and, on
+PostgreSQL, its own freshly created database, so it never touches the test
+database or another run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(database_url: str) -> Iterator[str]:
+    """A new empty database on the server DATABASE_URL points at, dropped afterwards."""
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = f"trollama_e2e_{uuid.uuid4().hex[:10]}"
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class System:
+    """Web and workers as separate OS processes, configured like a real deployment."""
+
+    def __init__(
+        self, data_dir: Path, *, ollama_url: str, database_url: str = "", redis_url: str = "", **env: str
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.web_url = f"http://127.0.0.1:{self.port}"
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+        self.env = {
+            **base,
+            "DATA_DIR": str(data_dir),
+            "WEB_URL": self.web_url,
+            "OLLAMA_HOST": ollama_url,
+            "INSTANCE_NAME": f"e2e-{uuid.uuid4().hex[:8]}",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "ADMIN_PASSWORD": "e2e-password",
+            "LOG_LEVEL": "info",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def manage(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+        )
+
+    def popen(self, name: str, command: Sequence[str]) -> subprocess.Popen[bytes]:
+        log = open(self.data_dir / f"{name}.log", "wb")  # noqa: SIM115 -- kept open for the process's lifetime
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes[name] = process
+        return process
+
+    def start(self, *, workers: bool = True, timeout: float = 60) -> System:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.manage("bootstrap")
+        self.popen(
+            "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "trollama.asgi:application"]
+        )
+        if workers:
+            self.start_workers()
+        self.wait_until_ready(workers=workers, timeout=timeout)
+        return self
+
+    def start_workers(self) -> None:
+        self.popen("worker", [PYTHON, "manage.py", "qcluster"])
+
+    def wait_until_ready(self, *, workers: bool, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
+            try:
+                report = httpx.get(f"{self.web_url}/health", timeout=2).json()
+                checks = report["checks"]
+                if (
+                    checks["database"]["ok"]
+                    and checks["channel_layer"]["ok"]
+                    and (checks["broker"]["ok"] or not workers)
+                ):
+                    return
+                last = str(report)
+            except (httpx.HTTPError, ValueError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"the system did not become ready: {last}\n{self.logs()}")
+
+    def log(self, name: str) -> str:
+        path = self.data_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name} ---\n{self.log(name)}" for name in self.processes)
+
+    def chat(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return self.manage("chat", *args, timeout=timeout, check=False)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.kill(name)
+
+    def __enter__(self) -> System:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running_system(data_dir: Path, *, ollama_url: str, **env: str) -> Iterator[System]:
+    """A started system in the configuration this process runs under (DATABASE_URL / REDIS_URL)."""
+    database_url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    with contextlib.ExitStack() as stack:
+        if database_url.startswith(("postgres", "pgsql")):
+            database_url = stack.enter_context(fresh_postgres_database(database_url))
+        system = System(data_dir, ollama_url=ollama_url, database_url=database_url, redis_url=redis_url, **env)
+        with system:
+            yield system
