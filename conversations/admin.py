@@ -18,7 +18,7 @@ class ChatUserAdmin(admin.ModelAdmin):
 
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ["created_at", "role", "author", "content", "model", "token_count"]
+    fields = ("created_at", "role", "author", "content", "model", "token_count")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -8,7 +8,16 @@ a gap is filled from the full text that ``request.done`` carries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol
+
+
+class Output(Protocol):
+    """Where text goes: a file, or a management command's OutputWrapper with ``ending=""``."""
+
+    def write(self, text: str) -> Any: ...
+
+    def flush(self) -> Any: ...
+
 
 PHASE_LABELS = {
     "routing": "Choosing a model…",
@@ -30,7 +39,7 @@ class Finished:
 
 
 class TerminalRenderer:
-    def __init__(self, request_id: int, *, out: TextIO, err: TextIO) -> None:
+    def __init__(self, request_id: int, *, out: Output, err: Output) -> None:
         self.request_id = request_id
         self.out = out
         self.err = err
@@ -203,7 +212,7 @@ async def _settle_after_worker(worker: Any, following: Any, request_id: int) -> 
     return Finished("failed", error=f"Answering failed inside this process ({reason}).")
 
 
-async def run_chat(turn: ChatTurn, *, out: TextIO, err: TextIO) -> int:
+async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
     """Submit one message and follow it to the end. Returns the exit code.
 
     Without ``inline``, web must be up (we follow its websocket) and a worker

@@ -14,12 +14,7 @@ from trollama.settings import CHANNEL_LAYERS, Q_CLUSTER, REDIS_URL
 INSTANCE_NAME = f"test-{uuid.uuid4().hex[:8]}"
 Q_CLUSTER = {**Q_CLUSTER, "name": INSTANCE_NAME}
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            **CHANNEL_LAYERS["default"],
-            "CONFIG": {**CHANNEL_LAYERS["default"]["CONFIG"], "prefix": INSTANCE_NAME},
-        }
-    }
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = INSTANCE_NAME  # type: ignore[index]  # settings dicts are loosely typed
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 RETRY_BACKOFF = 0.05

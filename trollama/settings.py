@@ -168,7 +168,7 @@ INTERNAL_TOKEN = _read("INTERNAL_TOKEN", str, "") or _persistent_secret(DATA_DIR
 # test run) can share one Redis without seeing each other's traffic.
 INSTANCE_NAME = _read("INSTANCE_NAME", _slug, "trollama")
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _csv, ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
+CSRF_TRUSTED_ORIGINS: list[str] = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
 TIME_ZONE = _read("TIME_ZONE", _timezone, "UTC")
 USE_TZ = True
 LANGUAGE_CODE = "en-us"
@@ -237,7 +237,7 @@ STORAGES = {
 
 # -- Database ---------------------------------------------------------------
 
-DATABASE = _read("DATABASE_URL", _database, {})
+DATABASE: dict[str, Any] = _read("DATABASE_URL", _database, {})
 if not DATABASE or DATABASE["ENGINE"] == "django.db.backends.sqlite3":
     sqlite_name = DATABASE.get("NAME") or str(DATA_DIR / "trollama.sqlite3")
     DATABASE = {

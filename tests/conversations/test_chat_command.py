@@ -12,11 +12,11 @@ from conversations.models import ChatUser, Message, Request, Thread
 REPLY = "def f():\n\treturn {'a': [1, 2]}\n\n  spaced  "
 
 
-def chat(*args: str) -> tuple[int, str, str]:
+def chat(*args: str) -> tuple[int | str | None, str, str]:
     out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
     try:
         call_command("chat", *args, stdout=out, stderr=err)
-        code = 0
     except SystemExit as exit:
         code = exit.code
     return code, out.getvalue(), err.getvalue()
@@ -67,7 +67,7 @@ class ChatCommandTests:
     def test_a_failure_exits_non_zero_with_the_reason(self, fake_ollama):
         fake_ollama.remove_model("gpt-oss:20b")
 
-        code, out, err = chat("hi", "--inline")
+        code, _, err = chat("hi", "--inline")
 
         assert code == 1
         assert "Failed: The model gpt-oss:20b isn't installed" in err

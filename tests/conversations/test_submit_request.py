@@ -20,7 +20,7 @@ def listener():
     async_to_sync(layer.group_add)(events.REQUESTS_GROUP, channel)
 
     def received() -> list[dict]:
-        messages = []
+        messages: list[dict] = []
         while True:
             try:
                 message = async_to_sync(_receive_nowait)(layer, channel)
