@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from conversations.phases import describe_phase, describe_queue_position
+
 
 class Output(Protocol):
     """Where text goes: a file, or a management command's OutputWrapper with ``ending=""``."""
@@ -17,15 +19,6 @@ class Output(Protocol):
     def write(self, text: str) -> Any: ...
 
     def flush(self) -> Any: ...
-
-
-PHASE_LABELS = {
-    "routing": "Choosing a model…",
-    "loading_model": "Loading the model {model}…",
-    "starting": "Waiting for {model}…",
-    "thinking": "Thinking…",
-    "retrying": "Retrying: {reason}",
-}
 
 
 @dataclass
@@ -53,7 +46,7 @@ class TerminalRenderer:
             return None
         kind = event.get("type")
         if kind == "request.queued":
-            self._status(f"Queued (position {event['position']})…")
+            self._status(describe_queue_position(event["position"]))
         elif kind == "request.status":
             self._on_status(event)
         elif kind == "request.delta":
@@ -79,9 +72,9 @@ class TerminalRenderer:
                 self.err.write("[The answer broke off; starting it again.]\n")
             self.written = ""
             self.gap = False
-        label = PHASE_LABELS.get(event.get("phase") or "")
-        if label and not self.written:
-            self._status(label.format(model=event.get("model") or "the model", reason=event.get("reason", "")))
+        label = describe_phase(event.get("phase") or "", model=event.get("model") or "", reason=event.get("reason", ""))
+        if label and not self.written and event.get("phase") != "generating":
+            self._status(label)
 
     def _on_delta(self, offset: int, text: str) -> None:
         if self.gap:
