@@ -63,6 +63,7 @@ class Message(models.Model):
     token_count = models.PositiveIntegerField(null=True, blank=True, help_text="Ollama's count, once known.")
     route = models.ForeignKey("routing.Route", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     model = models.CharField(max_length=200, blank=True)
+    external_id = models.CharField(max_length=64, blank=True, help_text="The Discord message id, when there is one.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -121,6 +122,9 @@ class Request(models.Model):
     cancel_requested = models.BooleanField(default=False)
     partial_content = models.TextField(blank=True, help_text="The answer so far, saved every few seconds.")
     thinking = models.TextField(blank=True, help_text="The model's reasoning, never shown in the answer.")
+    delivered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the final answer (or failure) reached Discord."
+    )
 
     class Meta:
         ordering = ["-queued_at", "-pk"]

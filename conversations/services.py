@@ -117,6 +117,7 @@ def submit_request(
     thread: Thread,
     content: str,
     route_slug: str | None = None,
+    external_id: str = "",
     enqueue: bool = True,
 ) -> Submission:
     """Store the user's message and a queued request, and hand it to a worker.
@@ -132,7 +133,7 @@ def submit_request(
 
     now = timezone.now()
     message = Message.objects.create(
-        thread=thread, author=user, role=Message.Role.USER, content=content, created_at=now
+        thread=thread, author=user, role=Message.Role.USER, content=content, external_id=external_id, created_at=now
     )
     request = Request.objects.create(
         user=user, thread=thread, message=message, route_override=route_slug or "", queued_at=now

@@ -112,6 +112,13 @@ def _csv(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _int_list(raw: str) -> list[int]:
+    try:
+        return [int(item) for item in _csv(raw)]
+    except ValueError:
+        raise ValueError("expected comma-separated numeric ids") from None
+
+
 def _timezone(raw: str) -> str:
     try:
         zoneinfo.ZoneInfo(raw)
@@ -342,6 +349,15 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = Q_POLL
+
+# -- Discord ----------------------------------------------------------------
+
+DISCORD_TOKEN = _read("DISCORD_TOKEN", str, "")
+DISCORD_EDIT_INTERVAL = _read("DISCORD_EDIT_INTERVAL", _float(0.2), 1.1)
+DISCORD_ALLOWED_GUILDS: list[int] = _read("DISCORD_ALLOWED_GUILDS", _int_list, [])
+DISCORD_ALLOWED_CHANNELS: list[int] = _read("DISCORD_ALLOWED_CHANNELS", _int_list, [])
+# Finished answers older than this are not redelivered after a bot restart.
+DISCORD_OUTBOX_HOURS = _read("DISCORD_OUTBOX_HOURS", _int(1), 24)
 
 # -- Local accounts ---------------------------------------------------------
 

@@ -1,0 +1,234 @@
+"""The discord.py client: Discord activity in, rendered answers out.
+
+Handlers only translate between discord.py objects and the pure modules
+(``bots.intake``, ``bots.delivery``) and services (``bots.services``,
+``conversations.services``), which hold the logic and are tested directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import discord
+import websockets
+from asgiref.sync import sync_to_async
+from discord import app_commands
+from django.conf import settings
+
+from bots import services
+from bots.commands import help_text
+from bots.delivery import FAILED_PREFIX, Delivery, Outcome
+from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
+from bots.render import split_message
+from conversations.services import Refusal, cancel_request
+from routing.selectors import enabled_routes
+from trollama.listeners import WebsocketListener, WebUnreachable
+
+logger = logging.getLogger(__name__)
+
+WORKING, DONE, FAILED = "⏳", "✅", "❌"
+NO_PINGS = discord.AllowedMentions.none()
+
+
+class ChannelTarget:
+    """A Discord channel or thread as the renderer's ``DiscordTarget``."""
+
+    def __init__(self, channel: discord.abc.Messageable) -> None:
+        self.channel = channel
+
+    async def send(self, content: str) -> discord.Message:
+        return await self.channel.send(content, allowed_mentions=NO_PINGS)
+
+    async def edit(self, handle: discord.Message, content: str) -> None:
+        await handle.edit(content=content, allowed_mentions=NO_PINGS)
+
+    async def delete(self, handle: discord.Message) -> None:
+        await handle.delete()
+
+
+def channel_kind(channel: Any) -> ChannelKind:
+    if isinstance(channel, discord.DMChannel):
+        return ChannelKind.DM
+    if isinstance(channel, discord.Thread):
+        return ChannelKind.THREAD
+    if isinstance(channel, discord.TextChannel):
+        return ChannelKind.TEXT
+    return ChannelKind.OTHER
+
+
+def is_moderator(member: Any, channel: Any) -> bool:
+    permissions = getattr(channel, "permissions_for", None)
+    if permissions is None or not isinstance(member, discord.Member):
+        return False
+    allowed = channel.permissions_for(member)
+    return bool(allowed.manage_messages or allowed.manage_threads)
+
+
+class TrollamaBot(discord.Client):
+    def __init__(self, *, sync_guild: int | None = None) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        super().__init__(intents=intents, allowed_mentions=NO_PINGS)
+        self.tree = app_commands.CommandTree(self)
+        self.sync_guild = sync_guild
+        self.allowlist = Allowlist(
+            guilds=frozenset(settings.DISCORD_ALLOWED_GUILDS), channels=frozenset(settings.DISCORD_ALLOWED_CHANNELS)
+        )
+        self.delivery = Delivery(
+            edit_interval=settings.DISCORD_EDIT_INTERVAL,
+            mark_delivered=lambda request_id: sync_to_async(services.mark_delivered)(request_id=request_id),
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+        register_commands(self)
+
+    async def setup_hook(self) -> None:
+        if self.sync_guild:
+            guild = discord.Object(id=self.sync_guild)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+        self._spawn(self.follow_events())
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def on_ready(self) -> None:
+        logger.info("Connected to Discord as %s in %d guild(s)", self.user, len(self.guilds))
+
+    # -- Intake ------------------------------------------------------------
+
+    def facts_of(self, message: discord.Message) -> MessageFacts:
+        channel = message.channel
+        kind = channel_kind(channel)
+        return MessageFacts(
+            author_is_bot=message.author.bot,
+            is_system=message.type not in (discord.MessageType.default, discord.MessageType.reply),
+            mentions_bot=self.user is not None and self.user in message.mentions,
+            channel=kind,
+            in_thread_started_by_bot=kind is ChannelKind.THREAD and getattr(channel, "owner_id", None) == self.user.id,  # type: ignore[union-attr]
+            guild_id=message.guild.id if message.guild else None,
+            channel_id=channel.id,
+            parent_channel_id=getattr(channel, "parent_id", None),
+            content=message.content,
+        )
+
+    async def on_message(self, message: discord.Message) -> None:
+        intake = decide(self.facts_of(message), allowlist=self.allowlist)
+        if intake is Intake.IGNORE:
+            return
+        if intake is Intake.CANCEL:
+            await self.cancel_from_message(message)
+            return
+        channel: Any = message.channel
+        if intake is Intake.START_THREAD:
+            channel = await message.create_thread(name=thread_name(message.content), auto_archive_duration=1440)
+        await self.submit(message, channel)
+
+    async def submit(self, message: discord.Message, channel: Any) -> None:
+        author = services.DiscordAuthor(
+            id=message.author.id, username=message.author.name, display_name=message.author.display_name
+        )
+        try:
+            submission = await sync_to_async(services.submit_discord_message)(
+                author=author,
+                channel_id=channel.id,
+                channel_title=getattr(channel, "name", None) or f"DM with {author.username}",
+                content=strip_mentions(message.content),
+                message_id=message.id,
+            )
+        except Refusal as refusal:
+            await message.reply(refusal.message, allowed_mentions=NO_PINGS)
+            return
+        finished = asyncio.Event()
+
+        async def react(outcome: Outcome) -> None:
+            finished.set()
+            with contextlib.suppress(discord.HTTPException):
+                if self.user is not None:
+                    await message.remove_reaction(WORKING, self.user)
+                await message.add_reaction(DONE if outcome.status == "done" else FAILED)
+
+        self.delivery.track(submission.request.pk, ChannelTarget(channel), on_finish=react)
+        with contextlib.suppress(discord.HTTPException):
+            await message.add_reaction(WORKING)
+        self._spawn(self.keep_typing(channel, finished))
+
+    async def keep_typing(self, channel: Any, finished: asyncio.Event) -> None:
+        with contextlib.suppress(discord.HTTPException):
+            async with channel.typing():
+                await finished.wait()
+
+    async def cancel_from_message(self, message: discord.Message) -> None:
+        request = await sync_to_async(services.active_request_in_channel)(
+            channel_id=message.channel.id, user_id=message.author.id
+        )
+        if request is None:
+            await message.reply("Nothing of yours is running here.", allowed_mentions=NO_PINGS)
+            return
+        await sync_to_async(cancel_request)(request=request)
+
+    # -- Events from web ---------------------------------------------------
+
+    async def follow_events(self) -> None:
+        """Follow web's event stream for as long as the bot runs, reconnecting with backoff."""
+        backoff = 1.0
+        while not self.is_closed():
+            try:
+                listener = await WebsocketListener.connect()
+                backoff = 1.0
+                await self.deliver_outbox()
+                async for event in listener:
+                    await self.delivery.handle(event)
+            except (WebUnreachable, websockets.ConnectionClosed, OSError) as exc:
+                logger.warning("Event stream from web unavailable (%s); retrying in %.0f s", exc, backoff)
+            except Exception:
+                logger.exception("Event stream failed; reconnecting")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    async def deliver_outbox(self) -> None:
+        """Deliver answers that finished while the bot was away, each exactly once."""
+        for request in await sync_to_async(services.undelivered_requests)():
+            if self.delivery.is_tracking(request.pk):
+                continue
+            try:
+                channel = self.get_channel(int(request.thread.external_id)) or await self.fetch_channel(
+                    int(request.thread.external_id)
+                )
+            except discord.HTTPException:
+                logger.warning("Request %s: its channel is gone; not delivered", request.pk)
+                continue
+            if not await sync_to_async(services.claim_undelivered)(request_id=request.pk):
+                continue
+            text = request.reply.content if request.reply else FAILED_PREFIX + request.error
+            target = ChannelTarget(channel)  # type: ignore[arg-type]
+            for part in split_message(text):
+                await target.send(part)
+
+
+def register_commands(bot: TrollamaBot) -> None:
+    @bot.tree.command(name="help", description="What Trollama does, its commands and its routes")
+    async def help_command(interaction: discord.Interaction) -> None:
+        routes = await sync_to_async(enabled_routes)()
+        await interaction.response.send_message(help_text(routes), ephemeral=True)
+
+    @bot.tree.command(name="cancel", description="Cancel your request that is queued or running in this channel")
+    async def cancel_command(interaction: discord.Interaction) -> None:
+        # Acknowledge first: Discord gives an interaction 3 s.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        moderator = is_moderator(interaction.user, interaction.channel)
+        request = await sync_to_async(services.active_request_in_channel)(
+            channel_id=interaction.channel_id or 0, user_id=None if moderator else interaction.user.id
+        )
+        if request is None:
+            await interaction.followup.send("Nothing of yours is queued or running in this channel.", ephemeral=True)
+            return
+        await sync_to_async(cancel_request)(request=request)
+        whose = "your request" if request.user.external_id == str(interaction.user.id) else f"{request.user}'s request"
+        await interaction.followup.send(f"Cancelling {whose}.", ephemeral=True)

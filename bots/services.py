@@ -1,0 +1,80 @@
+"""What the Discord bot does to the database, as synchronous services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.models import Platform, Request, Thread
+from conversations.services import Submission, get_or_create_chat_user, submit_request
+
+
+@dataclass(frozen=True)
+class DiscordAuthor:
+    id: int
+    username: str
+    display_name: str
+
+
+@transaction.atomic
+def submit_discord_message(
+    *, author: DiscordAuthor, channel_id: int, channel_title: str, content: str, message_id: int
+) -> Submission:
+    """Store a Discord message as a turn of the conversation in ``channel_id`` and queue it.
+
+    Raises ``conversations.services.Refusal`` with a message for the user.
+    """
+    user = get_or_create_chat_user(
+        platform=Platform.DISCORD,
+        external_id=str(author.id),
+        username=author.username,
+        display_name=author.display_name,
+    )
+    thread, _ = Thread.objects.get_or_create(
+        platform=Platform.DISCORD,
+        external_id=str(channel_id),
+        defaults={"title": channel_title[:100], "owner": user},
+    )
+    return submit_request(user=user, thread=thread, content=content, external_id=str(message_id))
+
+
+def mark_delivered(*, request_id: int) -> None:
+    Request.objects.filter(pk=request_id, delivered_at__isnull=True).update(delivered_at=timezone.now())
+
+
+def claim_undelivered(*, request_id: int) -> bool:
+    """Take the delivery of one finished answer; False if it was already delivered.
+
+    The outbox marks before sending, so a crash between the two loses that one
+    message rather than ever sending it twice.
+    """
+    return bool(Request.objects.filter(pk=request_id, delivered_at__isnull=True).update(delivered_at=timezone.now()))
+
+
+def undelivered_requests() -> list[Request]:
+    """Discord requests that finished but never reached Discord, oldest first."""
+    since = timezone.now() - timedelta(hours=settings.DISCORD_OUTBOX_HOURS)
+    return list(
+        Request.objects.filter(
+            thread__platform=Platform.DISCORD,
+            status__in=(Request.Status.DONE, Request.Status.FAILED),
+            delivered_at__isnull=True,
+            finished_at__gte=since,
+        )
+        .select_related("thread", "reply", "message")
+        .order_by("finished_at")
+    )
+
+
+def active_request_in_channel(*, channel_id: int, user_id: int | None) -> Request | None:
+    """The newest unfinished request in this Discord channel, by this user when given."""
+    requests = Request.objects.filter(thread__platform=Platform.DISCORD, thread__external_id=str(channel_id)).exclude(
+        status__in=Request.FINISHED
+    )
+    if user_id is not None:
+        requests = requests.filter(user__external_id=str(user_id))
+    return requests.select_related("user").order_by("-queued_at").first()

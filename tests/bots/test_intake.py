@@ -1,0 +1,89 @@
+"""Which Discord messages become turns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
+
+
+def facts(**overrides) -> MessageFacts:
+    values: dict[str, Any] = {
+        "author_is_bot": False,
+        "is_system": False,
+        "mentions_bot": False,
+        "channel": ChannelKind.TEXT,
+        "guild_id": 1,
+        "channel_id": 10,
+        "content": "<@99> hello",
+    }
+    values.update(overrides)
+    return MessageFacts(**values)
+
+
+class DecideTests:
+    def test_a_mention_in_a_text_channel_starts_a_thread(self):
+        assert decide(facts(mentions_bot=True)) is Intake.START_THREAD
+
+    def test_a_follow_up_in_a_thread_the_bot_started_needs_no_mention(self):
+        assert decide(facts(channel=ChannelKind.THREAD, in_thread_started_by_bot=True)) is Intake.TURN
+
+    def test_a_mention_in_any_other_thread_answers_there(self):
+        assert decide(facts(channel=ChannelKind.THREAD, mentions_bot=True)) is Intake.TURN
+
+    def test_an_unaddressed_message_in_someone_elses_thread_is_ignored(self):
+        assert decide(facts(channel=ChannelKind.THREAD)) is Intake.IGNORE
+
+    def test_a_dm_is_a_turn(self):
+        assert decide(facts(channel=ChannelKind.DM, guild_id=None, content="hi")) is Intake.TURN
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"author_is_bot": True, "mentions_bot": True},
+            {"is_system": True, "mentions_bot": True},
+            {"mentions_bot": False, "content": "@everyone look"},
+            {"channel": ChannelKind.OTHER, "mentions_bot": True},
+        ],
+    )
+    def test_bots_system_messages_and_broadcast_pings_are_ignored(self, overrides):
+        assert decide(facts(**overrides)) is Intake.IGNORE
+
+    @pytest.mark.parametrize("text", ["cancel", "<@99> stop", "Stop!", "CANCEL."])
+    def test_cancel_or_stop_alone_cancels(self, text):
+        assert decide(facts(channel=ChannelKind.THREAD, in_thread_started_by_bot=True, content=text)) is Intake.CANCEL
+
+    def test_a_sentence_containing_stop_is_a_normal_turn(self):
+        decision = decide(
+            facts(channel=ChannelKind.THREAD, in_thread_started_by_bot=True, content="how do I stop a loop")
+        )
+        assert decision is Intake.TURN
+
+    def test_the_allowlist_limits_guilds_and_channels_but_not_dms(self):
+        allowlist = Allowlist(guilds=frozenset({1}), channels=frozenset({10}))
+
+        assert decide(facts(mentions_bot=True), allowlist=allowlist) is Intake.START_THREAD
+        assert decide(facts(mentions_bot=True, guild_id=2), allowlist=allowlist) is Intake.IGNORE
+        assert decide(facts(mentions_bot=True, channel_id=11), allowlist=allowlist) is Intake.IGNORE
+        thread = facts(channel=ChannelKind.THREAD, channel_id=500, parent_channel_id=10, mentions_bot=True)
+        assert decide(thread, allowlist=allowlist) is Intake.TURN
+        assert decide(facts(channel=ChannelKind.DM, guild_id=None), allowlist=allowlist) is Intake.TURN
+
+
+class ThreadNameTests:
+    def test_it_is_the_message_without_the_mention(self):
+        assert thread_name("<@99>   what is   a monad?") == "what is a monad?"
+
+    def test_it_is_trimmed_to_discords_limit_on_a_word_boundary(self):
+        name = thread_name("<@99> " + "word " * 60)
+
+        assert len(name) <= 100
+        assert name.endswith("word…")
+
+    def test_an_empty_message_gets_a_generic_name(self):
+        assert thread_name("<@99>") == "Conversation"
+
+    def test_strip_mentions_keeps_everything_else(self):
+        assert strip_mentions("<@!99> keep\n  this ") == "keep\n  this"

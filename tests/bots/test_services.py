@@ -1,0 +1,61 @@
+"""The bot's database side: submitting Discord messages, the outbox, /cancel lookups."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from bots import services
+from conversations.models import Message, Request, Thread
+
+ALICE = services.DiscordAuthor(id=1001, username="alice", display_name="Alice")
+
+
+def submit(content: str = "hello", *, channel_id: int = 555, message_id: int = 9001, author=ALICE) -> Request:
+    return services.submit_discord_message(
+        author=author, channel_id=channel_id, channel_title="a thread", content=content, message_id=message_id
+    ).request
+
+
+@pytest.mark.django_db
+class SubmitDiscordMessageTests:
+    def test_the_channel_becomes_the_conversation_and_the_message_keeps_its_discord_id(self):
+        first = submit("one", message_id=1)
+        second = submit("two", message_id=2)
+
+        assert first.thread == second.thread
+        thread = Thread.objects.get()
+        assert (thread.platform, thread.external_id, thread.owner.username) == ("discord", "555", "alice")
+        assert list(Message.objects.values_list("external_id", flat=True)) == ["1", "2"]
+
+
+@pytest.mark.django_db
+class OutboxTests:
+    def test_finished_undelivered_requests_are_listed_once_claimed(self):
+        done = submit("a", message_id=1)
+        Request.objects.filter(pk=done.pk).update(status=Request.Status.DONE, finished_at=timezone.now())
+        running = submit("b", message_id=2)
+        Request.objects.filter(pk=running.pk).update(status=Request.Status.GENERATING)
+        old = submit("c", message_id=3)
+        Request.objects.filter(pk=old.pk).update(
+            status=Request.Status.DONE, finished_at=timezone.now() - timedelta(days=3)
+        )
+
+        assert [r.pk for r in services.undelivered_requests()] == [done.pk]
+        assert services.claim_undelivered(request_id=done.pk) is True
+        assert services.claim_undelivered(request_id=done.pk) is False  # never twice
+        assert services.undelivered_requests() == []
+
+
+@pytest.mark.django_db
+class ActiveRequestTests:
+    def test_it_finds_the_callers_unfinished_request_in_the_channel(self):
+        mine = submit("mine", message_id=1)
+        bob = services.DiscordAuthor(id=2002, username="bob", display_name="Bob")
+        theirs = submit("theirs", message_id=2, author=bob)
+
+        assert services.active_request_in_channel(channel_id=555, user_id=1001) == mine
+        assert services.active_request_in_channel(channel_id=555, user_id=None) == theirs  # a moderator: the newest
+        assert services.active_request_in_channel(channel_id=556, user_id=1001) is None
