@@ -22,6 +22,7 @@ import ollama
 from django.conf import settings
 
 from trollama.events import AsyncPublisher, Event
+from trollama.tls import tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ class AnswerStream:
         client = ollama.AsyncClient(
             host=self.job.host,
             timeout=httpx.Timeout(settings.OLLAMA_READ_TIMEOUT, connect=settings.OLLAMA_CONNECT_TIMEOUT),
+            verify=tls_context(),
         )
         self.pump.start()
         consumer = asyncio.create_task(self._consume(client))

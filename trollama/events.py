@@ -31,6 +31,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from trollama.tls import tls_context
+
 logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
@@ -141,7 +143,7 @@ class _SyncRelay:
             return False
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=settings.EVENT_PUBLISH_TIMEOUT)
+                self._client = httpx.Client(timeout=settings.EVENT_PUBLISH_TIMEOUT, verify=tls_context())
             try:
                 self._client.post(**_relay_request(event, groups)).raise_for_status()
             except httpx.HTTPError as exc:
@@ -180,7 +182,7 @@ class AsyncPublisher:
         if self._cooldown.active():
             return False
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=settings.EVENT_PUBLISH_TIMEOUT)
+            self._client = httpx.AsyncClient(timeout=settings.EVENT_PUBLISH_TIMEOUT, verify=tls_context())
         try:
             response = await self._client.post(**_relay_request(event, groups))
             response.raise_for_status()

@@ -20,6 +20,8 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.status import Stat
 
+from trollama.tls import tls_context
+
 Check = dict[str, Any]
 
 # A cluster that has not reported for this long is counted as gone.
@@ -104,7 +106,7 @@ async def check_ollama_host(client: httpx.AsyncClient, url: str) -> Check:
 async def check_ollama() -> Check:
     """Every Ollama host; critical only when none is reachable."""
     hosts = [settings.OLLAMA_HOST]
-    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT) as client:
+    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT, verify=tls_context()) as client:
         results = await asyncio.gather(*(check_ollama_host(client, url) for url in hosts))
     return {"ok": any(result["ok"] for result in results), "critical": True, "hosts": results}
 
