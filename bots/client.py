@@ -19,12 +19,12 @@ from discord import app_commands
 from django.conf import settings
 
 from bots import services
-from bots.commands import help_text
+from bots.commands import register_all
+from bots.commands.checks import Denied
 from bots.delivery import FAILED_PREFIX, Delivery, Outcome
 from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
 from bots.render import split_message
 from conversations.services import Refusal, cancel_request
-from routing.selectors import enabled_routes
 from trollama.listeners import WebsocketListener, WebUnreachable
 
 logger = logging.getLogger(__name__)
@@ -59,14 +59,6 @@ def channel_kind(channel: Any) -> ChannelKind:
     return ChannelKind.OTHER
 
 
-def is_moderator(member: Any, channel: Any) -> bool:
-    permissions = getattr(channel, "permissions_for", None)
-    if permissions is None or not isinstance(member, discord.Member):
-        return False
-    allowed = channel.permissions_for(member)
-    return bool(allowed.manage_messages or allowed.manage_threads)
-
-
 class TrollamaBot(discord.Client):
     def __init__(self, *, sync_guild: int | None = None) -> None:
         intents = discord.Intents.default()
@@ -82,7 +74,8 @@ class TrollamaBot(discord.Client):
             mark_delivered=lambda request_id: sync_to_async(services.mark_delivered)(request_id=request_id),
         )
         self._background: set[asyncio.Task[Any]] = set()
-        register_commands(self)
+        self.tree.on_error = self.on_command_error  # type: ignore[method-assign]  # discord.py documents assigning it
+        register_all(self)
 
     async def setup_hook(self) -> None:
         if self.sync_guild:
@@ -173,6 +166,22 @@ class TrollamaBot(discord.Client):
             return
         await sync_to_async(cancel_request)(request=request)
 
+    async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Answer every failed command in words, so no interaction is left unacknowledged."""
+        if isinstance(error, Denied):
+            text = str(error)
+        elif isinstance(error, app_commands.CheckFailure):
+            text = "You can't use that command here."
+        else:
+            logger.error("Command %s failed", interaction.command and interaction.command.name, exc_info=error)
+            text = (
+                "Something went wrong running that command. Please try again; if it keeps happening, tell an operator."
+            )
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+
     # -- Events from web ---------------------------------------------------
 
     async def follow_events(self) -> None:
@@ -210,25 +219,3 @@ class TrollamaBot(discord.Client):
             target = ChannelTarget(channel)  # type: ignore[arg-type]
             for part in split_message(text):
                 await target.send(part)
-
-
-def register_commands(bot: TrollamaBot) -> None:
-    @bot.tree.command(name="help", description="What Trollama does, its commands and its routes")
-    async def help_command(interaction: discord.Interaction) -> None:
-        routes = await sync_to_async(enabled_routes)()
-        await interaction.response.send_message(help_text(routes), ephemeral=True)
-
-    @bot.tree.command(name="cancel", description="Cancel your request that is queued or running in this channel")
-    async def cancel_command(interaction: discord.Interaction) -> None:
-        # Acknowledge first: Discord gives an interaction 3 s.
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        moderator = is_moderator(interaction.user, interaction.channel)
-        request = await sync_to_async(services.active_request_in_channel)(
-            channel_id=interaction.channel_id or 0, user_id=None if moderator else interaction.user.id
-        )
-        if request is None:
-            await interaction.followup.send("Nothing of yours is queued or running in this channel.", ephemeral=True)
-            return
-        await sync_to_async(cancel_request)(request=request)
-        whose = "your request" if request.user.external_id == str(interaction.user.id) else f"{request.user}'s request"
-        await interaction.followup.send(f"Cancelling {whose}.", ephemeral=True)

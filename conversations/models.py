@@ -20,6 +20,16 @@ class ChatUser(models.Model):
     display_name = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    tier = models.ForeignKey(
+        "budgets.Tier",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="users",
+        help_text="Empty means the default tier.",
+    )
+    banned = models.BooleanField(default=False, help_text="Banned users are refused at intake.")
+    ban_reason = models.CharField(max_length=200, blank=True, help_text="Shown to the user when refused.")
 
     class Meta:
         constraints = [
@@ -107,6 +117,19 @@ class Request(models.Model):
     route_override = models.CharField(max_length=50, blank=True, help_text="Route slug the user asked for.")
     route = models.ForeignKey("routing.Route", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     model = models.CharField(max_length=200, blank=True)
+    host = models.CharField(max_length=200, blank=True, help_text="The Ollama host that answered.")
+    route_method = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="How the route was chosen: override, pinned, vision, rule, embedding, classifier or default.",
+    )
+    route_detail = models.CharField(
+        max_length=300, blank=True, help_text="Why, in a few words (rule, score, classifier answer)."
+    )
+    route_ms = models.FloatField(null=True, blank=True, help_text="Milliseconds the routing decision took.")
+    system_prompt = models.TextField(blank=True, help_text="The exact system prompt sent to the model.")
+    dropped_turns = models.PositiveIntegerField(default=0, help_text="Earlier turns left out to fit the context.")
+    reserved_tokens = models.PositiveIntegerField(default=0, help_text="Budget held back while the request runs.")
 
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,6 @@
 import pytest
 
-from bots.commands import help_text
+from bots.commands.general import help_text
 from routing.models import Route
 
 

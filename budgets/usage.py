@@ -1,0 +1,31 @@
+"""Recording what each Ollama call cost. Every caller that talks to Ollama for a user goes through here."""
+
+from __future__ import annotations
+
+from budgets.models import UsageEntry
+from conversations.models import ChatUser, Request
+from routing.models import Route
+
+
+def record_usage(
+    *,
+    user: ChatUser | int,
+    kind: str,
+    model: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    request: Request | int | None = None,
+    route: Route | int | None = None,
+) -> UsageEntry:
+    """Store one call's real counts (Ollama's ``prompt_eval_count`` and ``eval_count``)."""
+    prompt, completion = prompt_tokens or 0, completion_tokens or 0
+    return UsageEntry.objects.create(
+        user_id=user if isinstance(user, int) else user.pk,
+        request_id=request if isinstance(request, int) or request is None else request.pk,
+        route_id=route if isinstance(route, int) or route is None else route.pk,
+        kind=kind,
+        model=model,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+    )
