@@ -74,6 +74,7 @@ class TrollamaBot(discord.Client):
             mark_delivered=lambda request_id: sync_to_async(services.mark_delivered)(request_id=request_id),
         )
         self._background: set[asyncio.Task[Any]] = set()
+        self.events_connected = False
         self.tree.on_error = self.on_command_error  # type: ignore[method-assign]  # discord.py documents assigning it
         register_all(self)
 
@@ -85,6 +86,7 @@ class TrollamaBot(discord.Client):
         else:
             await self.tree.sync()
         self._spawn(self.follow_events())
+        self._spawn(self.keep_beating())
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -191,6 +193,7 @@ class TrollamaBot(discord.Client):
             try:
                 listener = await WebsocketListener.connect()
                 backoff = 1.0
+                self.events_connected = True
                 await self.deliver_outbox()
                 async for event in listener:
                     await self.delivery.handle(event)
@@ -198,8 +201,28 @@ class TrollamaBot(discord.Client):
                 logger.warning("Event stream from web unavailable (%s); retrying in %.0f s", exc, backoff)
             except Exception:
                 logger.exception("Event stream failed; reconnecting")
+            self.events_connected = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+    async def keep_beating(self) -> None:
+        """Write the heartbeat that health checks, the console and metrics read."""
+        await self.wait_until_ready()
+        name = str(self.user)
+        await sync_to_async(services.mark_started)(name=name)
+        while not self.is_closed():
+            latency = self.latency
+            try:
+                await sync_to_async(services.beat)(
+                    name=name,
+                    connected=not self.is_closed() and self.is_ready(),
+                    latency_ms=round(latency * 1000, 1) if latency == latency and latency != float("inf") else None,
+                    guilds=len(self.guilds),
+                    events_connected=self.events_connected,
+                )
+            except Exception:
+                logger.exception("Could not record the bot's heartbeat")
+            await asyncio.sleep(settings.BOT_HEARTBEAT_INTERVAL)
 
     async def deliver_outbox(self) -> None:
         """Deliver answers that finished while the bot was away, each exactly once."""

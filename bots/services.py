@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from bots.models import BotHeartbeat
 from conversations.models import Platform, Request, Thread
 from conversations.services import Submission, get_or_create_chat_user, submit_request
 
@@ -78,3 +79,22 @@ def active_request_in_channel(*, channel_id: int, user_id: int | None) -> Reques
     if user_id is not None:
         requests = requests.filter(user__external_id=str(user_id))
     return requests.select_related("user").order_by("-queued_at").first()
+
+
+def beat(*, name: str, connected: bool, latency_ms: float | None, guilds: int, events_connected: bool) -> None:
+    """Record that the bot is alive and how it is connected."""
+    now = timezone.now()
+    BotHeartbeat.objects.update_or_create(
+        name=name,
+        defaults={
+            "connected": connected,
+            "latency_ms": latency_ms,
+            "guilds": guilds,
+            "events_connected": events_connected,
+            "beat_at": now,
+        },
+    )
+
+
+def mark_started(*, name: str) -> None:
+    BotHeartbeat.objects.filter(name=name).update(started_at=timezone.now())

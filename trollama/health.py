@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.status import Stat
 
+from bots.selectors import latest_heartbeat
 from trollama.tls import tls_context
 
 Check = dict[str, Any]
@@ -111,10 +112,35 @@ async def check_ollama() -> Check:
     return {"ok": any(result["ok"] for result in results), "critical": True, "hosts": results}
 
 
+def check_bot() -> Check:
+    """The Discord bot's heartbeat. Not critical: the rest works without Discord."""
+    heartbeat = latest_heartbeat()
+    if heartbeat is None:
+        reason = "the bot has never run" if settings.DISCORD_TOKEN else "DISCORD_TOKEN is not set, so the bot is off"
+        return {"ok": False, "critical": False, "error": reason}
+    alive = heartbeat.is_alive(settings.BOT_HEARTBEAT_INTERVAL)
+    check: Check = {
+        "ok": alive and heartbeat.connected,
+        "critical": False,
+        "name": heartbeat.name,
+        "connected": heartbeat.connected,
+        "events_connected": heartbeat.events_connected,
+        "heartbeat_age_s": round(heartbeat.age_seconds, 1),
+        "latency_ms": heartbeat.latency_ms,
+        "guilds": heartbeat.guilds,
+    }
+    if not alive:
+        check["error"] = f"no heartbeat for {heartbeat.age_seconds:.0f} s: is `manage.py runbot` running?"
+    elif not heartbeat.connected:
+        check["error"] = "the bot is running but not connected to Discord"
+    return check
+
+
 async def health_report() -> dict[str, Any]:
     database = await sync_to_async(check_database)()
     broker = await sync_to_async(check_broker)()
+    bot = await sync_to_async(check_bot)()
     layer, ollama_hosts = await asyncio.gather(check_channel_layer(), check_ollama())
-    checks = {"database": database, "broker": broker, "channel_layer": layer, "ollama": ollama_hosts}
+    checks = {"database": database, "broker": broker, "channel_layer": layer, "ollama": ollama_hosts, "bot": bot}
     healthy = all(check["ok"] for check in checks.values() if check.get("critical"))
     return {"status": "ok" if healthy else "unhealthy", "checked_at": timezone.now().isoformat(), "checks": checks}

@@ -358,6 +358,8 @@ DISCORD_ALLOWED_GUILDS: list[int] = _read("DISCORD_ALLOWED_GUILDS", _int_list, [
 DISCORD_ALLOWED_CHANNELS: list[int] = _read("DISCORD_ALLOWED_CHANNELS", _int_list, [])
 # Finished answers older than this are not redelivered after a bot restart.
 DISCORD_OUTBOX_HOURS = _read("DISCORD_OUTBOX_HOURS", _int(1), 24)
+# The bot records a heartbeat this often; health calls it gone after three missed beats.
+BOT_HEARTBEAT_INTERVAL = _read("BOT_HEARTBEAT_INTERVAL", _float(1), 15.0)
 
 # -- Local accounts ---------------------------------------------------------
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.cache import cache
 from django.test import AsyncClient
+from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 from django_q.status import Stat, Status
+
+from bots.models import BotHeartbeat
+from bots.services import beat
+from trollama.health import check_bot
 
 
 def pretend_a_worker_cluster_reported() -> None:
@@ -71,3 +78,30 @@ class HealthTests:
         response = await AsyncClient().post("/health")
 
         assert response.status_code == 405
+
+
+@pytest.mark.django_db
+class BotHealthTests:
+    def test_a_bot_that_never_ran_is_reported_with_the_reason(self, settings):
+        settings.DISCORD_TOKEN = ""
+        check = check_bot()
+        assert check["ok"] is False and check["critical"] is False
+        assert "DISCORD_TOKEN is not set" in check["error"]
+
+    def test_a_fresh_heartbeat_of_a_connected_bot_is_healthy(self):
+        beat(name="trollama#0001", connected=True, latency_ms=42.0, guilds=3, events_connected=True)
+        check = check_bot()
+        assert check["ok"] is True
+        assert check["guilds"] == 3 and check["latency_ms"] == 42.0 and check["heartbeat_age_s"] < 5
+
+    def test_a_stale_heartbeat_means_the_bot_is_gone(self, settings):
+        beat(name="trollama#0001", connected=True, latency_ms=42.0, guilds=3, events_connected=True)
+        BotHeartbeat.objects.update(beat_at=timezone.now() - timedelta(seconds=settings.BOT_HEARTBEAT_INTERVAL * 4))
+        check = check_bot()
+        assert check["ok"] is False
+        assert "is `manage.py runbot` running?" in check["error"]
+
+    def test_a_bot_that_lost_discord_says_so(self):
+        beat(name="trollama#0001", connected=False, latency_ms=None, guilds=0, events_connected=True)
+        check = check_bot()
+        assert check["ok"] is False and "not connected to Discord" in check["error"]
