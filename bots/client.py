@@ -136,6 +136,8 @@ class TrollamaBot(discord.Client):
                 channel_title=getattr(channel, "name", None) or f"DM with {author.username}",
                 content=strip_mentions(message.content),
                 message_id=message.id,
+                guild_id=message.guild.id if message.guild else None,
+                parent_channel_id=getattr(channel, "parent_id", None),
             )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)

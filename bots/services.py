@@ -23,7 +23,14 @@ class DiscordAuthor:
 
 @transaction.atomic
 def submit_discord_message(
-    *, author: DiscordAuthor, channel_id: int, channel_title: str, content: str, message_id: int
+    *,
+    author: DiscordAuthor,
+    channel_id: int,
+    channel_title: str,
+    content: str,
+    message_id: int,
+    guild_id: int | None = None,
+    parent_channel_id: int | None = None,
 ) -> Submission:
     """Store a Discord message as a turn of the conversation in ``channel_id`` and queue it.
 
@@ -38,7 +45,12 @@ def submit_discord_message(
     thread, _ = Thread.objects.get_or_create(
         platform=Platform.DISCORD,
         external_id=str(channel_id),
-        defaults={"title": channel_title[:100], "owner": user},
+        defaults={
+            "title": channel_title[:100],
+            "owner": user,
+            "guild_id": str(guild_id or ""),
+            "parent_channel_id": str(parent_channel_id or ""),
+        },
     )
     return submit_request(user=user, thread=thread, content=content, external_id=str(message_id))
 

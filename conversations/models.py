@@ -48,6 +48,12 @@ class Thread(models.Model):
     external_id = models.CharField(max_length=100, help_text="Discord channel id, or the local thread name.")
     title = models.CharField(max_length=100, blank=True)
     owner = models.ForeignKey(ChatUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="threads")
+    guild_id = models.CharField(
+        max_length=32, blank=True, help_text="The Discord server, empty for DMs and local threads."
+    )
+    parent_channel_id = models.CharField(
+        max_length=32, blank=True, help_text="For a Discord thread, the channel it was started in."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -82,6 +88,37 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class Attachment(models.Model):
+    """A file a user sent with a message.
+
+    The upload itself expires (``UPLOAD_CLEANUP_HOURS``); the text read from
+    it stays in ``extracted_text`` so later turns still see the file.
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        TEXT = "text", "Text or code"
+        PDF = "pdf", "PDF"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveBigIntegerField(help_text="Bytes, as uploaded.")
+    file = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True, help_text="Empty once the upload has expired.")
+    extracted_text = models.TextField(blank=True, help_text="What the model reads; kept after the file expires.")
+    note = models.CharField(max_length=300, blank=True, help_text="E.g. that the text was truncated.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="When the uploaded file is deleted.")
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return self.filename
 
 
 class Request(models.Model):

@@ -30,6 +30,20 @@ class SubmitDiscordMessageTests:
         assert (thread.platform, thread.external_id, thread.owner.username) == ("discord", "555", "alice")
         assert list(Message.objects.values_list("external_id", flat=True)) == ["1", "2"]
 
+    def test_a_guild_thread_remembers_its_server_and_parent_channel(self):
+        services.submit_discord_message(
+            author=ALICE,
+            channel_id=777,
+            channel_title="t",
+            content="hi",
+            message_id=5,
+            guild_id=42,
+            parent_channel_id=9,
+        )
+
+        thread = Thread.objects.get(external_id="777")
+        assert (thread.guild_id, thread.parent_channel_id) == ("42", "9")
+
 
 @pytest.mark.django_db
 class OutboxTests:
