@@ -49,14 +49,20 @@ class ChannelTarget:
         await handle.delete()
 
 
+_KINDS = {
+    discord.ChannelType.private: ChannelKind.DM,
+    discord.ChannelType.public_thread: ChannelKind.THREAD,
+    discord.ChannelType.private_thread: ChannelKind.THREAD,
+    discord.ChannelType.news_thread: ChannelKind.THREAD,
+    discord.ChannelType.text: ChannelKind.TEXT,
+    discord.ChannelType.news: ChannelKind.TEXT,
+}
+
+
 def channel_kind(channel: Any) -> ChannelKind:
-    if isinstance(channel, discord.DMChannel):
-        return ChannelKind.DM
-    if isinstance(channel, discord.Thread):
-        return ChannelKind.THREAD
-    if isinstance(channel, discord.TextChannel):
-        return ChannelKind.TEXT
-    return ChannelKind.OTHER
+    # By the channel's declared type rather than its class, so a forum post counts
+    # as a thread and tests can use plain fakes.
+    return _KINDS.get(getattr(channel, "type", None), ChannelKind.OTHER)  # type: ignore[arg-type]  # None → OTHER
 
 
 class TrollamaBot(discord.Client):
@@ -185,6 +191,20 @@ class TrollamaBot(discord.Client):
             await interaction.followup.send(text, ephemeral=True)
         else:
             await interaction.response.send_message(text, ephemeral=True)
+
+    # -- Cancelling from Discord -------------------------------------------
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        """❌ on the bot's in-progress answer, by the person who asked, cancels it."""
+        if str(payload.emoji) != FAILED or self.user is None or payload.user_id == self.user.id:
+            return
+        request_id = self.delivery.request_shown_in(payload.message_id)
+        if request_id is not None:
+            await sync_to_async(services.cancel_for_requester)(request_id=request_id, discord_user_id=payload.user_id)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        """Deleting the message that asked cancels its answer."""
+        await sync_to_async(services.cancel_for_deleted_message)(message_id=payload.message_id)
 
     # -- Events from web ---------------------------------------------------
 

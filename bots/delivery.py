@@ -60,6 +60,13 @@ class Delivery:
     def is_tracking(self, request_id: int) -> bool:
         return request_id in self._views
 
+    def request_shown_in(self, message_id: int) -> int | None:
+        """The in-progress request whose answer is shown in the bot's message ``message_id``."""
+        for request_id, view in self._views.items():
+            if any(getattr(handle, "id", None) == message_id for handle in view.renderer.handles):
+                return request_id
+        return None
+
     async def handle(self, event: dict[str, Any]) -> Outcome | None:
         """Apply one event; returns the outcome when it finished a tracked request."""
         view = self._views.get(event.get("request_id"))  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from bots.models import BotHeartbeat
 from conversations.models import Platform, Request, Thread
-from conversations.services import Submission, get_or_create_chat_user, submit_request
+from conversations.services import Submission, cancel_request, get_or_create_chat_user, submit_request
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,26 @@ def active_request_in_channel(*, channel_id: int, user_id: int | None) -> Reques
     if user_id is not None:
         requests = requests.filter(user__external_id=str(user_id))
     return requests.select_related("user").order_by("-queued_at").first()
+
+
+def cancel_for_requester(*, request_id: int, discord_user_id: int) -> Request | None:
+    """Cancel ``request_id`` if ``discord_user_id`` asked for it and it is unfinished; None otherwise."""
+    request = (
+        Request.objects.filter(pk=request_id, user__platform=Platform.DISCORD, user__external_id=str(discord_user_id))
+        .exclude(status__in=Request.FINISHED)
+        .first()
+    )
+    return cancel_request(request=request) if request else None
+
+
+def cancel_for_deleted_message(*, message_id: int) -> Request | None:
+    """Cancel the unfinished request asking the Discord message ``message_id``, now deleted."""
+    request = (
+        Request.objects.filter(thread__platform=Platform.DISCORD, message__external_id=str(message_id))
+        .exclude(status__in=Request.FINISHED)
+        .first()
+    )
+    return cancel_request(request=request) if request else None
 
 
 def beat(*, name: str, connected: bool, latency_ms: float | None, guilds: int, events_connected: bool) -> None:

@@ -23,8 +23,8 @@ class Denied(app_commands.CheckFailure):
 def is_moderator(member: Any, channel: Any) -> bool:
     """True for a guild member who may manage messages or threads in ``channel``."""
     permissions = getattr(channel, "permissions_for", None)
-    if permissions is None or not isinstance(member, discord.Member):
-        return False
+    if permissions is None or getattr(member, "guild", None) is None:
+        return False  # only guild members hold guild permissions; a DM has no moderators
     allowed = channel.permissions_for(member)
     return bool(allowed.manage_messages or allowed.manage_threads)
 

@@ -63,8 +63,8 @@ def register(bot: TrollamaBot) -> None:
         if request is None:
             await interaction.followup.send("Nothing of yours is queued or running in this channel.", ephemeral=True)
             return
-        await sync_to_async(cancel_request)(request=request)
         text = cancelled_text(
             whose_id=request.user.external_id, caller_id=interaction.user.id, whose_name=str(request.user)
         )
+        await sync_to_async(cancel_request)(request=request)
         await interaction.followup.send(text, ephemeral=True)

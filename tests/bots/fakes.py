@@ -1,0 +1,204 @@
+"""Plain fakes of the discord.py objects the bot's handlers touch.
+
+Only the attributes and coroutines the handlers use exist, so a handler that
+starts using something new fails loudly here instead of passing on a mock.
+Every call that would reach Discord is recorded on the fake it was made on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+_ids = itertools.count(10_000)
+
+
+def next_id() -> int:
+    return next(_ids)
+
+
+@dataclass(eq=False)
+class FakeUser:
+    name: str
+    id: int = field(default_factory=next_id)
+    bot: bool = False
+    guild: FakeGuild | None = None  # set for guild members
+    moderator: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return self.name.title()
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FakeUser) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return self.id
+
+
+@dataclass(eq=False)
+class FakeGuild:
+    id: int = field(default_factory=next_id)
+    filesize_limit: int = 10 * 1024 * 1024
+
+
+@dataclass
+class Permissions:
+    manage_messages: bool
+    manage_threads: bool
+
+
+@dataclass(eq=False)
+class FakeSentMessage:
+    """A message the bot sent; ``content`` is what Discord shows now."""
+
+    channel: FakeChannel
+    content: str
+    id: int = field(default_factory=next_id)
+    deleted: bool = False
+    edits: int = 0
+
+    async def edit(self, *, content: str, allowed_mentions: Any = None) -> None:
+        self.content = content
+        self.edits += 1
+        self.channel.changed.set()
+
+    async def delete(self) -> None:
+        self.deleted = True
+
+
+@dataclass(eq=False)
+class FakeChannel:
+    type: discord.ChannelType
+    name: str = "general"
+    guild: FakeGuild | None = None
+    owner_id: int | None = None  # threads: who started it
+    parent_id: int | None = None  # threads: the channel it is in
+    id: int = field(default_factory=next_id)
+    sent: list[FakeSentMessage] = field(default_factory=list)
+    typing_sessions: int = 0
+    archived: bool = False
+    locked: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, content: str, *, allowed_mentions: Any = None, **_: Any) -> FakeSentMessage:
+        message = FakeSentMessage(self, content)
+        self.sent.append(message)
+        self.changed.set()
+        return message
+
+    async def wait_until(self, condition: Callable[[FakeChannel], bool]) -> None:
+        """Return once ``condition(self)`` holds, re-checking after every send or edit."""
+        while not condition(self):
+            self.changed.clear()
+            await self.changed.wait()
+
+    @contextlib.asynccontextmanager
+    async def typing(self) -> AsyncIterator[None]:
+        self.typing_sessions += 1
+        yield
+
+    def permissions_for(self, member: FakeUser) -> Permissions:
+        return Permissions(manage_messages=member.moderator, manage_threads=member.moderator)
+
+    @property
+    def shown(self) -> list[str]:
+        """What a user scrolling the channel sees from the bot, in order."""
+        return [message.content for message in self.sent if not message.deleted]
+
+
+@dataclass(eq=False)
+class FakeMessage:
+    """A message someone sent, as ``on_message`` receives it."""
+
+    author: FakeUser
+    content: str
+    channel: FakeChannel
+    mentions: list[FakeUser] = field(default_factory=list)
+    type: discord.MessageType = discord.MessageType.default
+    id: int = field(default_factory=next_id)
+    reactions: list[str] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+    threads: list[FakeChannel] = field(default_factory=list)
+
+    @property
+    def guild(self) -> FakeGuild | None:
+        return self.channel.guild
+
+    async def create_thread(self, *, name: str, auto_archive_duration: int = 1440) -> FakeChannel:
+        thread = FakeChannel(
+            type=discord.ChannelType.public_thread,
+            name=name,
+            guild=self.channel.guild,
+            owner_id=self.threads_owner_id,
+            parent_id=self.channel.id,
+        )
+        self.threads.append(thread)
+        return thread
+
+    threads_owner_id: int | None = None  # the bot's id, set by the world that made the message
+
+    async def reply(self, content: str, *, allowed_mentions: Any = None) -> None:
+        self.replies.append(content)
+
+    async def add_reaction(self, emoji: str) -> None:
+        self.reactions.append(emoji)
+
+    async def remove_reaction(self, emoji: str, member: Any) -> None:
+        if emoji in self.reactions:
+            self.reactions.remove(emoji)
+
+
+@dataclass
+class FakeResponse:
+    log: list[str]
+    done: bool = False
+
+    def is_done(self) -> bool:
+        return self.done
+
+    async def defer(self, *, ephemeral: bool = False, thinking: bool = False) -> None:
+        assert not self.done, "an interaction can be acknowledged only once"
+        self.done = True
+        self.log.append(f"defer(ephemeral={ephemeral})")
+
+    async def send_message(self, content: str, *, ephemeral: bool = False) -> None:
+        assert not self.done, "an interaction can be acknowledged only once"
+        self.done = True
+        self.log.append(f"send_message(ephemeral={ephemeral}): {content}")
+
+
+@dataclass
+class FakeFollowup:
+    log: list[str]
+
+    async def send(self, content: str, *, ephemeral: bool = False) -> None:
+        self.log.append(f"followup(ephemeral={ephemeral}): {content}")
+
+
+class FakeInteraction:
+    """A slash-command invocation. ``log`` lists every reply, in order."""
+
+    def __init__(self, user: FakeUser, channel: FakeChannel) -> None:
+        self.user = user
+        self.channel = channel
+        self.channel_id = channel.id
+        self.guild = channel.guild
+        self.command = None
+        self.log: list[str] = []
+        self.response = FakeResponse(self.log)
+        self.followup = FakeFollowup(self.log)
+
+    @property
+    def replies(self) -> list[str]:
+        return [entry.split(": ", 1)[1] for entry in self.log if ": " in entry]

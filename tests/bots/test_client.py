@@ -1,0 +1,394 @@
+"""The bot's handlers with discord.py faked at the edge and everything else real.
+
+Messages go through the real intake, database and worker (against the fake
+Ollama server); events come back through this process's channel layer, as
+they would through web's websocket, into the real renderer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import discord
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from bots.client import DONE, FAILED, WORKING, TrollamaBot
+from bots.commands.checks import Denied, require_owner_or_moderator
+from bots.delivery import CANCELLED_TEXT
+from conversations.models import Message, Request, Thread
+from conversations.processing import process_request
+from tests.bots.fakes import FakeChannel, FakeGuild, FakeInteraction, FakeMessage, FakeUser
+from trollama.listeners import LayerListener
+
+
+@dataclass
+class World:
+    bot: TrollamaBot
+    me: FakeUser
+    guild: FakeGuild
+    channel: FakeChannel
+    alice: FakeUser
+    bob: FakeUser
+    moderator: FakeUser
+    listener: LayerListener
+    channels: dict[int, FakeChannel] = field(default_factory=dict)
+
+    def say(self, author: FakeUser, content: str, *, channel: FakeChannel | None = None, mention: bool = False):
+        channel = channel or self.channel
+        mentions = [self.me] if mention else []
+        text = f"{self.me.mention} {content}" if mention else content
+        return FakeMessage(author, text, channel, mentions=mentions, threads_owner_id=self.me.id)
+
+    async def post(self, message: FakeMessage) -> None:
+        await self.bot.on_message(message)  # type: ignore[arg-type]  # a fake at the edge
+        for thread in message.threads:
+            self.channels[thread.id] = thread
+
+    async def run_worker(self) -> Request:
+        """Answer the newest request the way a worker would, then follow its events to the end."""
+        request = await Request.objects.order_by("-pk").afirst()
+        assert request is not None
+
+        def work() -> None:
+            try:
+                process_request(request_id=request.pk)
+            finally:
+                connections.close_all()
+
+        # Through sync_to_async, not a bare thread: the worker's own async_to_sync then runs its
+        # stream on this loop, the one InMemoryChannelLayer (not thread-safe) delivers events on.
+        await asyncio.gather(sync_to_async(work, thread_sensitive=False)(), self.deliver_until_finished(request.pk))
+        await request.arefresh_from_db()
+        return request
+
+    async def deliver_until_finished(self, request_id: int) -> None:
+        async def follow() -> None:
+            async for event in self.listener:
+                outcome = await self.bot.delivery.handle(event)
+                if outcome is not None and outcome.request_id == request_id:
+                    return
+
+        await asyncio.wait_for(follow(), timeout=30)
+
+
+@pytest.fixture
+async def world(settings):
+    settings.DISCORD_EDIT_INTERVAL = 0.2
+    bot = TrollamaBot()
+    me = FakeUser("trollama", bot=True)
+    bot._connection.user = me  # the gateway would set it on login
+    guild = FakeGuild()
+    channel = FakeChannel(type=discord.ChannelType.text, guild=guild)
+    listener = await LayerListener.connect()
+    world = World(
+        bot=bot,
+        me=me,
+        guild=guild,
+        channel=channel,
+        alice=FakeUser("alice", guild=guild),
+        bob=FakeUser("bob", guild=guild),
+        moderator=FakeUser("mod", guild=guild, moderator=True),
+        listener=listener,
+    )
+
+    async def get_channel(channel_id: int) -> FakeChannel:
+        return world.channels[channel_id]
+
+    bot.get_channel = lambda channel_id: world.channels.get(channel_id)
+    bot.fetch_channel = get_channel
+    yield world
+    await bot.delivery.close()
+    await listener.close()
+
+
+db = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@db
+class IntakeTests:
+    async def test_a_mention_in_a_channel_answers_in_a_new_thread_named_from_the_message(self, world, fake_ollama):
+        fake_ollama.script("Paris.\n\n```python\nprint('  ok')\n```\n")
+        message = world.say(world.alice, "What is the capital of France?", mention=True)
+
+        await world.post(message)
+        assert message.reactions == [WORKING]
+        request = await world.run_worker()
+
+        [thread] = message.threads
+        assert thread.name == "What is the capital of France?"
+        assert thread.shown == ["Paris.\n\n```python\nprint('  ok')\n```\n"]
+        assert world.channel.sent == []  # nothing in the channel itself
+        assert request.status == Request.Status.DONE and request.delivered_at is not None
+        stored = await Thread.objects.aget(pk=request.thread_id)
+        assert stored.external_id == str(thread.id) and stored.parent_channel_id == str(world.channel.id)
+        assert message.reactions == [DONE]  # ⏳ replaced by ✅
+        assert thread.typing_sessions == 1
+
+    async def test_in_the_bots_thread_a_follow_up_needs_no_mention(self, world, fake_ollama):
+        fake_ollama.script("First answer.")
+        first = world.say(world.alice, "Tell me about owls", mention=True)
+        await world.post(first)
+        await world.run_worker()
+        [thread] = first.threads
+
+        fake_ollama.script("Second answer.")
+        await world.post(world.say(world.bob, "and their eyes?", channel=thread))
+        request = await world.run_worker()
+
+        assert thread.shown == ["First answer.", "Second answer."]
+        assert await Message.objects.filter(thread_id=request.thread_id, role="user").acount() == 2
+        last_call = fake_ollama.requests[-1].body["messages"]
+        assert "Tell me about owls" in str(last_call) and "First answer." in str(last_call)
+
+    async def test_a_mention_in_someone_elses_thread_answers_there(self, world, fake_ollama):
+        fake_ollama.script("Here.")
+        theirs = FakeChannel(type=discord.ChannelType.public_thread, guild=world.guild, owner_id=world.bob.id)
+        message = world.say(world.alice, "help", channel=theirs, mention=True)
+
+        await world.post(message)
+        await world.run_worker()
+
+        assert message.threads == [] and theirs.shown == ["Here."]
+
+    async def test_without_a_mention_other_threads_are_left_alone(self, world):
+        theirs = FakeChannel(type=discord.ChannelType.public_thread, guild=world.guild, owner_id=world.bob.id)
+
+        await world.post(world.say(world.alice, "just chatting", channel=theirs))
+
+        assert await Request.objects.acount() == 0 and theirs.sent == []
+
+    async def test_a_dm_is_its_own_conversation(self, world, fake_ollama):
+        fake_ollama.script("Hi in private.")
+        dm = FakeChannel(type=discord.ChannelType.private, name="")
+        message = world.say(world.alice, "hello", channel=dm)
+
+        await world.post(message)
+        request = await world.run_worker()
+
+        assert dm.shown == ["Hi in private."] and message.threads == []
+        thread = await Thread.objects.aget(pk=request.thread_id)
+        assert thread.external_id == str(dm.id) and thread.guild_id == ""
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            pytest.param(lambda w: w.say(FakeUser("otherbot", bot=True), "hi", mention=True), id="another bot"),
+            pytest.param(lambda w: FakeMessage(w.me, "echo", w.channel, mentions=[w.me]), id="itself"),
+            pytest.param(lambda w: w.say(w.alice, "@everyone meeting now"), id="@everyone"),
+            pytest.param(
+                lambda w: FakeMessage(w.alice, "", w.channel, type=discord.MessageType.pins_add), id="system message"
+            ),
+        ],
+    )
+    async def test_it_ignores_bots_itself_everyone_pings_and_system_messages(self, world, make):
+        message = make(world)
+
+        await world.post(message)
+
+        assert await Request.objects.acount() == 0
+        assert message.replies == [] and message.reactions == [] and world.channel.sent == []
+
+    async def test_a_refusal_is_a_reply_in_words(self, world, settings):
+        settings.MAX_MESSAGE_CHARS = 10
+        message = world.say(world.alice, "this message is far too long", mention=True)
+
+        await world.post(message)
+
+        [reply] = message.replies
+        assert "the limit is 10" in reply and "send the text as a file" in reply
+        assert await Request.objects.acount() == 0
+
+    async def test_a_failure_is_shown_with_its_reason_and_a_cross(self, world, fake_ollama):
+        fake_ollama.remove_model("gpt-oss:20b")
+        message = world.say(world.alice, "hello", mention=True)
+
+        await world.post(message)
+        request = await world.run_worker()
+
+        [thread] = message.threads
+        assert request.status == Request.Status.FAILED
+        assert thread.shown == [FAILED + " " + request.error]
+        assert message.reactions == [FAILED]
+
+
+@db
+class CancelTests:
+    async def start(self, world, fake_ollama) -> tuple[FakeMessage, Request]:
+        fake_ollama.script("word " * 400, tokens_per_second=40)
+        message = world.say(world.alice, "write a lot", mention=True)
+        await world.post(message)
+        request = await Request.objects.aget()
+        return message, request
+
+    async def run_and_cancel(self, world, request, cancel) -> Request:
+        """Run the worker, and call ``cancel()`` once the answer shows in Discord."""
+
+        async def cancel_when_visible() -> None:
+            [thread] = world.channels.values()
+            await thread.wait_until(lambda channel: bool(channel.sent) and "word" in channel.sent[0].content)
+            await cancel(thread)
+
+        await asyncio.gather(world.run_worker(), cancel_when_visible())
+        await request.arefresh_from_db()
+        return request
+
+    async def test_saying_cancel_in_the_thread_stops_the_answer(self, world, fake_ollama):
+        _, request = await self.start(world, fake_ollama)
+
+        async def cancel(thread):
+            await world.post(world.say(world.alice, "cancel", channel=thread))
+
+        request = await self.run_and_cancel(world, request, cancel)
+
+        assert request.status == Request.Status.CANCELLED
+        [thread] = world.channels.values()
+        assert thread.shown[-1].endswith(CANCELLED_TEXT)
+        assert await sync_to_async(fake_ollama.wait_for_hangup)() is not None
+
+    async def test_a_cross_reaction_by_the_requester_on_the_answer_stops_it(self, world, fake_ollama):
+        _, request = await self.start(world, fake_ollama)
+
+        async def cancel(thread):
+            answer = thread.sent[0]
+            await world.bot.on_raw_reaction_add(reaction(answer.id, world.bob))  # not theirs: ignored
+            await world.bot.on_raw_reaction_add(reaction(answer.id, world.alice))
+
+        request = await self.run_and_cancel(world, request, cancel)
+
+        assert request.status == Request.Status.CANCELLED
+        assert world.channels.popitem()[1].shown[-1].endswith(CANCELLED_TEXT)
+
+    async def test_a_cross_reaction_by_someone_else_changes_nothing(self, world, fake_ollama):
+        fake_ollama.script("short answer", tokens_per_second=20)
+        message = world.say(world.alice, "hi", mention=True)
+        await world.post(message)
+        request = await Request.objects.aget()
+
+        async def react_as_bob() -> None:
+            [thread] = world.channels.values()
+            await thread.wait_until(lambda channel: bool(channel.sent))
+            await world.bot.on_raw_reaction_add(reaction(thread.sent[0].id, world.bob))
+
+        await asyncio.gather(world.run_worker(), react_as_bob())
+
+        await request.arefresh_from_db()
+        assert request.status == Request.Status.DONE
+
+    async def test_deleting_the_question_stops_the_answer(self, world, fake_ollama):
+        message, request = await self.start(world, fake_ollama)
+
+        async def cancel(thread):
+            await world.bot.on_raw_message_delete(deleted(message.id))
+
+        request = await self.run_and_cancel(world, request, cancel)
+
+        assert request.status == Request.Status.CANCELLED
+
+    async def test_slash_cancel_stops_the_callers_request(self, world, fake_ollama):
+        _, request = await self.start(world, fake_ollama)
+        log: list[str] = []
+
+        async def cancel(thread):
+            interaction = FakeInteraction(world.alice, thread)
+            await world.bot.tree.get_command("cancel").callback(interaction)
+            log.extend(interaction.log)
+
+        request = await self.run_and_cancel(world, request, cancel)
+
+        assert request.status == Request.Status.CANCELLED
+        assert log == ["defer(ephemeral=True)", "followup(ephemeral=True): Cancelling your request."]
+
+
+@db
+class CommandTests:
+    async def invoke(self, world, name: str, user: FakeUser, channel: FakeChannel) -> FakeInteraction:
+        interaction = FakeInteraction(user, channel)
+        await world.bot.tree.get_command(name).callback(interaction)
+        return interaction
+
+    async def test_help_is_acknowledged_first_and_lists_commands_and_routes(self, world):
+        interaction = await self.invoke(world, "help", world.alice, world.channel)
+
+        assert interaction.log[0] == "defer(ephemeral=True)"
+        [text] = interaction.replies
+        assert "/cancel" in text and "`general`: General chat (gpt-oss:20b)" in text
+
+    async def test_cancel_with_nothing_running_says_so(self, world):
+        interaction = await self.invoke(world, "cancel", world.alice, world.channel)
+
+        assert interaction.log == [
+            "defer(ephemeral=True)",
+            "followup(ephemeral=True): Nothing of yours is queued or running in this channel.",
+        ]
+
+    async def test_cancel_cannot_touch_someone_elses_request_but_a_moderator_can(self, world):
+        message = world.say(world.alice, "queued question", mention=True)
+        await world.post(message)
+        [thread] = message.threads
+
+        denied = await self.invoke(world, "cancel", world.bob, thread)
+        assert denied.replies == ["Nothing of yours is queued or running in this channel."]
+        assert (await Request.objects.aget()).status == Request.Status.QUEUED
+
+        allowed = await self.invoke(world, "cancel", world.moderator, thread)
+        assert allowed.replies == ["Cancelling Alice (Discord)'s request."]
+        assert (await Request.objects.aget()).status == Request.Status.CANCELLED
+
+    async def test_owner_or_moderator_check_denies_others_in_words(self, world):
+        message = world.say(world.alice, "question", mention=True)
+        await world.post(message)
+        [thread] = message.threads
+        check = require_owner_or_moderator()(lambda interaction: None).__discord_app_commands_checks__[0]
+
+        assert await check(FakeInteraction(world.alice, thread)) is True
+        assert await check(FakeInteraction(world.moderator, thread)) is True
+        with pytest.raises(Denied, match="Only the person who started this conversation, or a moderator"):
+            await check(FakeInteraction(world.bob, thread))
+        with pytest.raises(Denied, match="no conversation with me in this channel"):
+            await check(FakeInteraction(world.bob, world.channel))
+
+    async def test_a_denied_or_failed_command_is_still_answered(self, world):
+        fresh = FakeInteraction(world.bob, world.channel)
+        await world.bot.on_command_error(fresh, Denied("Only the owner can do that."))
+        assert fresh.log == ["send_message(ephemeral=True): Only the owner can do that."]
+
+        deferred = FakeInteraction(world.bob, world.channel)
+        await deferred.response.defer(ephemeral=True)
+        await world.bot.on_command_error(deferred, discord.app_commands.AppCommandError("boom"))
+        assert deferred.log[-1].startswith("followup(ephemeral=True): Something went wrong running that command.")
+
+
+@db
+class OutboxTests:
+    async def test_answers_finished_while_the_bot_was_away_are_delivered_once(self, world, fake_ollama):
+        fake_ollama.script("Answer written while the bot was down.")
+        message = world.say(world.alice, "question", mention=True)
+        await world.post(message)
+        [thread] = message.threads
+        request = await Request.objects.aget()
+        # The bot dies: nobody is left to render the events.
+        await world.bot.delivery.close()
+        await sync_to_async(process_request)(request_id=request.pk)
+
+        restarted = TrollamaBot()
+        restarted._connection.user = world.me
+        restarted.get_channel = world.bot.get_channel
+        restarted.fetch_channel = world.bot.fetch_channel
+        await restarted.deliver_outbox()
+        await restarted.deliver_outbox()  # a reconnect: nothing more
+
+        assert thread.shown == ["Answer written while the bot was down."]
+        await request.arefresh_from_db()
+        assert request.delivered_at is not None
+
+
+def reaction(message_id: int, user: FakeUser) -> discord.RawReactionActionEvent:
+    data = {"message_id": message_id, "channel_id": 1, "user_id": user.id, "type": 0, "burst": False}
+    return discord.RawReactionActionEvent(data, discord.PartialEmoji(name=FAILED), "REACTION_ADD")  # type: ignore[arg-type]  # the gateway payload, built by hand
+
+
+def deleted(message_id: int) -> discord.RawMessageDeleteEvent:
+    return discord.RawMessageDeleteEvent({"id": message_id, "channel_id": 1})
