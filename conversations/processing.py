@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from artifacts.intent import FILE_INSTRUCTIONS, wants_files
 from conversations import selectors
 from conversations.context import build_chat_messages
 from conversations.models import Message, Request, Thread
@@ -104,10 +106,24 @@ def prepare_job(request: Request) -> Job:
         attempt=request.attempts,
         host=settings.OLLAMA_HOST,
         model=route.model,
-        messages=build_chat_messages(request=request, route=route),
+        messages=with_file_instructions(build_chat_messages(request=request, route=route), request=request),
         options=route.chat_options(),
         keep_alive=route.keep_alive or None,
     )
+
+
+def with_file_instructions(messages: list[dict[str, Any]], *, request: Request) -> list[dict[str, Any]]:
+    """Ask the model to fence and name each file when the user asked for files.
+
+    Appended to the system message (or added as one), so the route's own prompt
+    keeps its wording and the instruction sits with the other instructions.
+    """
+    if not wants_files(request.message.content):
+        return messages
+    if messages and messages[0]["role"] == "system":
+        system = {**messages[0], "content": f"{messages[0]['content']}\n\n{FILE_INSTRUCTIONS}"}
+        return [system, *messages[1:]]
+    return [{"role": "system", "content": FILE_INSTRUCTIONS}, *messages]
 
 
 def tick(job: Job, partial: str | None) -> Tick:
