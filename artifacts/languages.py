@@ -98,7 +98,6 @@ _STEMS: dict[str, str] = {
     "lua": "script",
     "php": "script",
     "md": "document",
-    "txt": "document",
     "tex": "document",
     "html": "index",
     "css": "styles",
