@@ -24,6 +24,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from artifacts.intent import FILE_INSTRUCTIONS, wants_files
+from artifacts.selectors import artifact_summary
+from artifacts.services import store_answer_artifacts
 from conversations import selectors
 from conversations.context import build_chat_messages
 from conversations.models import Message, Request, Thread
@@ -180,16 +182,32 @@ def finish_request(job: Job, result: AttemptResult) -> bool:
     request.lease_expires_at = None
     request.save()
     Thread.objects.filter(pk=request.thread_id).update(updated_at=now)
+    files = store_reply_files(request, result.content)
     events.publish(
         {
             "type": "request.done",
             "request_id": request.pk,
             "content": result.content,
             "request": selectors.request_summary(request),
+            **files,
         },
         request_id=request.pk,
     )
     return True
+
+
+def store_reply_files(request: Request, content: str) -> dict[str, Any]:
+    """Store the files in the answer as artifacts; what ``request.done`` says about them.
+
+    Runs inside ``finish_request``'s transaction, with the request row locked
+    under our lease, as its last write: artifacts exist exactly when the answer
+    does, and a retry never makes them twice.
+    """
+    stored = store_answer_artifacts(request=request, content=content, wanted=wants_files(request.message.content))
+    return {
+        "artifacts": [artifact_summary(artifact) for artifact in stored.artifacts],
+        "artifact_notes": stored.notes,
+    }
 
 
 def _settle(request_id: int, status: str, *, error: str = "", guard: Q, partial: str | None = None) -> bool:
