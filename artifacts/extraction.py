@@ -139,7 +139,7 @@ def extract_files(text: str, *, name_unnamed: bool = False, max_bytes: int | Non
         file = ExtractedFile(filename=filename, content=content, language=language, named_by=how)
         if max_bytes is not None and file.size > max_bytes:
             result.notes.append(
-                f"{filename} is {_megabytes(file.size)}, over the {_megabytes(max_bytes)} limit for a file, "
+                f"{filename} is {describe_size(file.size)}, over the {describe_size(max_bytes)} limit for a file, "
                 "so it was not saved as a file (its text is in the answer)."
             )
         elif len(result.files) >= MAX_FILES_PER_ANSWER:
@@ -149,8 +149,12 @@ def extract_files(text: str, *, name_unnamed: bool = False, max_bytes: int | Non
     return result
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size / 1000:.1f} kB"
+def describe_size(size: int) -> str:
+    """Bytes for people: "512 bytes", "12.3 kB", "9.4 MB"."""
+    for unit, scale in (("MB", 1_000_000), ("kB", 1_000)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def _lines(text: str) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from artifacts.extraction import describe_size
 from bots.stream import DiscordTarget, LiveMessageRenderer
 from conversations.phases import describe_phase, describe_queue_position
 
@@ -89,13 +90,6 @@ def plan_files(artifacts: Sequence[dict[str, Any]], *, upload_limit: int) -> Fil
     return FilePlan(attach=attach, link=link)
 
 
-def _size(size: int) -> str:
-    for unit, scale in (("MB", 1_000_000), ("kB", 1_000)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
-
-
 def files_message(links: Sequence[dict[str, Any]], notes: Sequence[str]) -> str:
     """The message after an answer with links to files too large to attach, and notes about files left out.
 
@@ -105,7 +99,7 @@ def files_message(links: Sequence[dict[str, Any]], notes: Sequence[str]) -> str:
     for artifact in links:
         expires = int(datetime.fromisoformat(artifact["expires_at"]).timestamp())
         lines.append(
-            f"📎 **{artifact['filename']}** ({_size(artifact['size'])}, too large to attach here): "
+            f"📎 **{artifact['filename']}** ({describe_size(artifact['size'])}, too large to attach here): "
             f"<{artifact['url']}> (the link expires <t:{expires}:R>)"
         )
     lines.extend(f"⚠️ {note}" for note in notes)

@@ -114,7 +114,7 @@ class FilesFromAnswersTests:
         done = answer_without_files(fake_ollama, published)
 
         assert done["artifacts"] == []
-        assert done["artifact_notes"][0].startswith("scraper.py is 0.1 kB, over the 0.0 kB limit")
+        assert done["artifact_notes"][0].startswith("scraper.py is 69 bytes, over the 10 bytes limit")
 
     def test_a_storage_failure_drops_the_files_with_a_note_but_never_the_answer(
         self, fake_ollama, published, artifact_storage
