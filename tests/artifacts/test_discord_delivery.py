@@ -10,6 +10,7 @@ from typing import Any
 import discord
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from artifacts.selectors import artifact_summary
 from bots.client import ChannelTarget, TrollamaBot
@@ -210,7 +211,15 @@ class ChannelTargetTests:
         assert upload.fp.read() == b"print(1)\n"
 
 
+@pytest.fixture
+async def close_thread_connections():
+    """Close the database connection the sync_to_async thread opened, so the test database can be dropped."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("close_thread_connections")
 class OutboxFilesTests:
     async def test_a_redelivered_answer_brings_its_files(self, make_artifacts):
         artifacts = await sync_to_async(make_artifacts)('```python title="a.py"\nprint(1)\n```\n')
