@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 from typing import Any
 
@@ -18,10 +19,12 @@ from asgiref.sync import sync_to_async
 from discord import app_commands
 from django.conf import settings
 
+from artifacts.selectors import request_artifacts
+from artifacts.services import read_artifact
 from bots import services
 from bots.commands import register_all
 from bots.commands.checks import Denied
-from bots.delivery import FAILED_PREFIX, Delivery, Outcome
+from bots.delivery import DM_UPLOAD_LIMIT, FAILED_PREFIX, Delivery, Outcome, deliver_files
 from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
 from bots.render import split_message
 from conversations.services import Refusal, cancel_request
@@ -47,6 +50,20 @@ class ChannelTarget:
 
     async def delete(self, handle: discord.Message) -> None:
         await handle.delete()
+
+    @property
+    def upload_limit(self) -> int:
+        guild = getattr(self.channel, "guild", None)
+        return guild.filesize_limit if guild is not None else DM_UPLOAD_LIMIT
+
+    async def attach(self, handle: discord.Message, files: list[tuple[str, bytes]]) -> None:
+        uploads = [discord.File(io.BytesIO(data), filename=name) for name, data in files]
+        await handle.edit(attachments=[*handle.attachments, *uploads], allowed_mentions=NO_PINGS)
+
+
+async def fetch_artifact(artifact_id: int) -> bytes:
+    """An artifact's bytes, read from the storage this process shares with the workers."""
+    return await sync_to_async(read_artifact)(artifact_id=artifact_id)
 
 
 _KINDS = {
@@ -78,6 +95,7 @@ class TrollamaBot(discord.Client):
         self.delivery = Delivery(
             edit_interval=settings.DISCORD_EDIT_INTERVAL,
             mark_delivered=lambda request_id: sync_to_async(services.mark_delivered)(request_id=request_id),
+            fetch_file=fetch_artifact,
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
@@ -262,5 +280,15 @@ class TrollamaBot(discord.Client):
                 continue
             text = request.reply.content if request.reply else FAILED_PREFIX + request.error
             target = ChannelTarget(channel)  # type: ignore[arg-type]
+            last = None
             for part in split_message(text):
-                await target.send(part)
+                last = await target.send(part)
+            await self.deliver_outbox_files(target, last, request_id=request.pk)
+
+    async def deliver_outbox_files(self, target: ChannelTarget, answer_message: Any, *, request_id: int) -> None:
+        """The files of a redelivered answer, as the live delivery would have sent them."""
+        try:
+            artifacts = await sync_to_async(request_artifacts)(request_id)
+            await deliver_files(target, answer_message, artifacts, [], fetch=fetch_artifact)
+        except Exception:
+            logger.exception("Request %s: could not deliver its files", request_id)

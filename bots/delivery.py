@@ -10,14 +10,23 @@ delivered from the database by the outbox instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
+from artifacts.extraction import describe_size
 from bots.stream import DiscordTarget, LiveMessageRenderer
 from conversations.phases import describe_phase, describe_queue_position
 
 logger = logging.getLogger(__name__)
+
+# Discord accepts at most 10 attachments per message, and uploads in DMs up to
+# 10 MiB (a guild's limit is ``guild.filesize_limit``, higher with boosts).
+MAX_ATTACHMENTS = 10
+DM_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+FetchFile = Callable[[int], Awaitable[bytes]]
 
 FAILED_PREFIX = "❌ "
 CANCELLED_TEXT = "Cancelled."
@@ -38,12 +47,108 @@ class _View:
     on_finish: list[Callable[[Outcome], Awaitable[None]]] = field(default_factory=list)
 
 
+# -- Files ----------------------------------------------------------------
+
+
+@runtime_checkable
+class FileTarget(Protocol):
+    """A ``DiscordTarget`` that can also take files: the bot's channels, not every fake."""
+
+    @property
+    def upload_limit(self) -> int:
+        """Bytes one message may upload here."""
+
+    async def send(self, content: str) -> Any: ...
+
+    async def attach(self, handle: Any, files: list[tuple[str, bytes]]) -> None:
+        """Add ``(filename, data)`` files to the message ``handle``."""
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    attach: list[dict[str, Any]]  # artifact summaries (see artifacts.selectors.artifact_summary)
+    link: list[dict[str, Any]]
+
+
+def plan_files(artifacts: Sequence[dict[str, Any]], *, upload_limit: int) -> FilePlan:
+    """Which files go up as attachments and which as links.
+
+    In answer order, a file is attached while the files attached so far and it
+    fit in ``upload_limit`` together and in ``MAX_ATTACHMENTS``; every other
+    file gets its signed link. (Discord counts the limit per file and the
+    request size per message; keeping the total under it satisfies both.)
+    """
+    attach: list[dict[str, Any]] = []
+    link: list[dict[str, Any]] = []
+    total = 0
+    for artifact in artifacts:
+        if len(attach) < MAX_ATTACHMENTS and total + artifact["size"] <= upload_limit:
+            attach.append(artifact)
+            total += artifact["size"]
+        else:
+            link.append(artifact)
+    return FilePlan(attach=attach, link=link)
+
+
+def files_message(links: Sequence[dict[str, Any]], notes: Sequence[str]) -> str:
+    """The message after an answer with links to files too large to attach, and notes about files left out.
+
+    Expiry is a Discord timestamp (``<t:…:R>``), which every reader sees in their own time zone.
+    """
+    lines = []
+    for artifact in links:
+        expires = int(datetime.fromisoformat(artifact["expires_at"]).timestamp())
+        lines.append(
+            f"📎 **{artifact['filename']}** ({describe_size(artifact['size'])}, too large to attach here): "
+            f"<{artifact['url']}> (the link expires <t:{expires}:R>)"
+        )
+    lines.extend(f"⚠️ {note}" for note in notes)
+    return "\n".join(lines)
+
+
+async def deliver_files(
+    target: DiscordTarget,
+    answer_message: Any,
+    artifacts: Sequence[dict[str, Any]],
+    notes: Sequence[str],
+    *,
+    fetch: FetchFile | None,
+) -> None:
+    """Attach the answer's files to its last message; link those past the upload limit.
+
+    A target that cannot take files, a file that cannot be read, or Discord
+    refusing the upload all fall back to links, so the user always gets the files.
+    """
+    if not artifacts and not notes:
+        return
+    plan = FilePlan(attach=[], link=list(artifacts))
+    if isinstance(target, FileTarget) and fetch is not None and answer_message is not None:
+        plan = plan_files(artifacts, upload_limit=target.upload_limit)
+        try:
+            if plan.attach:
+                files = [(artifact["filename"], await fetch(artifact["id"])) for artifact in plan.attach]
+                await target.attach(answer_message, files)
+        except Exception:
+            logger.warning("Could not attach %d file(s); sending links instead", len(plan.attach), exc_info=True)
+            plan = FilePlan(attach=[], link=[*plan.attach, *plan.link])
+    text = files_message(plan.link, notes)
+    if text:
+        await target.send(text)
+
+
 class Delivery:
     """Routes events to the renderers of the requests this bot is showing."""
 
-    def __init__(self, *, edit_interval: float, mark_delivered: Callable[[int], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        *,
+        edit_interval: float,
+        mark_delivered: Callable[[int], Awaitable[None]],
+        fetch_file: FetchFile | None = None,
+    ) -> None:
         self._edit_interval = edit_interval
         self._mark_delivered = mark_delivered
+        self._fetch_file = fetch_file
         self._views: dict[int, _View] = {}
 
     def track(
@@ -80,7 +185,12 @@ class Delivery:
         elif kind == "request.delta":
             self._on_delta(view, event["offset"], event["text"])
         elif kind == "request.done":
-            return await self._finish(event["request_id"], Outcome(event["request_id"], "done"), event["content"])
+            return await self._finish(
+                event["request_id"],
+                Outcome(event["request_id"], "done"),
+                event["content"],
+                files=(event.get("artifacts") or [], event.get("artifact_notes") or []),
+            )
         elif kind == "request.failed":
             outcome = Outcome(event["request_id"], "failed", error=event.get("error", ""))
             return await self._finish(event["request_id"], outcome, FAILED_PREFIX + outcome.error)
@@ -107,12 +217,20 @@ class Delivery:
             view.renderer.feed(fresh)
             view.written += len(fresh)
 
-    async def _finish(self, request_id: int, outcome: Outcome, final_text: str | None) -> Outcome:
+    async def _finish(
+        self,
+        request_id: int,
+        outcome: Outcome,
+        final_text: str | None,
+        *,
+        files: tuple[list[dict[str, Any]], list[str]] = ([], []),
+    ) -> Outcome:
         view = self._views.pop(request_id)
         if final_text is None:
             # Cancelled: keep what was written, and say so.
             final_text = (view.renderer.text + "\n\n" if view.renderer.text else "") + CANCELLED_TEXT
-        await view.renderer.finish(final_text)
+        handles = await view.renderer.finish(final_text)
+        await self._deliver_files(view.renderer.target, handles[-1] if handles else None, *files)
         await self._mark_delivered(request_id)
         for callback in view.on_finish:
             try:
@@ -120,6 +238,14 @@ class Delivery:
             except Exception:  # a reaction failing must not lose the next event
                 logger.exception("After-delivery step failed for request %s", request_id)
         return outcome
+
+    async def _deliver_files(
+        self, target: DiscordTarget, answer_message: Any, artifacts: list[dict[str, Any]], notes: list[str]
+    ) -> None:
+        try:
+            await deliver_files(target, answer_message, artifacts, notes, fetch=self._fetch_file)
+        except Exception:  # the answer is delivered; a failed file message must not lose the next event
+            logger.exception("Could not deliver the files of an answer")
 
     async def close(self) -> None:
         for view in self._views.values():

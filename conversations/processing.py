@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -22,6 +23,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from artifacts.intent import FILE_INSTRUCTIONS, wants_files
+from artifacts.selectors import artifact_summary
+from artifacts.services import store_answer_artifacts
 from conversations import selectors
 from conversations.context import build_chat_messages
 from conversations.models import Message, Request, Thread
@@ -104,10 +108,24 @@ def prepare_job(request: Request) -> Job:
         attempt=request.attempts,
         host=settings.OLLAMA_HOST,
         model=route.model,
-        messages=build_chat_messages(request=request, route=route),
+        messages=with_file_instructions(build_chat_messages(request=request, route=route), request=request),
         options=route.chat_options(),
         keep_alive=route.keep_alive or None,
     )
+
+
+def with_file_instructions(messages: list[dict[str, Any]], *, request: Request) -> list[dict[str, Any]]:
+    """Ask the model to fence and name each file when the user asked for files.
+
+    Appended to the system message (or added as one), so the route's own prompt
+    keeps its wording and the instruction sits with the other instructions.
+    """
+    if not wants_files(request.message.content):
+        return messages
+    if messages and messages[0]["role"] == "system":
+        system = {**messages[0], "content": f"{messages[0]['content']}\n\n{FILE_INSTRUCTIONS}"}
+        return [system, *messages[1:]]
+    return [{"role": "system", "content": FILE_INSTRUCTIONS}, *messages]
 
 
 def tick(job: Job, partial: str | None) -> Tick:
@@ -164,16 +182,32 @@ def finish_request(job: Job, result: AttemptResult) -> bool:
     request.lease_expires_at = None
     request.save()
     Thread.objects.filter(pk=request.thread_id).update(updated_at=now)
+    files = store_reply_files(request, result.content)
     events.publish(
         {
             "type": "request.done",
             "request_id": request.pk,
             "content": result.content,
             "request": selectors.request_summary(request),
+            **files,
         },
         request_id=request.pk,
     )
     return True
+
+
+def store_reply_files(request: Request, content: str) -> dict[str, Any]:
+    """Store the files in the answer as artifacts; what ``request.done`` says about them.
+
+    Runs inside ``finish_request``'s transaction, with the request row locked
+    under our lease, as its last write: artifacts exist exactly when the answer
+    does, and a retry never makes them twice.
+    """
+    stored = store_answer_artifacts(request=request, content=content, wanted=wants_files(request.message.content))
+    return {
+        "artifacts": [artifact_summary(artifact) for artifact in stored.artifacts],
+        "artifact_notes": stored.notes,
+    }
 
 
 def _settle(request_id: int, status: str, *, error: str = "", guard: Q, partial: str | None = None) -> bool:

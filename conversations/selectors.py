@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from artifacts.selectors import request_artifacts
 from conversations.models import Message, Request, Thread
 
 RECENT_LIMIT = 50
@@ -67,6 +68,7 @@ def request_snapshot(request_id: int) -> dict[str, Any] | None:
         return None
     snapshot = request_summary(request)
     snapshot["content"] = request.reply.content if request.reply else request.partial_content
+    snapshot["artifacts"] = request_artifacts(request.pk)
     return snapshot
 
 

@@ -7,7 +7,8 @@ a gap is filled from the full text that ``request.done`` carries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from conversations.phases import describe_phase, describe_queue_position
@@ -29,6 +30,8 @@ class Finished:
     completion_tokens: int | None = None
     route: str | None = None
     model: str = ""
+    artifacts: list[dict[str, Any]] = field(default_factory=list)  # artifacts.selectors.artifact_summary
+    artifact_notes: list[str] = field(default_factory=list)
 
 
 class TerminalRenderer:
@@ -60,6 +63,8 @@ class TerminalRenderer:
                 completion_tokens=summary.get("completion_tokens"),
                 route=summary.get("route"),
                 model=summary.get("model", ""),
+                artifacts=event.get("artifacts") or [],
+                artifact_notes=event.get("artifact_notes") or [],
             )
         elif kind in ("request.failed", "request.cancelled"):
             return Finished(kind.removeprefix("request."), error=event.get("error", ""))
@@ -106,7 +111,15 @@ class TerminalRenderer:
         if result.status == "done":
             tokens = f"{result.prompt_tokens or 0} prompt + {result.completion_tokens or 0} completion tokens"
             self.out.write(f"\n[{tokens} · route {result.route or '-'} · model {result.model or '-'}]\n")
+            self._list_files(result)
         self.out.flush()
+
+    def _list_files(self, result: Finished) -> None:
+        """One line per file on stdout, with its link; notes about files left out on stderr."""
+        for artifact in result.artifacts:
+            self.out.write(f"[file {artifact['filename']} · {artifact['size']} bytes · {artifact['url']}]\n")
+        for note in result.artifact_notes:
+            self.err.write(f"{note}\n")
 
 
 # -- Running a chat turn from the terminal -----------------------------------
@@ -127,6 +140,7 @@ class ChatTurn:
     thread_name: str | None
     route: str | None
     inline: bool
+    save_artifacts: Path | None = None
 
 
 def _check(turn: ChatTurn) -> None:
@@ -134,6 +148,10 @@ def _check(turn: ChatTurn) -> None:
     from conversations import services
 
     services.validate_message(turn.content)
+    if turn.save_artifacts is not None and turn.save_artifacts.exists() and not turn.save_artifacts.is_dir():
+        raise services.Refusal(
+            f"--save-artifacts {turn.save_artifacts} is a file, not a directory.", code="bad_directory"
+        )
     if turn.thread_name:
         services.find_local_thread(name=turn.thread_name)
 
@@ -184,7 +202,36 @@ def _final_state(request_id: int) -> Finished | None:
         completion_tokens=snapshot["completion_tokens"],
         route=snapshot["route"],
         model=snapshot["model"],
+        artifacts=snapshot["artifacts"],
     )
+
+
+def save_artifacts(artifacts: list[dict[str, Any]], directory: Path, *, err: Output) -> bool:
+    """Write each artifact into ``directory`` (made if missing), never over an existing file.
+
+    Returns False if any could not be saved; each failure is explained with the
+    link to download it instead.
+    """
+    from artifacts.filenames import unique_names
+    from artifacts.services import read_artifact
+
+    ok = True
+    for artifact in artifacts:
+        try:
+            data = read_artifact(artifact_id=artifact["id"])
+            directory.mkdir(parents=True, exist_ok=True)
+            taken = {path.name for path in directory.iterdir()}
+            # The name is already safe (artifacts.filenames); only a clash with a file there is left.
+            name = unique_names([*taken, artifact["filename"]])[-1]
+            path = directory / name
+            with path.open("xb") as handle:
+                handle.write(data)
+        except Exception as exc:
+            err.write(f"Could not save {artifact['filename']} ({exc}); download it from {artifact['url']}\n")
+            ok = False
+        else:
+            err.write(f"Saved {artifact['filename']} to {path}\n")
+    return ok
 
 
 async def _settle_after_worker(worker: Any, following: Any, request_id: int) -> Finished:
@@ -301,6 +348,9 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
 
     renderer.finish(result)
     if result.status == "done":
+        if turn.save_artifacts is not None and result.artifacts:
+            saved = await sync_to_async(save_artifacts)(result.artifacts, turn.save_artifacts, err=err)
+            return EXIT_DONE if saved else EXIT_FAILED
         return EXIT_DONE
     if result.status == "cancelled":
         err.write("Cancelled.\n")

@@ -237,7 +237,7 @@ MEDIA_ROOT = Path(_read("MEDIA_ROOT", str, str(DATA_DIR / "media")))
 # Serve straight from the apps' static folders when collectstatic has not run,
 # so the embedded default needs no build step.
 WHITENOISE_USE_FINDERS = True
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
@@ -360,6 +360,43 @@ DISCORD_ALLOWED_CHANNELS: list[int] = _read("DISCORD_ALLOWED_CHANNELS", _int_lis
 DISCORD_OUTBOX_HOURS = _read("DISCORD_OUTBOX_HOURS", _int(1), 24)
 # The bot records a heartbeat this often; health calls it gone after three missed beats.
 BOT_HEARTBEAT_INTERVAL = _read("BOT_HEARTBEAT_INTERVAL", _float(1), 15.0)
+
+# -- Files (artifacts) -------------------------------------------------------
+
+# Files extracted from answers are deleted this long after they were made; their
+# signed download links stop working at the same moment.
+ARTIFACT_TTL_HOURS = _read("ARTIFACT_TTL_HOURS", _int(1), 12)
+# Larger files stay in the answer's text only (with a note saying so).
+ARTIFACT_MAX_BYTES = int(_read("ARTIFACT_MAX_SIZE_MB", _float(0.001), 8.0) * 1_000_000)
+# The address people use to reach web, for download links shown in Discord and
+# the terminal. Defaults to WEB_URL, which is right when everyone is on this machine.
+PUBLIC_URL = _read("PUBLIC_URL", _http_url, WEB_URL)
+ARTIFACT_STORAGE = _read("ARTIFACT_STORAGE", _choice("local", "s3"), "local")
+if ARTIFACT_STORAGE == "s3":
+    _bucket = _read("ARTIFACT_S3_BUCKET", str, "")
+    if not _bucket:
+        raise ImproperlyConfigured("ARTIFACT_STORAGE is s3 but ARTIFACT_S3_BUCKET is not set.")
+    # django-storages' S3 backend; any S3-compatible service (MinIO, R2, Garage…)
+    # works through the endpoint URL. Keys left empty fall back to boto3's own
+    # lookup (environment, instance role).
+    STORAGES["artifacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": _bucket,
+            "endpoint_url": _read("ARTIFACT_S3_ENDPOINT_URL", _http_url, "") or None,
+            "region_name": _read("ARTIFACT_S3_REGION", str, "") or None,
+            "access_key": _read("ARTIFACT_S3_ACCESS_KEY_ID", str, "") or None,
+            "secret_key": _read("ARTIFACT_S3_SECRET_ACCESS_KEY", str, "") or None,
+            "location": _read("ARTIFACT_S3_PREFIX", str, ""),
+            # Downloads always go through Trollama (counted, checked for expiry),
+            # so objects stay private and are never overwritten.
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    STORAGES["artifacts"] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 
 # -- Local accounts ---------------------------------------------------------
 

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from trollama import consumers, views
@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("internal/events", views.relay_event, name="relay-event"),
+    path("", include("artifacts.urls")),
 ]
 
 websocket_urlpatterns = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -27,6 +28,13 @@ class Command(BaseCommand):
             action="store_true",
             help="Run the request in this process, so nothing else needs to be running.",
         )
+        parser.add_argument(
+            "--save-artifacts",
+            metavar="DIR",
+            type=Path,
+            default=None,
+            help="Write the files in the answer into DIR (made if missing; existing files are never overwritten).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         turn = ChatTurn(
@@ -35,6 +43,7 @@ class Command(BaseCommand):
             thread_name=options["thread"],
             route=options["route"],
             inline=options["inline"],
+            save_artifacts=options["save_artifacts"],
         )
         # The answer must reach stdout byte for byte: no added line endings, no colours.
         self.stdout.ending = self.stderr.ending = ""
