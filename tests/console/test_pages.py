@@ -178,7 +178,7 @@ class HealthPageTests:
         assert "Database" in html and "Queue and workers" in html and "Channel layer" in html
         assert "no worker is running" in html
         assert fake_ollama.url in html and "Ollama 0.12.0" in html
-        assert "gpt-oss:20b" in html and "8192" in html
+        assert "gpt-oss:20b" in html and "8,192" in html
         assert 'data-url="/console/health/panel/"' in html
 
     def test_an_unreachable_ollama_host_is_shown_as_such(self, staff_client, settings):

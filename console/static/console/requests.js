@@ -10,7 +10,8 @@
   const empty = document.querySelector("[data-empty]");
   const form = document.querySelector("[data-filters]");
   const indicator = document.querySelector("[data-connection]");
-  const detailUrl = table.dataset.detailUrl; // ends in /0/
+  const detailUrl = table.dataset.detailUrl; // ends in /0/, like threadUrl
+  const threadUrl = table.dataset.threadUrl;
   const WAITING = ["queued", "held"];
   const FINISHED = ["done", "failed", "cancelled"];
   const KEEP = 100;
@@ -73,6 +74,16 @@
     return "—";
   }
 
+  function linkCell(tr, text, template, id, className) {
+    const td = document.createElement("td");
+    const link = document.createElement("a");
+    link.href = template.replace(/\/0\/$/, "/" + id + "/");
+    link.textContent = text;
+    td.appendChild(link);
+    if (className) td.className = className;
+    tr.appendChild(td);
+  }
+
   function cell(tr, text, className) {
     const td = document.createElement("td");
     td.textContent = text === null || text === undefined || text === "" ? "—" : text;
@@ -90,14 +101,9 @@
       const tr = document.createElement("tr");
       tr.dataset.requestId = row.id;
       tr.dataset.status = row.status;
-      const id = document.createElement("td");
-      const link = document.createElement("a");
-      link.href = detailUrl.replace(/\/0\/$/, "/" + row.id + "/");
-      link.textContent = row.id;
-      id.appendChild(link);
-      tr.appendChild(id);
+      linkCell(tr, row.id, detailUrl, row.id);
       cell(tr, row.user);
-      cell(tr, row.thread, "thread");
+      linkCell(tr, row.thread, threadUrl, row.thread_id, "thread");
       cell(tr, row.route);
       cell(tr, row.model);
       cell(tr, row.host);
