@@ -147,6 +147,37 @@ class ConsoleBrowserTests:
         expect(cells.nth(10)).to_have_text("40")
         assert page.evaluate("window.notReloaded") is True
 
+    def test_after_losing_its_connection_the_table_catches_up_from_the_server(self, page, system, fake):
+        fake.script("Answered while you were away.")
+        blocked = False
+
+        def through_a_cable_we_can_cut(socket):
+            if blocked:
+                socket.close(code=1011)  # the page sees a failed reconnection and tries again later
+            else:
+                socket.connect_to_server()
+                sockets.append(socket)
+
+        sockets: list = []
+        page.route_web_socket(re.compile(r"/ws/events/"), through_a_cable_we_can_cut)
+        sign_in(page)
+        indicator = page.locator("[data-connection]")
+        expect(indicator).to_have_text("Live")
+        page.evaluate("window.notReloaded = true")
+
+        blocked = True
+        sockets[0].close(code=1006)
+        expect(indicator).to_contain_text("Disconnected")
+        with chatting(system, "are you there?", "ivan") as chat:
+            assert chat.wait(timeout=60) == 0
+        expect(page.locator("table[data-requests] tbody tr", has_text="ivan")).to_have_count(0)
+        blocked = False
+
+        expect(indicator).to_have_text("Live", timeout=3 * TIMEOUT_MS)
+        row = page.locator("table[data-requests] tbody tr", has_text="ivan")
+        expect(row.locator("td.status")).to_have_text("done")
+        assert page.evaluate("window.notReloaded") is True
+
     def test_filters_hide_other_requests_and_survive_a_reload(self, page, system, fake):
         fake.script("Fine.")
         with chatting(system, "hello", "frank") as chat:
