@@ -8,7 +8,6 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -36,7 +35,7 @@ def staff_required(view: View) -> View:
         if not user.is_authenticated:
             return redirect_to_login(request.get_full_path(), reverse("console:login"))
         if not (user.is_active and user.is_staff):
-            raise PermissionDenied("The console is for staff accounts only.")
+            return render(request, "console/forbidden.html", status=403)
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -42,6 +42,7 @@ class AccessTests:
         response = outsider_client.get(url_of(name, kwargs, queued_request))
 
         assert response.status_code == 403
+        assert "not a staff account" in response.content.decode()
 
     @pytest.mark.parametrize(("name", "kwargs"), PAGES)
     def test_staff_can_open_it(self, name, kwargs, queued_request, staff_client, fake_ollama):
@@ -116,3 +117,17 @@ class CancelAccessTests:
         assert response.status_code == 403
         queued_request.refresh_from_db()
         assert queued_request.status == Request.Status.QUEUED
+
+
+@pytest.mark.django_db
+class NavigationTests:
+    def test_someone_who_is_not_staff_sees_no_links_into_the_console(self, outsider_client):
+        html = outsider_client.get(reverse("console:usage")).content.decode()
+
+        assert 'href="/console/' not in html
+        assert "Sign out" in html
+
+    def test_the_login_page_shows_no_console_links_to_anonymous_visitors(self):
+        html = Client().get(reverse("console:login")).content.decode()
+
+        assert f'href="{reverse("console:usage")}"' not in html
