@@ -1,4 +1,10 @@
-"""The console's pages. Staff only; each view adapts the request to a selector or service."""
+"""The console's pages. Staff only; each view adapts the request to a selector or service.
+
+Everything is rendered here, on the server. The browser builds only what
+streams (rows of the live table, the text of an answer) from websocket
+events; other live parts (a request's facts, the health panel) are
+fragments of these templates that the page fetches again when they change.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from console import selectors
@@ -66,6 +73,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 @require_GET
+@never_cache
 @staff_required
 def request_facts(request: HttpRequest, request_id: int) -> HttpResponse:
     """The server-rendered part of the detail page, which the page refetches when the request changes."""
@@ -94,6 +102,7 @@ def health(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@never_cache
 @staff_required
 def health_panel(request: HttpRequest) -> HttpResponse:
     return render(request, "console/_health_panel.html", {"report": async_to_sync(health_report)()})

@@ -154,7 +154,8 @@
     },
     "request.status": function (event) {
       if (!rows.has(event.request_id)) return "unknown";
-      const changes = { status: event.status, phase: event.phase, position: null };
+      const changes = { status: event.status, phase: event.phase };
+      if (!WAITING.includes(event.status)) changes.position = null;
       if (event.model) changes.model = event.model;
       if (event.route) changes.route = event.route;
       if (event.reset) Object.assign(changes, { liveChars: 0, firstDeltaAt: null });
