@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from django.db.models import Q, QuerySet
 
 from artifacts.selectors import request_artifacts
 from conversations.models import Message, Request, Thread
@@ -42,6 +46,7 @@ def request_summary(request: Request) -> dict[str, Any]:
         "status": request.status,
         "phase": request.phase,
         "user": request.user.display_name or request.user.username,
+        "username": request.user.username,
         "user_id": request.user_id,
         "platform": request.thread.platform,
         "thread_id": request.thread_id,
@@ -49,6 +54,7 @@ def request_summary(request: Request) -> dict[str, Any]:
         "thread_external_id": request.thread.external_id,
         "route": request.route.slug if request.route else None,
         "model": request.model,
+        "host": request.host,
         "queued_at": _iso(request.queued_at),
         "started_at": _iso(request.started_at),
         "first_token_at": _iso(request.first_token_at),
@@ -72,9 +78,57 @@ def request_snapshot(request_id: int) -> dict[str, Any] | None:
     return snapshot
 
 
-def recent_requests_snapshot(*, limit: int = RECENT_LIMIT) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RequestFilters:
+    """What a listener of the request list wants to see; empty fields match everything.
+
+    ``status`` is a ``Request.Status`` value or ``"active"`` (not finished);
+    ``user`` matches part of a user's name, ignoring case. The console applies
+    the same rules in the browser to rows that events bring.
+    """
+
+    status: str = ""
+    route: str = ""
+    user: str = ""
+
+    ACTIVE = "active"
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, Any]) -> RequestFilters:
+        """From request.GET or a parsed query string; unknown statuses are ignored."""
+
+        def first(name: str) -> str:
+            value = query.get(name, "")
+            if isinstance(value, list):
+                value = value[0] if value else ""
+            return str(value).strip()[:100]
+
+        status = first("status")
+        if status not in {cls.ACTIVE, *Request.Status.values}:
+            status = ""
+        return cls(status=status, route=first("route"), user=first("user"))
+
+    def apply(self, requests: QuerySet[Request]) -> QuerySet[Request]:
+        if self.status == self.ACTIVE:
+            requests = requests.exclude(status__in=Request.FINISHED)
+        elif self.status:
+            requests = requests.filter(status=self.status)
+        if self.route:
+            requests = requests.filter(route__slug=self.route)
+        if self.user:
+            requests = requests.filter(
+                Q(user__username__icontains=self.user) | Q(user__display_name__icontains=self.user)
+            )
+        return requests
+
+
+def recent_requests_snapshot(
+    *, limit: int = RECENT_LIMIT, filters: RequestFilters | None = None
+) -> list[dict[str, Any]]:
     """Requests in flight, then the most recent finished ones, newest first."""
     base = Request.objects.select_related("user", "thread", "route")
+    if filters is not None:
+        base = filters.apply(base)
     in_flight = list(base.exclude(status__in=Request.FINISHED)[:limit])
     finished = list(base.filter(status__in=Request.FINISHED)[: max(limit - len(in_flight), 0)])
     return [request_summary(request) for request in in_flight + finished]

@@ -94,14 +94,29 @@ async def check_channel_layer() -> Check:
 
 
 async def check_ollama_host(client: httpx.AsyncClient, url: str) -> Check:
+    """The host's version, and the models it holds in memory (``/api/ps``) with their VRAM."""
     started = time.perf_counter()
     try:
         response = await client.get(f"{url}/api/version")
         response.raise_for_status()
         version = response.json().get("version")
+        latency = _timed(started)
+        response = await client.get(f"{url}/api/ps")
+        response.raise_for_status()
+        loaded = [_loaded_model(entry) for entry in response.json().get("models") or []]
     except Exception as exc:
         return {"url": url, "ok": False, "error": str(exc) or type(exc).__name__}
-    return {"url": url, "ok": True, "version": version, "latency_ms": _timed(started)}
+    return {"url": url, "ok": True, "version": version, "latency_ms": latency, "loaded_models": loaded}
+
+
+def _loaded_model(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": entry.get("name") or entry.get("model"),
+        "size": entry.get("size"),
+        "size_vram": entry.get("size_vram"),
+        "context_length": entry.get("context_length"),
+        "expires_at": entry.get("expires_at"),
+    }
 
 
 async def check_ollama() -> Check:

@@ -198,6 +198,7 @@ INSTALLED_APPS = [
     "budgets",
     "artifacts",
     "bots",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -7,6 +7,7 @@ from trollama import consumers, views
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/", admin.site.urls),
+    path("console/", include("console.urls")),
     path("health", views.health, name="health"),
     path("internal/events", views.relay_event, name="relay-event"),
     path("", include("artifacts.urls")),

@@ -54,8 +54,22 @@ class HealthTests:
                 "ok": True,
                 "version": "0.12.0",
                 "latency_ms": checks["ollama"]["hosts"][0]["latency_ms"],
+                "loaded_models": [],
             }
         ]
+
+    async def test_it_lists_the_models_an_ollama_host_holds_in_memory_with_their_vram(self, fake_ollama):
+        fake_ollama.begin_use("gpt-oss:20b", keep_alive=300, context_length=8192)
+        fake_ollama.end_use("gpt-oss:20b")
+
+        response = await AsyncClient().get("/health")
+
+        (host,) = response.json()["checks"]["ollama"]["hosts"]
+        (loaded,) = host["loaded_models"]
+        spec = fake_ollama.find_model("gpt-oss:20b")
+        assert loaded["name"] == "gpt-oss:20b"
+        assert loaded["size_vram"] == spec.size and loaded["context_length"] == 8192
+        assert loaded["expires_at"]
 
     async def test_it_is_503_when_ollama_is_unreachable(self, fake_ollama, settings):
         settings.OLLAMA_HOST = "http://127.0.0.1:9"

@@ -1,0 +1,146 @@
+"""The console's pages. Staff only; each view adapts the request to a selector or service.
+
+Everything is rendered here, on the server. The browser builds only what
+streams (rows of the live table, the text of an answer) from websocket
+events; other live parts (a request's facts, the health panel) are
+fragments of these templates that the page fetches again when they change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from console import selectors
+from conversations.models import Request, Thread
+from conversations.phases import PHASE_LABELS
+from conversations.selectors import RequestFilters, recent_requests_snapshot
+from conversations.services import cancel_request
+from trollama.health import health_report
+
+View = Callable[..., HttpResponse]
+THREADS_PER_PAGE = 25
+HEALTH_REFRESH_SECONDS = 5
+
+
+def staff_required(view: View) -> View:
+    """Anonymous visitors go to the login page; signed-in people who are not staff get 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("console:login"))
+        if not (user.is_active and user.is_staff):
+            return render(request, "console/forbidden.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_GET
+@staff_required
+def requests_list(request: HttpRequest) -> HttpResponse:
+    filters = RequestFilters.from_query(request.GET)
+    return render(
+        request,
+        "console/requests.html",
+        {
+            "section": "requests",
+            "filters": filters,
+            "statuses": [(RequestFilters.ACTIVE, "In flight"), *Request.Status.choices],
+            "routes": selectors.route_choices(),
+            "snapshot": recent_requests_snapshot(filters=filters),
+        },
+    )
+
+
+@require_GET
+@staff_required
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    context = {**_request_context(request_id), "phase_labels": PHASE_LABELS}
+    return render(request, "console/request_detail.html", context)
+
+
+@require_GET
+@never_cache
+@staff_required
+def request_facts(request: HttpRequest, request_id: int) -> HttpResponse:
+    """The server-rendered part of the detail page, which the page refetches when the request changes."""
+    return render(request, "console/_request_facts.html", _request_context(request_id))
+
+
+def _request_context(request_id: int) -> dict[str, Any]:
+    item = selectors.request_for_detail(request_id)
+    if item is None:
+        raise Http404("No such request.")
+    return {"section": "requests", "item": item, "timeline": selectors.timeline(item)}
+
+
+@require_POST
+@staff_required
+def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
+    cancel_request(request=get_object_or_404(Request, pk=request_id))
+    return redirect("console:request", request_id=request_id)
+
+
+@require_GET
+@staff_required
+def health(request: HttpRequest) -> HttpResponse:
+    context = {"section": "health", "report": async_to_sync(health_report)(), "refresh_seconds": HEALTH_REFRESH_SECONDS}
+    return render(request, "console/health.html", context)
+
+
+@require_GET
+@never_cache
+@staff_required
+def health_panel(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/_health_panel.html", {"report": async_to_sync(health_report)()})
+
+
+@require_GET
+@staff_required
+def usage(request: HttpRequest) -> HttpResponse:
+    days = selectors.USAGE_DAYS
+    context = {
+        "section": "usage",
+        "days": days,
+        "token_charts": [
+            selectors.tokens_per_day_chart(by="route", title=f"Tokens per day by route, last {days} days"),
+            selectors.tokens_per_day_chart(by="model", title=f"Tokens per day by model, last {days} days"),
+            selectors.tokens_per_day_chart(by="user", title=f"Tokens per day by user, last {days} days"),
+        ],
+        "hourly": selectors.requests_per_hour_chart(),
+        "top_users": selectors.top_users(),
+        "latencies": selectors.latencies(),
+    }
+    return render(request, "console/usage.html", context)
+
+
+@require_GET
+@staff_required
+def conversations(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    page = Paginator(selectors.search_threads(query), THREADS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "console/conversations.html", {"section": "conversations", "query": query, "page": page})
+
+
+@require_GET
+@staff_required
+def conversation(request: HttpRequest, thread_id: int) -> HttpResponse:
+    thread = get_object_or_404(Thread.objects.select_related("owner"), pk=thread_id)
+    return render(
+        request,
+        "console/conversation.html",
+        {"section": "conversations", "thread": thread, "messages": selectors.thread_messages(thread)},
+    )
