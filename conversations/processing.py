@@ -104,7 +104,7 @@ def prepare_job(request: Request) -> Job:
         attempt=request.attempts,
         host=settings.OLLAMA_HOST,
         model=route.model,
-        messages=build_chat_messages(request=request, route=route),
+        messages=build_chat_messages(request=request, route=route, system_prompt=route.system_prompt),
         options=route.chat_options(),
         keep_alive=route.keep_alive or None,
     )
