@@ -21,7 +21,7 @@ from django.conf import settings
 from bots import services
 from bots.commands import register_all
 from bots.commands.checks import Denied
-from bots.delivery import FAILED_PREFIX, Delivery, Outcome
+from bots.delivery import FAILED_PREFIX, Delivery, Outcome, thread_notice
 from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
 from bots.render import split_message
 from conversations.services import Refusal, cancel_request
@@ -198,7 +198,11 @@ class TrollamaBot(discord.Client):
                 self.events_connected = True
                 await self.deliver_outbox()
                 async for event in listener:
-                    await self.delivery.handle(event)
+                    notice = thread_notice(event)
+                    if notice is not None:
+                        await self.post_notice(*notice)
+                    else:
+                        await self.delivery.handle(event)
             except (WebUnreachable, websockets.ConnectionClosed, OSError) as exc:
                 logger.warning("Event stream from web unavailable (%s); retrying in %.0f s", exc, backoff)
             except Exception:
@@ -206,6 +210,14 @@ class TrollamaBot(discord.Client):
             self.events_connected = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+    async def post_notice(self, channel_id: int, text: str) -> None:
+        """Say something in a conversation's channel; a channel that is gone or closed is skipped."""
+        try:
+            channel = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
+            await ChannelTarget(channel).send(text)  # type: ignore[arg-type]
+        except discord.HTTPException as exc:
+            logger.info("Could not post a notice in channel %s: %s", channel_id, exc)
 
     async def keep_beating(self) -> None:
         """Write the heartbeat that health checks, the console and metrics read."""

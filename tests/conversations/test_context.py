@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from conversations.context import (
     ANSWER_RESERVE,
@@ -17,43 +15,14 @@ from conversations.context import (
     estimate_tokens,
     fit_context,
 )
-from conversations.models import Attachment, ChatUser, Message, Request, Thread
+from conversations.models import Attachment, Thread
 from routing.models import Route
 from tests import personas
+from tests.conversations.helpers import History
 
 
 def route(context_size: int = 1024) -> Route:
     return Route.objects.create(slug=f"r{context_size}", name="Test", model="gpt-oss:20b", context_size=context_size)
-
-
-class History:
-    """A thread written message by message, one second apart, ending in a request."""
-
-    def __init__(self, owner: ChatUser | None = None) -> None:
-        self.owner = owner or personas.discord_user()
-        self.thread = personas.thread_of(self.owner)
-        self.clock = timezone.now() - timedelta(days=1)
-
-    def say(self, content: str, *, by: ChatUser | None = None, tokens: int | None = None) -> Message:
-        self.clock += timedelta(seconds=1)
-        return Message.objects.create(
-            thread=self.thread,
-            author=by or self.owner,
-            role=Message.Role.USER,
-            content=content,
-            token_count=tokens,
-            created_at=self.clock,
-        )
-
-    def answer(self, content: str, *, tokens: int | None = None) -> Message:
-        self.clock += timedelta(seconds=1)
-        return Message.objects.create(
-            thread=self.thread, role=Message.Role.ASSISTANT, content=content, token_count=tokens, created_at=self.clock
-        )
-
-    def ask(self, content: str, *, by: ChatUser | None = None) -> Request:
-        message = self.say(content, by=by)
-        return Request.objects.create(user=by or self.owner, thread=self.thread, message=message)
 
 
 def estimated_size(messages: list[dict]) -> int:
