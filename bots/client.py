@@ -170,6 +170,12 @@ class TrollamaBot(discord.Client):
             return
         await sync_to_async(cancel_request)(request=request)
 
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        """A deleted Discord thread takes its conversation's history with it."""
+        await sync_to_async(services.forget_discord_channel)(
+            channel_id=payload.thread_id, by="Discord (the thread was deleted)"
+        )
+
     async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Answer every failed command in words, so no interaction is left unacknowledged."""
         if isinstance(error, Denied):

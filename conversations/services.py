@@ -7,21 +7,28 @@ nothing is stored when one is raised.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from conversations import selectors
-from conversations.models import ChatUser, Message, Platform, Request, Thread
+from conversations.models import Attachment, ChatUser, Message, Platform, Request, Thread
+
+# The console and the bot summarize through this module, like every other thread use case.
+from conversations.summaries import SummaryFailed, summarize_thread  # noqa: F401
 from routing.selectors import enabled_routes, find_route
 from trollama import events
 
 RUN_REQUEST_TASK = "conversations.tasks.run_request"
+
+logger = logging.getLogger(__name__)
 
 
 class Refusal(Exception):
@@ -177,3 +184,76 @@ def cancel_request(*, request: Request) -> Request:
             request_id=request.pk,
         )
     return request
+
+
+# -- Forgetting a thread ------------------------------------------------------
+
+
+def _stop_in_flight(thread: Thread) -> None:
+    """Cancel the thread's unfinished requests at once; their workers see it and stop streaming."""
+    unfinished = list(
+        Request.objects.filter(thread=thread).exclude(status__in=Request.FINISHED).select_related("user", "thread")
+    )
+    if not unfinished:
+        return
+    now = timezone.now()
+    Request.objects.filter(pk__in=[r.pk for r in unfinished]).update(
+        status=Request.Status.CANCELLED, cancel_requested=True, finished_at=now, phase="", lease_expires_at=None
+    )
+    for request in unfinished:
+        request.status, request.finished_at, request.phase = Request.Status.CANCELLED, now, ""
+        events.publish(
+            {"type": "request.cancelled", "request_id": request.pk, "request": selectors.request_summary(request)},
+            request_id=request.pk,
+        )
+
+
+def _delete_history(thread: Thread) -> int:
+    """Delete the thread's messages (their requests and attachments go with them) and its summary."""
+    uploads = [
+        name
+        for name in Attachment.objects.filter(message__thread=thread).exclude(file="").values_list("file", flat=True)
+        if name
+    ]
+    forgotten = thread.messages.count()
+    Thread.objects.filter(pk=thread.pk).update(
+        summary="", summary_until=None, summary_token_count=0, summarized_at=None
+    )
+    thread.messages.all().delete()
+    transaction.on_commit(lambda: _delete_files(uploads))
+    return forgotten
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("Could not delete upload %s", name)
+
+
+@transaction.atomic
+def reset_thread(*, thread: Thread, by: str) -> int:
+    """Forget everything said in the thread but keep the thread. Returns how many messages were forgotten.
+
+    Requests still waiting or running in it are cancelled first.
+    """
+    Thread.objects.select_for_update().filter(pk=thread.pk).first()
+    _stop_in_flight(thread)
+    forgotten = _delete_history(thread)
+    thread.summary, thread.summary_until, thread.summary_token_count, thread.summarized_at = "", None, 0, None
+    logger.info("Thread %s (%s) reset by %s: %d messages forgotten", thread.pk, thread, by, forgotten)
+    return forgotten
+
+
+@transaction.atomic
+def close_thread(*, thread: Thread, by: str) -> None:
+    """End the conversation: cancel what is running and delete the thread with its whole history.
+
+    A later message in the same Discord channel starts a new conversation.
+    """
+    Thread.objects.select_for_update().filter(pk=thread.pk).first()
+    _stop_in_flight(thread)
+    forgotten = _delete_history(thread)
+    Thread.objects.filter(pk=thread.pk).delete()
+    logger.info("Thread %s (%s) closed by %s: %d messages deleted", thread.pk, thread, by, forgotten)
