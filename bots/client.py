@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -24,6 +25,7 @@ from bots.commands.checks import Denied
 from bots.delivery import FAILED_PREFIX, Delivery, Outcome, thread_notice
 from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
 from bots.render import split_message
+from conversations.attachments import Unreadable, Upload, check_upload, upload_limit
 from conversations.services import Refusal, cancel_request
 from trollama.listeners import WebsocketListener, WebUnreachable
 
@@ -120,12 +122,40 @@ class TrollamaBot(discord.Client):
         if intake is Intake.CANCEL:
             await self.cancel_from_message(message)
             return
+        try:
+            uploads = await self.download_attachments(message)
+        except Unreadable as exc:  # refused before a thread is started for it
+            await message.reply(exc.message, allowed_mentions=NO_PINGS)
+            return
         channel: Any = message.channel
         if intake is Intake.START_THREAD:
             channel = await message.create_thread(name=thread_name(message.content), auto_archive_duration=1440)
-        await self.submit(message, channel)
+        await self.submit(message, channel, uploads)
 
-    async def submit(self, message: discord.Message, channel: Any) -> None:
+    async def download_attachments(self, message: discord.Message) -> list[Upload]:
+        """The message's files, checked by type and size before downloading; raises Unreadable."""
+        limit = upload_limit(
+            max_mb=settings.MAX_FILE_SIZE_MB, platform_limit=message.guild.filesize_limit if message.guild else None
+        )
+        for attachment in message.attachments:
+            check_upload(
+                filename=attachment.filename,
+                content_type=attachment.content_type or "",
+                size=attachment.size,
+                max_bytes=limit,
+            )
+        uploads = []
+        for attachment in message.attachments:
+            try:
+                data = await attachment.read()
+            except discord.HTTPException:
+                raise Unreadable(
+                    attachment.filename, "Discord wouldn't let me download it. Please send it again."
+                ) from None
+            uploads.append(Upload(attachment.filename, attachment.content_type or "", data))
+        return uploads
+
+    async def submit(self, message: discord.Message, channel: Any, uploads: Sequence[Upload] = ()) -> None:
         author = services.DiscordAuthor(
             id=message.author.id, username=message.author.name, display_name=message.author.display_name
         )
@@ -138,6 +168,7 @@ class TrollamaBot(discord.Client):
                 message_id=message.id,
                 guild_id=message.guild.id if message.guild else None,
                 parent_channel_id=getattr(channel, "parent_id", None),
+                attachments=uploads,
             )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)

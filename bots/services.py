@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.models import BotHeartbeat
+from conversations.attachments import Upload
 from conversations.models import ChatUser, Platform, Request, Thread
 from conversations.services import Submission, close_thread, get_or_create_chat_user, submit_request
 
@@ -31,8 +33,9 @@ def submit_discord_message(
     message_id: int,
     guild_id: int | None = None,
     parent_channel_id: int | None = None,
+    attachments: Sequence[Upload] = (),
 ) -> Submission:
-    """Store a Discord message as a turn of the conversation in ``channel_id`` and queue it.
+    """Store a Discord message (and its files) as a turn of the conversation in ``channel_id`` and queue it.
 
     Raises ``conversations.services.Refusal`` with a message for the user.
     """
@@ -47,7 +50,9 @@ def submit_discord_message(
             "parent_channel_id": str(parent_channel_id or ""),
         },
     )
-    return submit_request(user=user, thread=thread, content=content, external_id=str(message_id))
+    return submit_request(
+        user=user, thread=thread, content=content, external_id=str(message_id), attachments=attachments
+    )
 
 
 def mark_delivered(*, request_id: int) -> None:

@@ -82,8 +82,19 @@ class Unreadable(Exception):
         return f"I can't use {self.filename}: {self.reason}"
 
 
+MB = 1024 * 1024
+# Discord accepts at most ten files on one message.
+MAX_FILES = 10
+
+
 def megabytes(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB".replace(".0 MB", " MB")
+    return f"{size / MB:.1f} MB".replace(".0 MB", " MB")
+
+
+def upload_limit(*, max_mb: int, platform_limit: int | None = None) -> int:
+    """Bytes a file may have: our setting, never above what the platform (a Discord server) allows."""
+    limit = max_mb * MB
+    return min(limit, platform_limit) if platform_limit else limit
 
 
 def kind_of(filename: str, content_type: str) -> str | None:

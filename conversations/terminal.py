@@ -7,7 +7,7 @@ a gap is filled from the full text that ``request.done`` carries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from conversations.phases import describe_phase, describe_queue_position
@@ -127,13 +127,15 @@ class ChatTurn:
     thread_name: str | None
     route: str | None
     inline: bool
+    files: list[Any] = field(default_factory=list)  # conversations.attachments.Upload
 
 
 def _check(turn: ChatTurn) -> None:
     """Refuse bad input before connecting anywhere or storing anything."""
     from conversations import services
 
-    services.validate_message(turn.content)
+    services.read_attachments(turn.files)
+    services.validate_message(turn.content, has_attachments=bool(turn.files))
     if turn.thread_name:
         services.find_local_thread(name=turn.thread_name)
 
@@ -153,7 +155,12 @@ def _submit(turn: ChatTurn) -> Any:
         else:
             thread = services.start_local_thread(owner=user, first_message=turn.content)
         return services.submit_request(
-            user=user, thread=thread, content=turn.content, route_slug=turn.route, enqueue=not turn.inline
+            user=user,
+            thread=thread,
+            content=turn.content,
+            route_slug=turn.route,
+            enqueue=not turn.inline,
+            attachments=turn.files,
         )
 
 
