@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 
 from conversations.models import Attachment, Message, Request, Thread
 from routing.models import Route
@@ -33,8 +33,9 @@ IMAGE_TOKENS = 768
 # Each message costs a few tokens of chat-template markup on top of its text.
 MESSAGE_OVERHEAD = 4
 SUMMARY_HEADER = "Summary of the earlier conversation (older turns are not shown verbatim):\n"
-# Messages are read newest first in batches, and reading stops once the budget is spent.
+# Messages are read newest first in growing batches, and reading stops once the budget is spent.
 BATCH = 64
+MAX_BATCH = 512
 
 
 def estimate_tokens(text: str) -> int:
@@ -205,22 +206,50 @@ def turn_of(message: Message) -> Turn:
     )
 
 
+def _files_between(thread: Thread, rows: list[tuple[Any, ...]]) -> dict[int, list[FileText]]:
+    """The attachments of a batch of message rows (pk first, created_at second), by message.
+
+    Selected by the batch's time range rather than a list of ids: building a
+    large IN clause costs more than the query itself.
+    """
+    wanted = {row[0] for row in rows}
+    files: dict[int, list[FileText]] = {}
+    found = (
+        Attachment.objects.filter(message__thread=thread, message__created_at__range=(rows[-1][1], rows[0][1]))
+        .order_by("created_at", "pk")
+        .values_list("message_id", "kind", "filename", "extracted_text", "note")
+    )
+    for message_id, *fields in found:
+        if message_id in wanted:
+            files.setdefault(message_id, []).append(FileText(*fields))
+    return files
+
+
 def _earlier_turns(thread: Thread, *, new: Message) -> tuple[Iterator[Turn], int]:
+    """The turns before ``new`` that the summary does not cover, newest first, and how many there are.
+
+    Rows are read lazily in growing batches (plain tuples, no model
+    instances), so a long thread costs only the part of it that fits.
+    """
     history = Message.objects.filter(before(new), unsummarized(thread), thread=thread)
     total = history.count()
-    rows = (
-        history.select_related("author")
-        .only("role", "content", "token_count", "created_at", "author__display_name", "author__username")
-        .prefetch_related(
-            Prefetch(
-                "attachments",
-                queryset=Attachment.objects.only("message_id", "kind", "filename", "extracted_text", "note"),
-            )
-        )
-        .order_by("-created_at", "-pk")
-        .iterator(chunk_size=BATCH)
-    )
-    return (turn_of(message) for message in rows), total
+    columns = ("pk", "created_at", "role", "content", "token_count", "author__display_name", "author__username")
+
+    def turns() -> Iterator[Turn]:
+        page, size = history, BATCH
+        while True:
+            rows = list(page.order_by("-created_at", "-pk").values_list(*columns)[:size])
+            if not rows:
+                return
+            files = _files_between(thread, rows)
+            for pk, _, role, content, counted, display_name, username in rows:
+                author = (display_name or username or "") if role == Message.Role.USER else ""
+                yield Turn(role=role, content=content, author=author, files=files.get(pk, []), counted=counted)
+            oldest_pk, oldest_at = rows[-1][0], rows[-1][1]
+            page = history.filter(Q(created_at__lt=oldest_at) | Q(created_at=oldest_at, pk__lt=oldest_pk))
+            size = min(size * 2, MAX_BATCH)
+
+    return turns(), total
 
 
 def has_several_people(thread: Thread) -> bool:
