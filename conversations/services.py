@@ -290,7 +290,7 @@ def reset_thread(*, thread: Thread, by: str) -> int:
 
     Requests still waiting or running in it are cancelled first.
     """
-    Thread.objects.select_for_update().filter(pk=thread.pk).first()
+    Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
     _stop_in_flight(thread)
     forgotten = _delete_history(thread)
     thread.summary, thread.summary_until, thread.summary_token_count, thread.summarized_at = "", None, 0, None
@@ -304,7 +304,7 @@ def close_thread(*, thread: Thread, by: str) -> None:
 
     A later message in the same Discord channel starts a new conversation.
     """
-    Thread.objects.select_for_update().filter(pk=thread.pk).first()
+    Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
     _stop_in_flight(thread)
     forgotten = _delete_history(thread)
     Thread.objects.filter(pk=thread.pk).delete()
