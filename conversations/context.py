@@ -85,10 +85,9 @@ class Turn:
     counted: int | None = None  # Ollama's count for this turn as rendered, when known
 
     def render(self, *, label: bool) -> str:
-        text = f"{self.author}: {self.content}" if label and self.author and self.role == "user" else self.content
-        for file in self.files:
-            text += render_file(file)
-        return text
+        # A file sent on its own has no text before it.
+        text = "\n\n".join([part for part in (self.content, *map(render_file, self.files)) if part])
+        return f"{self.author}: {text}" if label and self.author and self.role == "user" else text
 
     def cost(self, rendered: str) -> int:
         tokens = self.counted if self.counted is not None else estimate_tokens(rendered)
@@ -98,9 +97,9 @@ class Turn:
 def render_file(file: FileText) -> str:
     """An attachment inside its message: named, with its note, fenced by markers the model can see."""
     if file.kind == Attachment.Kind.IMAGE:
-        return f"\n\n[Image: {file.filename}]"
+        return f"[Image: {file.filename}]"
     note = f" ({file.note})" if file.note else ""
-    return f"\n\n[File: {file.filename}{note}]\n{file.text}\n[End of file: {file.filename}]"
+    return f"[File: {file.filename}{note}]\n{file.text}\n[End of file: {file.filename}]"
 
 
 @dataclass
@@ -293,12 +292,16 @@ def build_context(*, request: Request, route: Route, system_prompt: str, images:
     )
 
 
-def build_chat_messages(*, request: Request, route: Route, system_prompt: str) -> list[dict[str, Any]]:
+def build_chat_messages(
+    *, request: Request, route: Route, system_prompt: str, images: bool = True
+) -> list[dict[str, Any]]:
     """System prompt, thread summary, the most recent turns that fit, then the new message.
 
-    Records on the request how many earlier turns were left out.
+    The new message's images go in its ``images`` field unless ``images`` is
+    False (the chosen model has no vision). Records on the request how many
+    earlier turns were left out.
     """
-    context = build_context(request=request, route=route, system_prompt=system_prompt)
+    context = build_context(request=request, route=route, system_prompt=system_prompt, images=images)
     Request.objects.filter(pk=request.pk).update(dropped_turns=context.dropped_turns)
     request.dropped_turns = context.dropped_turns
     if context.truncated:

@@ -28,7 +28,6 @@ from conversations.context import (
     CHARS_PER_TOKEN,
     before,
     estimate_tokens,
-    render_file,
     truncate_to_tokens,
     turn_of,
     unsummarized,
@@ -158,8 +157,7 @@ def record_turn_tokens(request: Request) -> None:
 def transcript_line(message: Message, *, budget: int) -> str:
     turn = turn_of(message)
     speaker = (turn.author or "User") if message.role == Message.Role.USER else "Assistant"
-    text = turn.content + "".join(render_file(file) for file in turn.files)
-    return f"{speaker}: {truncate_to_tokens(text, budget, what='turn')}"
+    return f"{speaker}: {truncate_to_tokens(turn.render(label=False), budget, what='turn')}"
 
 
 def batches(lines: Iterable[str], *, budget: int) -> list[list[str]]:

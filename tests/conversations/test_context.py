@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from django.core.files.base import ContentFile
 
 from conversations.context import (
     ANSWER_RESERVE,
@@ -191,3 +192,16 @@ class AttachmentContextTests:
         assert first.startswith("here is my config\n\n[File: settings.toml]\n")
         assert "port = 8080" in first
         assert first.endswith("[End of file: settings.toml]")
+
+    def test_an_image_sent_alone_is_named_and_left_out_for_a_model_without_vision(self):
+        history = History()
+        request = history.ask("")
+        attachment = Attachment(message=request.message, kind=Attachment.Kind.IMAGE, filename="cat.png", size=3)
+        attachment.file.save("cat.png", ContentFile(b"PNG"))
+
+        vision = route(8192)
+        without = build_chat_messages(request=request, route=vision, system_prompt="", images=False)
+        with_images = build_chat_messages(request=request, route=vision, system_prompt="")
+
+        assert without == [{"role": "user", "content": "[Image: cat.png]"}]
+        assert with_images == [{"role": "user", "content": "[Image: cat.png]", "images": ["UE5H"]}]
