@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 import ollama
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.db.models.functions import Length
@@ -51,6 +52,8 @@ INSTRUCTIONS = (
 )
 # A single turn gets at most this share of a summarizer batch.
 TURN_SHARE = 0.5
+# A queued summary task is presumed lost after this long, and the next answer enqueues another.
+PENDING_FOR = 15 * 60
 
 
 class SummaryFailed(Exception):
@@ -108,11 +111,16 @@ def _after_answer(request_id: int) -> None:
         route = request.route or default_route()
     except NoRouteAvailable:
         return
-    if needs_summary(request.thread, route):
+    # One summary task per thread at a time: answers keep coming while it runs.
+    if needs_summary(request.thread, route) and cache.add(_pending_key(request.thread_id), True, PENDING_FOR):
         thread_id, user_id = request.thread_id, request.user_id
         transaction.on_commit(
             lambda: async_task(SUMMARIZE_TASK, thread_id, user_id, task_name=f"summarize-thread-{thread_id}")
         )
+
+
+def _pending_key(thread_id: int) -> str:
+    return f"conversations:summary-pending:{thread_id}"
 
 
 def record_turn_tokens(request: Request) -> None:
@@ -300,6 +308,13 @@ def publish_notice(thread: Thread, *, covered: int) -> None:
 
 def summarize_if_needed(*, thread_id: int, user_id: int | None = None) -> bool:
     """The automatic summary, as the worker task runs it. True if one was written."""
+    try:
+        return _summarize_if_needed(thread_id, user_id)
+    finally:
+        cache.delete(_pending_key(thread_id))
+
+
+def _summarize_if_needed(thread_id: int, user_id: int | None) -> bool:
     thread = Thread.objects.filter(pk=thread_id).first()
     if thread is None:
         return False

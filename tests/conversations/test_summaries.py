@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 
 from bots.delivery import thread_notice
 from budgets.models import UsageEntry
@@ -13,6 +14,7 @@ from conversations.services import submit_request
 from conversations.summaries import (
     NOTICE,
     SUMMARIZE_TASK,
+    after_answer,
     record_turn_tokens,
     summarize_if_needed,
     threshold,
@@ -50,7 +52,16 @@ class ThresholdTests:
         assert threshold(Route(context_size=32768)) == 9000
 
 
+@pytest.fixture
+def fresh_cache():
+    """The cache remembers summary tasks in flight; tests start and end without any."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("fresh_cache")
 class AutomaticSummaryTests:
     def test_an_answer_that_takes_the_thread_past_the_threshold_enqueues_the_summarizer(self, fake_ollama, settings):
         settings.SUMMARY_THRESHOLD_TOKENS = 300
@@ -66,6 +77,9 @@ class AutomaticSummaryTests:
         ]
         history.thread.refresh_from_db()
         assert history.thread.summary == ""  # nobody waited for it
+
+        after_answer(request_id=request.pk)  # another answer while the task waits
+        assert drain_queue() == []
 
     def test_a_thread_under_the_threshold_is_left_alone(self, fake_ollama):
         history = History()
