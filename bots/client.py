@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -24,9 +25,10 @@ from artifacts.services import read_artifact
 from bots import services
 from bots.commands import register_all
 from bots.commands.checks import Denied
-from bots.delivery import DM_UPLOAD_LIMIT, FAILED_PREFIX, Delivery, Outcome, deliver_files
+from bots.delivery import DM_UPLOAD_LIMIT, FAILED_PREFIX, Delivery, Outcome, deliver_files, thread_notice
 from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
 from bots.render import split_message
+from conversations.attachments import Unreadable, Upload, check_upload, upload_limit
 from conversations.services import Refusal, cancel_request
 from trollama.listeners import WebsocketListener, WebUnreachable
 
@@ -144,12 +146,40 @@ class TrollamaBot(discord.Client):
         if intake is Intake.CANCEL:
             await self.cancel_from_message(message)
             return
+        try:
+            uploads = await self.download_attachments(message)
+        except Unreadable as exc:  # refused before a thread is started for it
+            await message.reply(exc.message, allowed_mentions=NO_PINGS)
+            return
         channel: Any = message.channel
         if intake is Intake.START_THREAD:
             channel = await message.create_thread(name=thread_name(message.content), auto_archive_duration=1440)
-        await self.submit(message, channel)
+        await self.submit(message, channel, uploads)
 
-    async def submit(self, message: discord.Message, channel: Any) -> None:
+    async def download_attachments(self, message: discord.Message) -> list[Upload]:
+        """The message's files, checked by type and size before downloading; raises Unreadable."""
+        limit = upload_limit(
+            max_mb=settings.MAX_FILE_SIZE_MB, platform_limit=message.guild.filesize_limit if message.guild else None
+        )
+        for attachment in message.attachments:
+            check_upload(
+                filename=attachment.filename,
+                content_type=attachment.content_type or "",
+                size=attachment.size,
+                max_bytes=limit,
+            )
+        uploads = []
+        for attachment in message.attachments:
+            try:
+                data = await attachment.read()
+            except discord.HTTPException:
+                raise Unreadable(
+                    attachment.filename, "Discord wouldn't let me download it. Please send it again."
+                ) from None
+            uploads.append(Upload(attachment.filename, attachment.content_type or "", data))
+        return uploads
+
+    async def submit(self, message: discord.Message, channel: Any, uploads: Sequence[Upload] = ()) -> None:
         author = services.DiscordAuthor(
             id=message.author.id, username=message.author.name, display_name=message.author.display_name
         )
@@ -162,6 +192,7 @@ class TrollamaBot(discord.Client):
                 message_id=message.id,
                 guild_id=message.guild.id if message.guild else None,
                 parent_channel_id=getattr(channel, "parent_id", None),
+                attachments=uploads,
             )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)
@@ -193,6 +224,12 @@ class TrollamaBot(discord.Client):
             await message.reply("Nothing of yours is running here.", allowed_mentions=NO_PINGS)
             return
         await sync_to_async(cancel_request)(request=request)
+
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        """A deleted Discord thread takes its conversation's history with it."""
+        await sync_to_async(services.forget_discord_channel)(
+            channel_id=payload.thread_id, by="Discord (the thread was deleted)"
+        )
 
     async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Answer every failed command in words, so no interaction is left unacknowledged."""
@@ -236,7 +273,11 @@ class TrollamaBot(discord.Client):
                 self.events_connected = True
                 await self.deliver_outbox()
                 async for event in listener:
-                    await self.delivery.handle(event)
+                    notice = thread_notice(event)
+                    if notice is not None:
+                        await self.post_notice(*notice)
+                    else:
+                        await self.delivery.handle(event)
             except (WebUnreachable, websockets.ConnectionClosed, OSError) as exc:
                 logger.warning("Event stream from web unavailable (%s); retrying in %.0f s", exc, backoff)
             except Exception:
@@ -244,6 +285,14 @@ class TrollamaBot(discord.Client):
             self.events_connected = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+    async def post_notice(self, channel_id: int, text: str) -> None:
+        """Say something in a conversation's channel; a channel that is gone or closed is skipped."""
+        try:
+            channel = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
+            await ChannelTarget(channel).send(text)  # type: ignore[arg-type]
+        except discord.HTTPException as exc:
+            logger.info("Could not post a notice in channel %s: %s", channel_id, exc)
 
     async def keep_beating(self) -> None:
         """Write the heartbeat that health checks, the console and metrics read."""

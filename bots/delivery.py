@@ -32,6 +32,14 @@ FAILED_PREFIX = "❌ "
 CANCELLED_TEXT = "Cancelled."
 
 
+def thread_notice(event: dict[str, Any]) -> tuple[int, str] | None:
+    """The Discord channel and text for a notice about a thread (e.g. it was summarized), if it is ours to post."""
+    if event.get("type") != "thread.summarized" or event.get("platform") != "discord":
+        return None
+    channel = str(event.get("thread_external_id", ""))
+    return (int(channel), str(event["notice"])) if channel.isdigit() and event.get("notice") else None
+
+
 @dataclass
 class Outcome:
     request_id: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,8 +11,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.models import BotHeartbeat
-from conversations.models import Platform, Request, Thread
-from conversations.services import Submission, cancel_request, get_or_create_chat_user, submit_request
+from conversations.attachments import Upload
+from conversations.models import ChatUser, Platform, Request, Thread
+from conversations.services import (
+    Submission,
+    cancel_request,
+    close_thread,
+    get_or_create_chat_user,
+    submit_request,
+)
 
 
 @dataclass(frozen=True)
@@ -31,17 +39,13 @@ def submit_discord_message(
     message_id: int,
     guild_id: int | None = None,
     parent_channel_id: int | None = None,
+    attachments: Sequence[Upload] = (),
 ) -> Submission:
-    """Store a Discord message as a turn of the conversation in ``channel_id`` and queue it.
+    """Store a Discord message (and its files) as a turn of the conversation in ``channel_id`` and queue it.
 
     Raises ``conversations.services.Refusal`` with a message for the user.
     """
-    user = get_or_create_chat_user(
-        platform=Platform.DISCORD,
-        external_id=str(author.id),
-        username=author.username,
-        display_name=author.display_name,
-    )
+    user = discord_chat_user(author=author)
     thread, _ = Thread.objects.get_or_create(
         platform=Platform.DISCORD,
         external_id=str(channel_id),
@@ -52,7 +56,9 @@ def submit_discord_message(
             "parent_channel_id": str(parent_channel_id or ""),
         },
     )
-    return submit_request(user=user, thread=thread, content=content, external_id=str(message_id))
+    return submit_request(
+        user=user, thread=thread, content=content, external_id=str(message_id), attachments=attachments
+    )
 
 
 def mark_delivered(*, request_id: int) -> None:
@@ -130,3 +136,26 @@ def beat(*, name: str, connected: bool, latency_ms: float | None, guilds: int, e
 
 def mark_started(*, name: str) -> None:
     BotHeartbeat.objects.filter(name=name).update(started_at=timezone.now())
+
+
+def discord_thread(*, channel_id: int) -> Thread | None:
+    """The conversation held in this Discord channel or thread, if there is one."""
+    return Thread.objects.filter(platform=Platform.DISCORD, external_id=str(channel_id)).first()
+
+
+def discord_chat_user(*, author: DiscordAuthor) -> ChatUser:
+    return get_or_create_chat_user(
+        platform=Platform.DISCORD,
+        external_id=str(author.id),
+        username=author.username,
+        display_name=author.display_name,
+    )
+
+
+def forget_discord_channel(*, channel_id: int, by: str) -> bool:
+    """Delete the conversation of a Discord channel that is gone. False if there was none."""
+    thread = discord_thread(channel_id=channel_id)
+    if thread is None:
+        return False
+    close_thread(thread=thread, by=by)
+    return True

@@ -1,44 +1,309 @@
-"""What the model is shown: the route's system prompt and as much of the thread as fits."""
+"""What the model is shown: system prompt, thread summary, and as many recent turns as fit.
+
+The budget is the route's context window (Ollama's ``num_ctx``) minus a
+reserve for the answer. Token counts come from Ollama where it reported them
+(``Message.token_count``) and from a characters-per-token estimate for
+everything else. The new message is always sent; if it alone does not fit it is
+cut, with a note saying so, rather than overflowing the window (Ollama would
+silently drop the start of the prompt, system prompt included).
+"""
 
 from __future__ import annotations
 
+import base64
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from conversations import selectors
-from conversations.models import Message, Request
+from django.db.models import Q
+
+from conversations.models import Attachment, Message, Request, Thread
 from routing.models import Route
 
-# Ollama's counts are unknown before a request runs; four characters a token
-# is the usual estimate for English text and code.
+logger = logging.getLogger(__name__)
+
+# Ollama's counts are unknown before a request runs, and tiktoken needs the
+# network; four characters a token is the usual estimate for English and code.
 CHARS_PER_TOKEN = 4
 # Share of the context window kept free for the answer.
 ANSWER_RESERVE = 0.25
+# What an image costs in the prompt, roughly, once a vision model has encoded it.
+IMAGE_TOKENS = 768
+# Each message costs a few tokens of chat-template markup on top of its text.
+MESSAGE_OVERHEAD = 4
+SUMMARY_HEADER = "Summary of the earlier conversation (older turns are not shown verbatim):\n"
+# Messages are read newest first in growing batches, and reading stops once the budget is spent.
+BATCH = 64
+MAX_BATCH = 512
 
 
 def estimate_tokens(text: str) -> int:
     return max(1, len(text) // CHARS_PER_TOKEN)
 
 
-def _tokens(message: Message) -> int:
-    return message.token_count or estimate_tokens(message.content)
+def context_budget(context_size: int) -> int:
+    """Tokens the prompt may use in a window of ``context_size``."""
+    return int(context_size * (1 - ANSWER_RESERVE))
 
 
-def build_chat_messages(*, request: Request, route: Route) -> list[dict[str, Any]]:
-    """System prompt, then the most recent earlier turns that fit, then the new message.
+def truncate_to_tokens(text: str, max_tokens: int, *, what: str = "message") -> str:
+    """Cut ``text`` to about ``max_tokens``, keeping its start and end, with a note where it was cut.
 
-    The new message is always included, even when it alone exceeds the budget:
-    refusing it is intake's job, and Ollama truncates from the start.
+    Both ends are kept because a long paste is usually followed, or preceded,
+    by the question about it.
     """
-    budget = int(route.context_size * (1 - ANSWER_RESERVE))
-    system = [{"role": "system", "content": route.system_prompt}] if route.system_prompt else []
-    budget -= sum(estimate_tokens(m["content"]) for m in system) + estimate_tokens(request.message.content)
+    if estimate_tokens(text) <= max_tokens:
+        return text
+    note = f"\n\n[… {{omitted:,}} characters of this {what} were left out here to fit the model's context window …]\n\n"
+    room = max(0, max_tokens * CHARS_PER_TOKEN - len(note) - 12)
+    head, tail = room * 2 // 3, room // 3
+    omitted = len(text) - head - tail
+    return text[:head] + note.format(omitted=omitted) + (text[len(text) - tail :] if tail else "")
 
-    earlier: list[dict[str, Any]] = []
-    for message in reversed(selectors.thread_history(request.thread, before=request.message)):
-        cost = _tokens(message)
-        if cost > budget:
+
+# -- Pure rendering -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileText:
+    kind: str
+    filename: str
+    text: str = ""
+    note: str = ""
+
+
+@dataclass
+class Turn:
+    """One message as the model will read it."""
+
+    role: str
+    content: str
+    author: str = ""
+    files: list[FileText] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # base64, only for the new message
+    counted: int | None = None  # Ollama's count for this turn as rendered, when known
+
+    def render(self, *, label: bool) -> str:
+        # A file sent on its own has no text before it.
+        text = "\n\n".join([part for part in (self.content, *map(render_file, self.files)) if part])
+        return f"{self.author}: {text}" if label and self.author and self.role == "user" else text
+
+    def cost(self, rendered: str) -> int:
+        tokens = self.counted if self.counted is not None else estimate_tokens(rendered)
+        return tokens + MESSAGE_OVERHEAD + IMAGE_TOKENS * len(self.images)
+
+
+def render_file(file: FileText) -> str:
+    """An attachment inside its message: named, with its note, fenced by markers the model can see."""
+    if file.kind == Attachment.Kind.IMAGE:
+        return f"[Image: {file.filename}]"
+    note = f" ({file.note})" if file.note else ""
+    return f"[File: {file.filename}{note}]\n{file.text}\n[End of file: {file.filename}]"
+
+
+@dataclass
+class Context:
+    messages: list[dict[str, Any]]
+    dropped_turns: int
+    tokens: int  # the estimate the budget was checked against
+    truncated: bool = False  # the new message was cut to fit
+
+
+def fit_context(
+    *,
+    budget: int,
+    system_prompt: str,
+    summary: str,
+    current: Turn,
+    earlier_newest_first: Iterable[Turn],
+    earlier_total: int,
+    label: bool,
+) -> Context:
+    """Place system prompt, summary, the earlier turns that fit, and the new message.
+
+    ``earlier_newest_first`` is consumed only as far as needed, so a caller
+    can stream it from the database. The result never exceeds ``budget``
+    by our estimate.
+    """
+    head: list[dict[str, Any]] = []
+    used = 0
+    if system_prompt:
+        content = truncate_to_tokens(system_prompt, budget // 2, what="system prompt")
+        head.append({"role": "system", "content": content})
+        used += estimate_tokens(content) + MESSAGE_OVERHEAD
+    if summary:
+        content = SUMMARY_HEADER + summary
+        content = truncate_to_tokens(content, max(64, (budget - used) // 3), what="summary")
+        head.append({"role": "system", "content": content})
+        used += estimate_tokens(content) + MESSAGE_OVERHEAD
+
+    text = current.render(label=label)
+    cost = current.cost(text)
+    truncated = False
+    if used + cost > budget:
+        room = budget - used - MESSAGE_OVERHEAD - IMAGE_TOKENS * len(current.images)
+        text = truncate_to_tokens(text, max(room, 16))
+        cost = estimate_tokens(text) + MESSAGE_OVERHEAD + IMAGE_TOKENS * len(current.images)
+        truncated = True
+    used += cost
+    last: dict[str, Any] = {"role": "user", "content": text}
+    if current.images:
+        last["images"] = current.images
+
+    kept: list[dict[str, Any]] = []
+    for turn in earlier_newest_first:
+        rendered = turn.render(label=label)
+        cost = turn.cost(rendered)
+        if used + cost > budget:
             break
-        budget -= cost
-        earlier.append({"role": message.role, "content": message.content})
-    earlier.reverse()
-    return [*system, *earlier, {"role": "user", "content": request.message.content}]
+        used += cost
+        kept.append({"role": turn.role, "content": rendered})
+    kept.reverse()
+    return Context(
+        messages=[*head, *kept, last],
+        dropped_turns=earlier_total - len(kept),
+        tokens=used,
+        truncated=truncated,
+    )
+
+
+# -- Reading the thread ---------------------------------------------------------
+
+
+def after(message: Message) -> Q:
+    """Messages that come after ``message`` in a thread's order."""
+    return Q(created_at__gt=message.created_at) | Q(created_at=message.created_at, pk__gt=message.pk)
+
+
+def before(message: Message) -> Q:
+    return Q(created_at__lt=message.created_at) | Q(created_at=message.created_at, pk__lt=message.pk)
+
+
+def unsummarized(thread: Thread) -> Q:
+    """The thread's messages the summary does not cover."""
+    summary_until = thread.summary_until if thread.summary_until_id else None
+    return after(summary_until) if summary_until is not None else Q()
+
+
+def _author_name(message: Message) -> str:
+    author = message.author
+    return (author.display_name or author.username) if author else ""
+
+
+def _file_texts(message: Message) -> list[FileText]:
+    return [FileText(a.kind, a.filename, a.extracted_text, a.note) for a in message.attachments.all()]
+
+
+def turn_of(message: Message) -> Turn:
+    return Turn(
+        role=message.role,
+        content=message.content,
+        author=_author_name(message),
+        files=_file_texts(message),
+        counted=message.token_count,
+    )
+
+
+def _files_between(thread: Thread, rows: list[tuple[Any, ...]]) -> dict[int, list[FileText]]:
+    """The attachments of a batch of message rows (pk first, created_at second), by message.
+
+    Selected by the batch's time range rather than a list of ids: building a
+    large IN clause costs more than the query itself.
+    """
+    wanted = {row[0] for row in rows}
+    files: dict[int, list[FileText]] = {}
+    found = (
+        Attachment.objects.filter(message__thread=thread, message__created_at__range=(rows[-1][1], rows[0][1]))
+        .order_by("created_at", "pk")
+        .values_list("message_id", "kind", "filename", "extracted_text", "note")
+    )
+    for message_id, *fields in found:
+        if message_id in wanted:
+            files.setdefault(message_id, []).append(FileText(*fields))
+    return files
+
+
+def _earlier_turns(thread: Thread, *, new: Message) -> tuple[Iterator[Turn], int]:
+    """The turns before ``new`` that the summary does not cover, newest first, and how many there are.
+
+    Rows are read lazily in growing batches (plain tuples, no model
+    instances), so a long thread costs only the part of it that fits.
+    """
+    history = Message.objects.filter(before(new), unsummarized(thread), thread=thread)
+    total = history.count()
+    columns = ("pk", "created_at", "role", "content", "token_count", "author__display_name", "author__username")
+
+    def turns() -> Iterator[Turn]:
+        page, size = history, BATCH
+        while True:
+            rows = list(page.order_by("-created_at", "-pk").values_list(*columns)[:size])
+            if not rows:
+                return
+            files = _files_between(thread, rows)
+            for pk, _, role, content, counted, display_name, username in rows:
+                author = (display_name or username or "") if role == Message.Role.USER else ""
+                yield Turn(role=role, content=content, author=author, files=files.get(pk, []), counted=counted)
+            oldest_pk, oldest_at = rows[-1][0], rows[-1][1]
+            page = history.filter(Q(created_at__lt=oldest_at) | Q(created_at=oldest_at, pk__lt=oldest_pk))
+            size = min(size * 2, MAX_BATCH)
+
+    return turns(), total
+
+
+def has_several_people(thread: Thread) -> bool:
+    authors = thread.messages.filter(role=Message.Role.USER).order_by().values("author_id").distinct()
+    return authors[:2].count() > 1
+
+
+def image_payloads(message: Message) -> list[str]:
+    """The message's images, base64 as Ollama takes them, for as long as the uploads exist."""
+    images = []
+    for attachment in message.attachments.filter(kind=Attachment.Kind.IMAGE).exclude(file=""):
+        try:
+            with attachment.file.open("rb") as handle:
+                images.append(base64.b64encode(handle.read()).decode("ascii"))
+        except OSError:
+            logger.warning("Image %s of message %s is gone; sending its name only", attachment.pk, message.pk)
+    return images
+
+
+def build_context(*, request: Request, route: Route, system_prompt: str, images: bool = True) -> Context:
+    """The messages for ``request`` on ``route``, and how many earlier turns did not fit.
+
+    ``images=False`` leaves the new message's images out (a model without vision).
+    """
+    thread = Thread.objects.select_related("summary_until").get(pk=request.thread_id)
+    new = request.message
+    label = has_several_people(thread)
+    current = turn_of(new)
+    if images:
+        current.images = image_payloads(new)
+    current.counted = None  # the new turn is rendered fresh, maybe cut
+    earlier, total = _earlier_turns(thread, new=new)
+    return fit_context(
+        budget=context_budget(route.context_size),
+        system_prompt=system_prompt,
+        summary=thread.summary,
+        current=current,
+        earlier_newest_first=earlier,
+        earlier_total=total,
+        label=label,
+    )
+
+
+def build_chat_messages(
+    *, request: Request, route: Route, system_prompt: str, images: bool = True
+) -> list[dict[str, Any]]:
+    """System prompt, thread summary, the most recent turns that fit, then the new message.
+
+    The new message's images go in its ``images`` field unless ``images`` is
+    False (the chosen model has no vision). Records on the request how many
+    earlier turns were left out.
+    """
+    context = build_context(request=request, route=route, system_prompt=system_prompt, images=images)
+    Request.objects.filter(pk=request.pk).update(dropped_turns=context.dropped_turns)
+    request.dropped_turns = context.dropped_turns
+    if context.truncated:
+        logger.info("Request %s: the new message was cut to fit %s tokens", request.pk, route.context_size)
+    return context.messages

@@ -56,6 +56,17 @@ class Thread(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    summary = models.TextField(blank=True, help_text="What was said before the turns the model still sees verbatim.")
+    summary_until = models.ForeignKey(
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The last message the summary covers.",
+    )
+    summary_token_count = models.PositiveIntegerField(default=0, help_text="Ollama's count for the summary.")
+    summarized_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

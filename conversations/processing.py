@@ -30,6 +30,7 @@ from conversations import selectors
 from conversations.context import build_chat_messages
 from conversations.models import Message, Request, Thread
 from conversations.streaming import AnswerStream, AttemptResult, Callbacks, Job, Outcome, Tick
+from conversations.summaries import after_answer
 from routing.models import Route
 from routing.selectors import NoRouteAvailable, default_route, find_route
 from trollama import events
@@ -108,7 +109,9 @@ def prepare_job(request: Request) -> Job:
         attempt=request.attempts,
         host=settings.OLLAMA_HOST,
         model=route.model,
-        messages=with_file_instructions(build_chat_messages(request=request, route=route), request=request),
+        messages=with_file_instructions(
+            build_chat_messages(request=request, route=route, system_prompt=route.system_prompt), request=request
+        ),
         options=route.chat_options(),
         keep_alive=route.keep_alive or None,
     )
@@ -287,7 +290,10 @@ def process_request(*, request_id: int) -> Outcome | None:
     while True:
         result = async_to_sync(stream_attempt)(job)
         if result.outcome is Outcome.DONE:
-            return Outcome.DONE if finish_request(job, result) else Outcome.LOST
+            if not finish_request(job, result):
+                return Outcome.LOST
+            after_answer(request_id=request_id)
+            return Outcome.DONE
         if result.outcome is Outcome.CANCELLED:
             cancel_running(job, partial=result.content)
             return Outcome.CANCELLED

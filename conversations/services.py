@@ -7,21 +7,34 @@ nothing is stored when one is raised.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePath
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 from django_q.tasks import async_task
 
 from conversations import selectors
-from conversations.models import ChatUser, Message, Platform, Request, Thread
+from conversations.attachments import MAX_FILES, Limits, ReadFile, Unreadable, Upload, read_upload, upload_limit
+from conversations.models import Attachment, ChatUser, Message, Platform, Request, Thread
+
+# The console and the bot summarize through this module, like every other thread use case.
+from conversations.summaries import SummaryFailed, summarize_thread  # noqa: F401
 from routing.selectors import enabled_routes, find_route
 from trollama import events
 
 RUN_REQUEST_TASK = "conversations.tasks.run_request"
+
+logger = logging.getLogger(__name__)
 
 
 class Refusal(Exception):
@@ -78,9 +91,9 @@ def start_local_thread(*, owner: ChatUser, first_message: str) -> Thread:
     return Thread.objects.create(platform=Platform.LOCAL, external_id=name, title=title, owner=owner)
 
 
-def validate_message(content: str) -> None:
-    """Refuse messages that cannot be answered as sent."""
-    if not content.strip():
+def validate_message(content: str, *, has_attachments: bool = False) -> None:
+    """Refuse messages that cannot be answered as sent. A file alone is a message."""
+    if not content.strip() and not has_attachments:
         raise Refusal("Your message is empty. Write something for me to answer.", code="empty")
     limit = settings.MAX_MESSAGE_CHARS
     if len(content) > limit:
@@ -89,6 +102,46 @@ def validate_message(content: str) -> None:
             "Shorten it, or send the text as a file attachment.",
             code="too_long",
         )
+
+
+def upload_limits() -> Limits:
+    return Limits(
+        max_bytes=upload_limit(max_mb=settings.MAX_FILE_SIZE_MB),
+        max_text_chars=settings.ATTACHMENT_MAX_TEXT_CHARS,
+        max_pdf_pages=settings.PDF_MAX_PAGES,
+        max_image_side=settings.IMAGE_MAX_SIDE,
+    )
+
+
+def read_attachments(uploads: Sequence[Upload]) -> list[ReadFile]:
+    """Read every upload, or refuse naming the first file that cannot be used and why."""
+    if len(uploads) > MAX_FILES:
+        raise Refusal(f"You sent {len(uploads)} files; I read at most {MAX_FILES} per message.", code="attachment")
+    limits = upload_limits()
+    try:
+        return [read_upload(upload, limits=limits) for upload in uploads]
+    except Unreadable as exc:
+        raise Refusal(exc.message, code="attachment") from None
+
+
+def _store_attachments(*, message: Message, uploads: Sequence[Upload], files: Sequence[ReadFile]) -> None:
+    """Keep each file until UPLOAD_CLEANUP_HOURS, and its text for good."""
+    expires_at = message.created_at + timedelta(hours=settings.UPLOAD_CLEANUP_HOURS)
+    for upload, read in zip(uploads, files, strict=True):
+        filename = PurePath(read.filename.replace("\\", "/")).name[:255] or "file"
+        attachment = Attachment(
+            message=message,
+            kind=read.kind,
+            filename=filename,
+            content_type=read.content_type[:100],
+            size=len(upload.data),
+            extracted_text=read.extracted_text,
+            note=read.note[:300],
+            created_at=message.created_at,
+            expires_at=expires_at,
+        )
+        attachment.file.save(get_valid_filename(filename) or "file", ContentFile(read.data), save=False)
+        attachment.save()
 
 
 def _check_route_override(slug: str) -> None:
@@ -119,14 +172,18 @@ def submit_request(
     route_slug: str | None = None,
     external_id: str = "",
     enqueue: bool = True,
+    attachments: Sequence[Upload] = (),
 ) -> Submission:
     """Store the user's message and a queued request, and hand it to a worker.
 
     Checks run in the order the design fixes, and any of them may raise
-    ``Refusal``, in which case nothing is stored. With ``enqueue=False`` the
-    caller runs the request itself (``manage.py chat --inline``).
+    ``Refusal``, in which case nothing is stored. ``attachments`` are read
+    first (a file that cannot be used refuses the whole message, naming it).
+    With ``enqueue=False`` the caller runs the request itself
+    (``manage.py chat --inline``).
     """
-    validate_message(content)
+    files = read_attachments(attachments)
+    validate_message(content, has_attachments=bool(files))
     if route_slug:
         _check_route_override(route_slug)
     _check_queue_capacity()
@@ -135,6 +192,8 @@ def submit_request(
     message = Message.objects.create(
         thread=thread, author=user, role=Message.Role.USER, content=content, external_id=external_id, created_at=now
     )
+    if files:
+        _store_attachments(message=message, uploads=attachments, files=files)
     request = Request.objects.create(
         user=user, thread=thread, message=message, route_override=route_slug or "", queued_at=now
     )
@@ -177,3 +236,76 @@ def cancel_request(*, request: Request) -> Request:
             request_id=request.pk,
         )
     return request
+
+
+# -- Forgetting a thread ------------------------------------------------------
+
+
+def _stop_in_flight(thread: Thread) -> None:
+    """Cancel the thread's unfinished requests at once; their workers see it and stop streaming."""
+    unfinished = list(
+        Request.objects.filter(thread=thread).exclude(status__in=Request.FINISHED).select_related("user", "thread")
+    )
+    if not unfinished:
+        return
+    now = timezone.now()
+    Request.objects.filter(pk__in=[r.pk for r in unfinished]).update(
+        status=Request.Status.CANCELLED, cancel_requested=True, finished_at=now, phase="", lease_expires_at=None
+    )
+    for request in unfinished:
+        request.status, request.finished_at, request.phase = Request.Status.CANCELLED, now, ""
+        events.publish(
+            {"type": "request.cancelled", "request_id": request.pk, "request": selectors.request_summary(request)},
+            request_id=request.pk,
+        )
+
+
+def _delete_history(thread: Thread) -> int:
+    """Delete the thread's messages (their requests and attachments go with them) and its summary."""
+    uploads = [
+        name
+        for name in Attachment.objects.filter(message__thread=thread).exclude(file="").values_list("file", flat=True)
+        if name
+    ]
+    forgotten = thread.messages.count()
+    Thread.objects.filter(pk=thread.pk).update(
+        summary="", summary_until=None, summary_token_count=0, summarized_at=None
+    )
+    thread.messages.all().delete()
+    transaction.on_commit(lambda: _delete_files(uploads))
+    return forgotten
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("Could not delete upload %s", name)
+
+
+@transaction.atomic
+def reset_thread(*, thread: Thread, by: str) -> int:
+    """Forget everything said in the thread but keep the thread. Returns how many messages were forgotten.
+
+    Requests still waiting or running in it are cancelled first.
+    """
+    Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
+    _stop_in_flight(thread)
+    forgotten = _delete_history(thread)
+    thread.summary, thread.summary_until, thread.summary_token_count, thread.summarized_at = "", None, 0, None
+    logger.info("Thread %s (%s) reset by %s: %d messages forgotten", thread.pk, thread, by, forgotten)
+    return forgotten
+
+
+@transaction.atomic
+def close_thread(*, thread: Thread, by: str) -> None:
+    """End the conversation: cancel what is running and delete the thread with its whole history.
+
+    A later message in the same Discord channel starts a new conversation.
+    """
+    Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
+    _stop_in_flight(thread)
+    forgotten = _delete_history(thread)
+    Thread.objects.filter(pk=thread.pk).delete()
+    logger.info("Thread %s (%s) closed by %s: %d messages deleted", thread.pk, thread, by, forgotten)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conversations import processing
+from conversations import processing, summaries
 
 
 def run_request(request_id: int) -> str:
@@ -12,3 +12,7 @@ def run_request(request_id: int) -> str:
 
 def requeue_abandoned_requests() -> dict[str, int]:
     return processing.requeue_abandoned_requests()
+
+
+def summarize_thread(thread_id: int, user_id: int | None = None) -> str:
+    return "summarized" if summaries.summarize_if_needed(thread_id=thread_id, user_id=user_id) else "skipped"

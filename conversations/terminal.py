@@ -141,13 +141,15 @@ class ChatTurn:
     route: str | None
     inline: bool
     save_artifacts: Path | None = None
+    files: list[Any] = field(default_factory=list)  # conversations.attachments.Upload
 
 
 def _check(turn: ChatTurn) -> None:
     """Refuse bad input before connecting anywhere or storing anything."""
     from conversations import services
 
-    services.validate_message(turn.content)
+    services.read_attachments(turn.files)
+    services.validate_message(turn.content, has_attachments=bool(turn.files))
     if turn.save_artifacts is not None and turn.save_artifacts.exists() and not turn.save_artifacts.is_dir():
         raise services.Refusal(
             f"--save-artifacts {turn.save_artifacts} is a file, not a directory.", code="bad_directory"
@@ -171,7 +173,12 @@ def _submit(turn: ChatTurn) -> Any:
         else:
             thread = services.start_local_thread(owner=user, first_message=turn.content)
         return services.submit_request(
-            user=user, thread=thread, content=turn.content, route_slug=turn.route, enqueue=not turn.inline
+            user=user,
+            thread=thread,
+            content=turn.content,
+            route_slug=turn.route,
+            enqueue=not turn.inline,
+            attachments=turn.files,
         )
 
 

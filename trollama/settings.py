@@ -351,6 +351,24 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = Q_POLL
 
+# -- Conversations: memory, summaries, attachments ---------------------------
+
+# A thread is summarized once its context passes either threshold, whichever
+# comes first: a number of tokens, or a share of the route's context window.
+SUMMARY_THRESHOLD_TOKENS = _read("SUMMARY_THRESHOLD_TOKENS", _int(100), 9000)
+SUMMARY_THRESHOLD_RATIO = _read("SUMMARY_THRESHOLD_RATIO", _float(0.05), 0.75)
+# The most recent turns (messages) always stay verbatim; the summary covers the rest.
+SUMMARY_KEEP_TURNS = _read("SUMMARY_KEEP_TURNS", _int(1), 5)
+SUMMARIZER_MODEL = _read("SUMMARIZER_MODEL", str, "gpt-oss:20b")
+SUMMARIZER_CONTEXT_SIZE = _read("SUMMARIZER_CONTEXT_SIZE", _int(2048), 16384)
+# Uploads: the largest file accepted, and how long the upload itself is kept
+# (the text read from it stays with the thread).
+MAX_FILE_SIZE_MB = _read("MAX_FILE_SIZE_MB", _int(1, 500), 10)
+UPLOAD_CLEANUP_HOURS = _read("UPLOAD_CLEANUP_HOURS", _int(1), 1)
+ATTACHMENT_MAX_TEXT_CHARS = _read("ATTACHMENT_MAX_TEXT_CHARS", _int(1000), 40_000)
+PDF_MAX_PAGES = _read("PDF_MAX_PAGES", _int(1), 50)
+IMAGE_MAX_SIDE = _read("IMAGE_MAX_SIDE", _int(64), 1568)
+
 # -- Discord ----------------------------------------------------------------
 
 DISCORD_TOKEN = _read("DISCORD_TOKEN", str, "")

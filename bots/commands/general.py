@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 COMMAND_HELP = [
     ("/help", "this message."),
     ("/cancel", "cancel your queued or running request in this channel (moderators: anyone's)."),
+    ("/summarize", "show a summary of this conversation, writing one if needed."),
+    ("/reset", "forget this conversation's history but keep the thread (its starter or a moderator)."),
+    ("/close", "delete this conversation's history, then archive and lock the thread (its starter or a moderator)."),
 ]
 
 

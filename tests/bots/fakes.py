@@ -130,6 +130,7 @@ class FakeMessage:
     reactions: list[str] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
     threads: list[FakeChannel] = field(default_factory=list)
+    attachments: list[Any] = field(default_factory=list)
 
     @property
     def guild(self) -> FakeGuild | None:

@@ -4,25 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import mimetypes
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from conversations.attachments import Upload
 from conversations.terminal import ChatTurn, run_chat
 from trollama.listeners import WebUnreachable
+
+
+def read_file(path: str) -> Upload:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"Can't read {path}: {exc.strerror or exc}.") from None
+    return Upload(name=Path(path).name, content_type=mimetypes.guess_type(path)[0] or "", data=data)
 
 
 class Command(BaseCommand):
     help = "Send one message and stream the answer to stdout. Ctrl-C cancels it."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("text", help="The message to send.")
+        parser.add_argument("text", help="The message to send (may be empty with --file).")
         parser.add_argument("--user", default=None, help="Local user name (default: your OS user).")
         parser.add_argument(
             "--thread", default=None, help="Continue this local thread (its name is printed when it starts)."
         )
         parser.add_argument("--route", default=None, help="Answer on this route instead of letting the router choose.")
+        parser.add_argument(
+            "--file",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="Send this file with the message (an image, PDF, or text or code file). Repeatable.",
+        )
         parser.add_argument(
             "--inline",
             action="store_true",
@@ -44,6 +61,7 @@ class Command(BaseCommand):
             route=options["route"],
             inline=options["inline"],
             save_artifacts=options["save_artifacts"],
+            files=[read_file(path) for path in options["file"]],
         )
         # The answer must reach stdout byte for byte: no added line endings, no colours.
         self.stdout.ending = self.stderr.ending = ""
