@@ -23,14 +23,14 @@ def _tokens(message: Message) -> int:
     return message.token_count or estimate_tokens(message.content)
 
 
-def build_chat_messages(*, request: Request, route: Route) -> list[dict[str, Any]]:
+def build_chat_messages(*, request: Request, route: Route, system_prompt: str) -> list[dict[str, Any]]:
     """System prompt, then the most recent earlier turns that fit, then the new message.
 
     The new message is always included, even when it alone exceeds the budget:
     refusing it is intake's job, and Ollama truncates from the start.
     """
     budget = int(route.context_size * (1 - ANSWER_RESERVE))
-    system = [{"role": "system", "content": route.system_prompt}] if route.system_prompt else []
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     budget -= sum(estimate_tokens(m["content"]) for m in system) + estimate_tokens(request.message.content)
 
     earlier: list[dict[str, Any]] = []
