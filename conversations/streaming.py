@@ -319,7 +319,7 @@ class AnswerStream:
         while True:
             offer = runner is not None and not runner.exhausted
             calls = await self._stream_chat(client, messages, tools=runner.schemas if runner and offer else None)
-            if runner is None or not calls:
+            if runner is None or not offer or not calls:
                 break
             await self._run_tools(runner, calls, messages)
         footer = sources_footer(runner.sources) if runner is not None else ""
