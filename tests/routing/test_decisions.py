@@ -48,7 +48,7 @@ class ClassifierPromptTests:
     def test_the_schema_only_allows_known_routes_and_carries_wants_file(self):
         schema = classifier_schema(["math", "general"])
 
-        assert schema["properties"]["route"]["enum"] == ["math", "general"]  # type: ignore[index]
+        assert schema["properties"]["route"]["enum"] == ["math", "general"]
         assert schema["required"] == ["route", "wants_file"]
 
     def test_the_prompt_has_descriptions_examples_and_the_recent_turns(self):

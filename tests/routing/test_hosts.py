@@ -25,7 +25,7 @@ class ChooseHostTests:
         sync_models()
 
         assert hosts.choose_host("rnj-1:8b") == hosts.HostChoice(gpu2.pk, second_ollama.url)
-        assert hosts.choose_host("gpt-oss:20b").url == fake_ollama.url  # type: ignore[union-attr]
+        assert hosts.choose_host("gpt-oss:20b").url == fake_ollama.url
 
     def test_disabled_hosts_are_never_chosen(self, fake_ollama):
         OllamaHost.objects.update(enabled=False)
