@@ -91,3 +91,36 @@ def set_thinking(*, user: ChatUser, thinking: str) -> RoutingPreference:
     preference.thinking = thinking
     preference.save(update_fields=["thinking", "updated_at"])
     return preference
+
+
+@dataclass(frozen=True)
+class RouteChoice:
+    """What ``/route`` did: ``scope`` is ``next``, ``pin`` or ``auto``; ``route`` is None for ``auto``."""
+
+    scope: str
+    route: Route | None
+
+
+class UnknownRoute(ValueError):
+    """The user named a route that does not exist or is switched off; ``str()`` says which exist."""
+
+
+@transaction.atomic
+def choose_route(*, user: ChatUser, thread: Thread, slug: str, scope: str) -> RouteChoice:
+    """``/route``: force a route for the next message here, pin it for every message, or ``auto`` to clear both.
+
+    Overrides only choose the model: intake still checks budgets, and artifacts work on every route.
+    """
+    if slug == "auto":
+        pin_route(user=user, route=None)
+        NextMessageRoute.objects.filter(user=user, thread=thread).delete()
+        return RouteChoice("auto", None)
+    route = Route.objects.filter(slug=slug, enabled=True).first()
+    if route is None:
+        names = ", ".join(Route.objects.filter(enabled=True).values_list("slug", flat=True))
+        raise UnknownRoute(f"There is no route called `{slug}`. Routes: {names}, or `auto`.")
+    if scope == "pin":
+        pin_route(user=user, route=route)
+    else:
+        set_next_route(user=user, thread=thread, route=route)
+    return RouteChoice(scope, route)

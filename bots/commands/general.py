@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 COMMAND_HELP = [
     ("/help", "this message."),
     ("/cancel", "cancel your queued or running request in this channel (moderators: anyone's)."),
+    (
+        "/route",
+        "list the routes; `name:<route>` for your next message here, `pin:True` for all of them, `auto` to unpin.",
+    ),
 ]
 
 
