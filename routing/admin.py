@@ -154,7 +154,7 @@ class RouterSettingsForm(forms.ModelForm):
         model = RouterSettings
         fields = [
             "router_model", "router_keep_alive", "classifier_enabled", "history_turns", "embedding_model",
-            "similarity_threshold", "similarity_margin",
+            "similarity_threshold", "similarity_margin", "similarity_top_k",
         ]  # fmt: skip
 
     def clean_embedding_model(self) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from routing.clients import sync_client
+from routing.decisions import unit
 from routing.models import ExampleEmbedding
 
 _vectors: dict[tuple[str, str], list[float]] = {}
@@ -38,7 +39,7 @@ def embed(*, host: str, model: str, texts: Sequence[str], timeout: float) -> Emb
 
 
 def example_vectors(*, host: str, model: str, texts: Sequence[str], timeout: float) -> dict[str, list[float]]:
-    """Vectors of ``texts`` from the process cache, then the table, embedding only the missing ones."""
+    """Unit vectors of ``texts`` from the process cache, then the table, embedding only the missing ones."""
     wanted = {text: text_hash(text) for text in dict.fromkeys(texts)}
     found = {text: _vectors[(model, digest)] for text, digest in wanted.items() if (model, digest) in _vectors}
     missing = {text: digest for text, digest in wanted.items() if text not in found}
@@ -50,13 +51,13 @@ def example_vectors(*, host: str, model: str, texts: Sequence[str], timeout: flo
         )
         for text, digest in list(missing.items()):
             if digest in stored:
-                found[text] = _vectors[(model, digest)] = stored[digest]
+                found[text] = _vectors[(model, digest)] = unit(stored[digest])
                 del missing[text]
     if missing:
         new = embed(host=host, model=model, texts=list(missing), timeout=timeout)
         rows = []
         for (text, digest), vector in zip(missing.items(), new.vectors, strict=True):
-            found[text] = _vectors[(model, digest)] = vector
+            found[text] = _vectors[(model, digest)] = unit(vector)
             rows.append(ExampleEmbedding(model=model, text_hash=digest, vector=vector))
         ExampleEmbedding.objects.bulk_create(rows, ignore_conflicts=True)
     return found

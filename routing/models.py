@@ -212,15 +212,21 @@ class RouterSettings(models.Model):
     embedding_model = models.CharField(
         max_length=200, blank=True, help_text="An Ollama embedding model, e.g. all-minilm. Empty: no similarity."
     )
+    # Defaults measured with all-minilm on bench/routing_messages.jsonl (python -m bench.routing --sweep).
     similarity_threshold = models.FloatField(
-        default=0.6,
+        default=0.2,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="Cosine similarity the best example must reach.",
+        help_text="Similarity (cosine) the best route's score must reach.",
     )
     similarity_margin = models.FloatField(
-        default=0.08,
+        default=0.1,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="How far the best route must be ahead of the runner-up.",
+    )
+    similarity_top_k = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="A route scores the mean similarity of its this many closest examples.",
     )
 
     class Meta:

@@ -84,7 +84,10 @@ def _similar(request: Request, routes: dict[str, Route], config: RouterSettings)
     choice = hosts.choose_host(model)
     if choice is None:
         return None
-    examples = {slug: route.example_list for slug, route in routes.items() if route.example_list}
+    # Vision is for messages with images, which never get this far.
+    examples = {
+        slug: route.example_list for slug, route in routes.items() if route.example_list and slug != VISION_ROUTE
+    }
     all_texts = [text for texts in examples.values() for text in texts]
     try:
         vectors = embeddings.example_vectors(
@@ -107,9 +110,10 @@ def _similar(request: Request, routes: dict[str, Route], config: RouterSettings)
     )
     scored = decisions.most_similar(
         query.vectors[0],
-        {slug: [(text, vectors[text]) for text in texts] for slug, texts in examples.items()},
+        {slug: [vectors[text] for text in texts] for slug, texts in examples.items()},
         threshold=config.similarity_threshold,
         margin=config.similarity_margin,
+        top_k=config.similarity_top_k,
     )
     if scored is None or scored.route is None:
         return None
@@ -147,6 +151,7 @@ def classify(request: Request, routes: dict[str, Route], config: RouterSettings)
     if choice is None:
         logger.warning("No host can run the router model %s", model)
         return None
+    routes = {slug: route for slug, route in routes.items() if slug != VISION_ROUTE}  # no images got this far
     cards = [RouteCard(slug, route.description, tuple(route.example_list)) for slug, route in routes.items()]
     messages = decisions.classifier_messages(cards, _history(request, config.history_turns), request.message.content)
     capabilities = hosts.model_capabilities(model) or {}

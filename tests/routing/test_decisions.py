@@ -63,8 +63,8 @@ class ClassifierPromptTests:
 
 class MostSimilarTests:
     EXAMPLES = {
-        "math": [("solve", [1.0, 0.0, 0.0])],
-        "general": [("hello", [0.0, 1.0, 0.0])],
+        "math": [[1.0, 0.0, 0.0], [0.8, 0.6, 0.0]],
+        "general": [[0.0, 1.0, 0.0]],
     }
 
     def test_it_decides_when_the_best_route_clears_threshold_and_margin(self):
@@ -73,9 +73,18 @@ class MostSimilarTests:
         assert result is not None and result.route == "math"
 
     def test_it_abstains_when_two_routes_are_close(self):
-        result = most_similar([0.7, 0.65, 0.0], self.EXAMPLES, threshold=0.5, margin=0.2)
+        result = most_similar([0.4, 0.9, 0.0], self.EXAMPLES, threshold=0.5, margin=0.2)
 
-        assert result is not None and result.route is None and result.best_route == "math"
+        assert result is not None and result.route is None and result.best_route == "general"
+
+    def test_with_top_k_a_route_needs_several_close_examples(self):
+        examples = {"math": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], "general": [[0.6, 0.8, 0.0], [0.6, 0.8, 0.0]]}
+
+        one = most_similar([1.0, 0.0, 0.0], examples, threshold=0.5, margin=0.3, top_k=1)
+        two = most_similar([1.0, 0.0, 0.0], examples, threshold=0.5, margin=0.3, top_k=2)
+
+        assert one is not None and one.route == "math"
+        assert two is not None and two.route is None
 
     def test_it_abstains_below_the_threshold(self):
         result = most_similar([0.2, 0.0, 1.0], self.EXAMPLES, threshold=0.5, margin=0.0)
