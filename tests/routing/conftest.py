@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -24,11 +25,26 @@ class WebServer:
 
     def __init__(self) -> None:
         self.paths: list[str] = []
+        self.bodies: list[tuple[str, dict, str]] = []  # (path, JSON body, Authorization) of POSTs
         self.page_size = 200
+        self.delay = 0.0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                # Ollama's hosted web API: /api/web_search and /api/web_fetch.
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.bodies.append((self.path, body, self.headers.get("Authorization", "")))
+                if self.path == "/api/web_search":
+                    result = {"title": "Hosted result", "url": "https://example.org/a", "content": "hosted snippet"}
+                    self._send("application/json", json.dumps({"results": [result]}))
+                else:
+                    self._send(
+                        "application/json", json.dumps({"title": "Fetched", "content": "page text", "links": []})
+                    )
+
             def do_GET(self) -> None:
+                time.sleep(outer.delay)
                 outer.paths.append(self.path)
                 url = urlsplit(self.path)
                 if url.path == "/search":

@@ -6,9 +6,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django_q.models import Schedule
 
 from routing.models import OllamaHost, OllamaModel
 from routing.sync import sync_models
+from routing.tasks import sync_models as sync_models_task
 from tests import personas
 
 
@@ -86,4 +88,14 @@ class SyncModelsTests:
 
         assert response.status_code == 200
         assert [str(m) for m in response.context["messages"]] == ["default: 6 models, 0 gone."]
+        assert OllamaModel.objects.filter(available=True).count() == 6
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class SyncScheduleTests:
+    def test_a_schedule_is_seeded_and_its_task_syncs(self, fake_ollama):
+        schedule = Schedule.objects.get(func="routing.tasks.sync_models")
+
+        assert schedule.minutes == 5 and schedule.repeats == -1
+        assert sync_models_task() == {"hosts": 1, "unreachable": 0}
         assert OllamaModel.objects.filter(available=True).count() == 6
