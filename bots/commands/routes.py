@@ -11,15 +11,22 @@ from discord import app_commands
 
 from conversations.models import Platform, Thread
 from conversations.services import get_or_create_chat_user
-from routing.models import Route
+from routing.models import Route, RoutingPreference
 from routing.selectors import enabled_routes
-from routing.services import RouteChoice, UnknownRoute, choose_route, preference_of
+from routing.services import RouteChoice, UnknownRoute, choose_route, preference_of, set_thinking
 
 if TYPE_CHECKING:
     from bots.client import TrollamaBot
 
 
-def routes_text(routes: Iterable[Route], *, pinned: Route | None) -> str:
+THINKING_TEXT = {
+    "auto": "Thinking: as each route says.",
+    "on": "Thinking: on, wherever the model can think (slower, often better on hard questions).",
+    "off": "Thinking: off, even on routes that think (faster).",
+}
+
+
+def routes_text(routes: Iterable[Route], *, pinned: Route | None, thinking: str = "auto") -> str:
     lines = ["**Routes** (I pick one per message; `/route name:<route>` to choose yourself)"]
     for route in routes:
         tools = " · web" if route.tool_names else ""
@@ -28,6 +35,7 @@ def routes_text(routes: Iterable[Route], *, pinned: Route | None) -> str:
     lines.append(
         f"Pinned for you: `{pinned.slug}` (`/route name:auto` to unpin)." if pinned else "Nothing pinned: automatic."
     )
+    lines.append(THINKING_TEXT[thinking])
     return "\n".join(lines)
 
 
@@ -42,15 +50,20 @@ def choice_text(choice: RouteChoice) -> str:
     return f"Your next message in this channel goes to `{choice.route.slug}` ({choice.route.model})."
 
 
-def _apply(interaction_user: Any, channel: Any, slug: str, pin: bool) -> str:
+def _apply(interaction_user: Any, channel: Any, slug: str, pin: bool, thinking: str = "") -> str:
     user = get_or_create_chat_user(
         platform=Platform.DISCORD,
         external_id=str(interaction_user.id),
         username=interaction_user.name,
         display_name=getattr(interaction_user, "display_name", interaction_user.name),
     )
+    if thinking:
+        set_thinking(user=user, thinking=thinking)
+        if not slug:
+            return THINKING_TEXT[thinking]
     if not slug:
-        return routes_text(enabled_routes(), pinned=preference_of(user).pinned_route)
+        preference = preference_of(user)
+        return routes_text(enabled_routes(), pinned=preference.pinned_route, thinking=preference.thinking)
     guild = getattr(channel, "guild", None)
     parent = getattr(channel, "parent_id", None)
     thread, _ = Thread.objects.get_or_create(
@@ -76,10 +89,16 @@ def register(bot: TrollamaBot) -> None:
     @app_commands.describe(
         name="A route, or auto to let me choose again. Empty: list the routes.",
         pin="Use it for all your messages (default: only your next message here).",
+        thinking="Let models think before answering: auto (as the route says), on or off.",
     )
-    async def route_command(interaction: discord.Interaction, name: str = "", pin: bool = False) -> None:
+    @app_commands.choices(
+        thinking=[app_commands.Choice(name=value, value=value) for value in RoutingPreference.Thinking.values]
+    )
+    async def route_command(
+        interaction: discord.Interaction, name: str = "", pin: bool = False, thinking: str = ""
+    ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        text = await sync_to_async(_apply)(interaction.user, interaction.channel, name, pin)
+        text = await sync_to_async(_apply)(interaction.user, interaction.channel, name, pin, thinking)
         await interaction.followup.send(text, ephemeral=True)
 
     @route_command.autocomplete("name")

@@ -23,7 +23,7 @@ class RouteCommandTests:
 
         assert "• `research`: Research, magistral:24b · thinks · web" in text
         assert "• `math`: Math, rnj-1:8b" in text
-        assert text.endswith("Nothing pinned: automatic.")
+        assert "Nothing pinned: automatic.\nThinking: as each route says." in text
 
     def test_a_name_forces_the_route_for_the_next_message_in_this_channel(self):
         text = _apply(MEMBER, CHANNEL, "Math", False)
@@ -53,9 +53,16 @@ class RouteCommandTests:
         assert text.startswith("There is no route called `vision`. Routes: ")
         assert "`auto`" in text and not NextMessageRoute.objects.exists()
 
+    def test_thinking_sets_the_users_preference(self):
+        assert _apply(MEMBER, CHANNEL, "", False, "off").startswith("Thinking: off")
+
+        user = ChatUser.objects.get(external_id="4242")
+        assert RoutingPreference.objects.get(user=user).thinking == "off"
+        assert _apply(MEMBER, CHANNEL, "", False).endswith("Thinking: off, even on routes that think (faster).")
+
     def test_it_is_registered_with_a_help_line(self):
         assert "bots.commands.routes" in COMMAND_MODULES
         assert any(name == "/route" for name, _ in COMMAND_HELP)
 
     def test_the_list_handles_no_routes(self):
-        assert routes_text([], pinned=None).endswith("Nothing pinned: automatic.")
+        assert routes_text([], pinned=None).startswith("**Routes**")
