@@ -66,7 +66,7 @@ def _has_images(request: Request) -> bool:
     return request.message.attachments.filter(kind="image").exists()
 
 
-def _rules(routes: dict[str, Route]) -> list[tuple[RuleSpec, re.Pattern[str]]]:
+def _rules() -> list[tuple[RuleSpec, re.Pattern[str]]]:
     compiled = []
     for rule in RouterRule.objects.filter(enabled=True, route__enabled=True).select_related("route"):
         spec = RuleSpec(rule.route.slug, rule.kind, rule.pattern, rule.note or rule.pattern)
@@ -127,7 +127,7 @@ def preroute(request: Request, routes: dict[str, Route], config: RouterSettings)
         return decided
     if VISION_ROUTE in routes and _has_images(request):
         return Decision(routes[VISION_ROUTE], "vision", "the message has images")
-    rule = decisions.first_matching_rule(request.message.content, _rules(routes))
+    rule = decisions.first_matching_rule(request.message.content, _rules())
     if rule is not None:
         return Decision(routes[rule.route], "rule", rule.label[:300])
     return _similar(request, routes, config)
