@@ -9,6 +9,8 @@ PHASE_LABELS = {
     "thinking": "Thinking…",
     "generating": "Writing…",
     "retrying": "Retrying: {reason}",
+    "searching": "Searching: {reason}",
+    "reading": "Reading: {reason}",
 }
 
 

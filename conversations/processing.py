@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,8 +32,12 @@ from conversations.context import build_chat_messages
 from conversations.models import Message, Request, Thread
 from conversations.streaming import AnswerStream, AttemptResult, Callbacks, Job, Outcome, Tick
 from conversations.summaries import after_answer
+from routing import hosts
 from routing.models import Route
-from routing.selectors import NoRouteAvailable, default_route, find_route
+from routing.placement import Placement, place, thinking_preference
+from routing.prompts import compose_system_prompt
+from routing.router import Decision, route_request
+from routing.selectors import NoRouteAvailable
 from trollama import events
 from trollama.events import AsyncPublisher
 
@@ -82,6 +87,10 @@ def _publish_status(request: Request, **extra: object) -> None:
             "phase": request.phase,
             "model": request.model,
             "route": request.route.slug if request.route else None,
+            "route_method": request.route_method,
+            "route_detail": request.route_detail,
+            "route_ms": request.route_ms,
+            "host": request.host,
             "attempt": request.attempts,
             **extra,
         },
@@ -89,46 +98,117 @@ def _publish_status(request: Request, **extra: object) -> None:
     )
 
 
-def choose_route(request: Request) -> Route:
-    """The route for this request: the user's explicit choice, else the default."""
-    if request.route_override:
-        route = find_route(request.route_override)
-        if route is not None:
-            return route
-        logger.info("Route %r asked for by request %s is gone; using the default", request.route_override, request.pk)
-    return default_route()
+def choose_route(request: Request) -> Decision:
+    """The routing decision for this request (see ``routing.router``)."""
+    return route_request(request)
 
 
-def prepare_job(request: Request) -> Job:
-    route = choose_route(request)
-    Request.objects.filter(pk=request.pk, attempts=request.attempts).update(
-        route=route, model=route.model, status=Request.Status.GENERATING
-    )
-    return Job(
-        request_id=request.pk,
-        attempt=request.attempts,
-        host=settings.OLLAMA_HOST,
-        model=route.model,
-        messages=with_file_instructions(
-            build_chat_messages(request=request, route=route, system_prompt=route.system_prompt), request=request
-        ),
-        options=route.chat_options(),
+class NoHostAvailable(Exception):
+    """Every host that could run the route's models is disabled or skipped by its circuit breaker."""
+
+
+NO_HOST_MESSAGE = (
+    "Every model server that could answer this is failing or switched off right now, so I'm not sending it "
+    "requests for a little while. Please try again in a minute or two; if it persists, tell an operator."
+)
+
+
+def _job_for(job: Job, placement: Placement, route: Route) -> Job:
+    return replace(
+        job,
+        host=placement.host_url,
+        host_id=placement.host_id,
+        model=placement.model,
+        think=placement.think,
+        tools=placement.tools,
+        fallbacks=placement.fallbacks,
+        model_attempts=1,
         keep_alive=route.keep_alive or None,
     )
 
 
-def with_file_instructions(messages: list[dict[str, Any]], *, request: Request) -> list[dict[str, Any]]:
-    """Ask the model to fence and name each file when the user asked for files.
+def prepare_job(request: Request) -> Job:
+    decision = choose_route(request)
+    route = decision.route
+    placement = place(route=route, models=route.models_in_order, preference=thinking_preference(request.user_id))
+    if placement is None:
+        raise NoHostAvailable(NO_HOST_MESSAGE)
+    # Files are asked for in words (rules) or judged so by the classifier, at no extra model call.
+    wants_file = decision.wants_file or wants_files(request.message.content)
+    system_prompt = compose_system_prompt(
+        route=route, thread=request.thread, extra=[FILE_INSTRUCTIONS] if wants_file else ()
+    )
+    Request.objects.filter(pk=request.pk, attempts=request.attempts).update(
+        route=route,
+        model=placement.model,
+        host=placement.host_url,
+        route_method=decision.method,
+        route_detail=decision.detail[:300],
+        route_ms=decision.ms,
+        system_prompt=system_prompt,
+        status=Request.Status.GENERATING,
+    )
+    request.refresh_from_db()
+    _publish_status(request, wants_file=decision.wants_file)
+    job = Job(
+        request_id=request.pk,
+        attempt=request.attempts,
+        host=placement.host_url,
+        model=placement.model,
+        messages=build_chat_messages(
+            request=request, route=route, system_prompt=system_prompt, images=sees_images(placement.model)
+        ),
+        options=route.chat_options(),
+    )
+    return _job_for(job, placement, route)
 
-    Appended to the system message (or added as one), so the route's own prompt
-    keeps its wording and the instruction sits with the other instructions.
-    """
-    if not wants_files(request.message.content):
-        return messages
-    if messages and messages[0]["role"] == "system":
-        system = {**messages[0], "content": f"{messages[0]['content']}\n\n{FILE_INSTRUCTIONS}"}
-        return [system, *messages[1:]]
-    return [{"role": "system", "content": FILE_INSTRUCTIONS}, *messages]
+
+def sees_images(model: str) -> bool:
+    """Whether to send images to ``model``: not when the synced table says it has no vision (Ollama would refuse)."""
+    capabilities = hosts.model_capabilities(model)
+    return capabilities is None or capabilities["vision"]
+
+
+def note_host_health(job: Job, result: AttemptResult) -> None:
+    """Feed the host's circuit breaker: a success closes it, a host-side failure counts towards opening it."""
+    if job.host_id is None:
+        return
+    if result.outcome is Outcome.DONE:
+        hosts.record_success(job.host_id)
+    elif result.host_failure:
+        hosts.record_failure(job.host_id, result.error)
+
+
+def switch_model(job: Job, result: AttemptResult) -> Job | None:
+    """Move to the next fallback model that a usable host has; None when there is none (or we lost the lease)."""
+    request = Request.objects.select_related("route").filter(pk=job.request_id).first()
+    if request is None or request.route is None or not job.fallbacks:
+        return None
+    placement = place(route=request.route, models=job.fallbacks, preference=thinking_preference(request.user_id))
+    if placement is None:
+        return None
+    why = "is not installed" if result.missing_model else "keeps failing"
+    next_job = begin_retry(job, f"{job.model} {why}; switching to {placement.model}")
+    if next_job is None:
+        return None
+    Request.objects.filter(_owned(next_job)).update(model=placement.model, host=placement.host_url)
+    return _job_for(next_job, placement, request.route)
+
+
+def repick_host(job: Job) -> Job:
+    """Before retrying the same model: another host if this one's breaker opened meanwhile."""
+    choice = hosts.choose_host(job.model)
+    if choice is None or choice.host_id == job.host_id:
+        return job
+    Request.objects.filter(_owned(job)).update(host=choice.url)
+    return replace(job, host=choice.url, host_id=choice.host_id)
+
+
+def all_models_failed(error: str, tried: list[str]) -> str:
+    """The user's error once no model is left to try; names the models when fallbacks were tried."""
+    if len(tried) < 2:
+        return error
+    return f"None of the models for this kind of message could answer (I tried {', '.join(tried)}). {error}"
 
 
 def tick(job: Job, partial: str | None) -> Tick:
@@ -283,12 +363,14 @@ def process_request(*, request_id: int) -> Outcome | None:
         return None
     try:
         job = prepare_job(request)
-    except NoRouteAvailable as exc:
+    except (NoRouteAvailable, NoHostAvailable) as exc:
         _settle(request_id, Request.Status.FAILED, error=str(exc), guard=Q(attempts=request.attempts))
         return Outcome.FAILED
 
+    tried = [job.model]
     while True:
         result = async_to_sync(stream_attempt)(job)
+        note_host_health(job, result)
         if result.outcome is Outcome.DONE:
             if not finish_request(job, result):
                 return Outcome.LOST
@@ -300,9 +382,9 @@ def process_request(*, request_id: int) -> Outcome | None:
         if result.outcome is Outcome.LOST:
             return Outcome.LOST
 
-        if result.transient and job.attempt < settings.MAX_ATTEMPTS:
+        if result.transient and job.model_attempts < settings.MAX_ATTEMPTS:
             logger.warning("Request %s attempt %s failed, retrying: %s", request_id, job.attempt, result.error)
-            backoff = settings.RETRY_BACKOFF * 2 ** (job.attempt - 1)
+            backoff = settings.RETRY_BACKOFF * 2 ** (job.model_attempts - 1)
             state = _pause(job, backoff)
             if state is Tick.CANCEL:
                 cancel_running(job, partial="")
@@ -312,13 +394,21 @@ def process_request(*, request_id: int) -> Outcome | None:
             next_job = begin_retry(job, result.error)
             if next_job is None:
                 return Outcome.LOST
-            job = next_job
+            job = repick_host(replace(next_job, model_attempts=job.model_attempts + 1))
             continue
+
+        if (result.transient or result.missing_model) and job.fallbacks:
+            logger.warning("Request %s: %s failed (%s), trying a fallback", request_id, job.model, result.error)
+            switched = switch_model(job, result)
+            if switched is not None:
+                job = switched
+                tried.append(job.model)
+                continue
 
         error = result.error
         if result.transient:
-            error += f" I tried {job.attempt} times; please try again later."
-        fail_request(job, error, partial=result.content)
+            error += f" I tried {job.model_attempts} times; please try again later."
+        fail_request(job, all_models_failed(error, tried), partial=result.content)
         return Outcome.FAILED
 
 

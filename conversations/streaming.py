@@ -21,6 +21,7 @@ import httpx
 import ollama
 from django.conf import settings
 
+from routing.tools import ToolRunner, configured_backend, sources_footer
 from trollama.events import AsyncPublisher, Event
 from trollama.tls import tls_context
 
@@ -38,6 +39,12 @@ class Job:
     messages: list[dict[str, Any]]
     options: dict[str, Any]
     keep_alive: str | None = None
+    # Ollama's ``think``: None leaves it out (the model cannot think), else a bool or a level.
+    think: bool | str | None = None
+    tools: tuple[str, ...] = ()  # web tools offered to the model (routing.tools)
+    host_id: int | None = None  # the OllamaHost row, for its circuit breaker
+    fallbacks: tuple[str, ...] = ()  # models still to try after this one, in order
+    model_attempts: int = 1  # attempts on this model (``attempt`` counts all of them)
 
 
 class Outcome(Enum):
@@ -56,6 +63,8 @@ class AttemptResult:
     completion_tokens: int | None = None
     error: str = ""
     transient: bool = False
+    missing_model: bool = False  # Ollama said 404: the host doesn't have the model
+    host_failure: bool = False  # the host itself misbehaved (counts towards its circuit breaker)
 
 
 class Tick(Enum):
@@ -258,7 +267,15 @@ class AnswerStream:
         exc = consumer.exception()
         if exc is not None:
             error, transient = describe_failure(exc, job=self.job)
-            return AttemptResult(Outcome.FAILED, content=content, error=error, transient=transient)
+            missing = isinstance(exc, ollama.ResponseError) and exc.status_code == 404
+            return AttemptResult(
+                Outcome.FAILED,
+                content=content,
+                error=error,
+                transient=transient,
+                missing_model=missing,
+                host_failure=transient,
+            )
         if not content.strip():
             return AttemptResult(Outcome.FAILED, error="The model returned an empty answer.", transient=True)
         return AttemptResult(
@@ -269,20 +286,21 @@ class AnswerStream:
             completion_tokens=progress.completion_tokens,
         )
 
-    async def _enter_phase(self, phase: str) -> None:
-        if phase == self.progress.phase:
+    async def _enter_phase(self, phase: str, *, reason: str = "") -> None:
+        if phase == self.progress.phase and not reason:
             return
         self.progress.phase = phase
-        self.pump.emit(
-            {
-                "type": "request.status",
-                "request_id": self.job.request_id,
-                "status": "generating",
-                "phase": phase,
-                "model": self.job.model,
-                "attempt": self.job.attempt,
-            }
-        )
+        event: Event = {
+            "type": "request.status",
+            "request_id": self.job.request_id,
+            "status": "generating",
+            "phase": phase,
+            "model": self.job.model,
+            "attempt": self.job.attempt,
+        }
+        if reason:
+            event["reason"] = reason
+        self.pump.emit(event)
         await self.callbacks.phase(phase)
 
     async def _model_is_loaded(self, client: ollama.AsyncClient) -> bool:
@@ -295,14 +313,38 @@ class AnswerStream:
     async def _consume(self, client: ollama.AsyncClient) -> None:
         job = self.job
         await self._enter_phase("starting" if await self._model_is_loaded(client) else "loading_model")
+        backend = configured_backend() if job.tools else None
+        runner = ToolRunner(job.tools, backend) if backend is not None else None
+        messages = list(job.messages)
+        while True:
+            offer = runner is not None and not runner.exhausted
+            calls = await self._stream_chat(client, messages, tools=runner.schemas if runner and offer else None)
+            if runner is None or not offer or not calls:
+                break
+            await self._run_tools(runner, calls, messages)
+        footer = sources_footer(runner.sources) if runner is not None else ""
+        if footer and self.progress.content:
+            # Appended after the model's text, which itself stays exactly as it was streamed.
+            self.progress.content.append(footer)
+            self.pump.text(footer)
+
+    async def _stream_chat(
+        self, client: ollama.AsyncClient, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None
+    ) -> list[Any]:
+        """Stream one chat round; returns the tool calls the model made (empty when it answered)."""
+        job = self.job
         stream = await client.chat(
             model=job.model,
-            messages=job.messages,
+            messages=messages,
             stream=True,
             options=job.options,
             keep_alive=job.keep_alive or None,
+            think=job.think,
+            tools=tools,
         )
         progress = self.progress
+        calls: list[Any] = []
+        said: list[str] = []
         async for chunk in stream:
             message = chunk.message
             if message.thinking:
@@ -311,8 +353,31 @@ class AnswerStream:
             if message.content:
                 # Text first, so the first token leaves before the database write.
                 progress.content.append(message.content)
+                said.append(message.content)
                 self.pump.text(message.content)
                 await self._enter_phase("generating")
+            if message.tool_calls:
+                calls.extend(message.tool_calls)
             if chunk.done:
-                progress.prompt_tokens = chunk.prompt_eval_count
-                progress.completion_tokens = chunk.eval_count
+                progress.prompt_tokens = (progress.prompt_tokens or 0) + (chunk.prompt_eval_count or 0)
+                progress.completion_tokens = (progress.completion_tokens or 0) + (chunk.eval_count or 0)
+        if calls:
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": "".join(said),
+                    "tool_calls": [
+                        {"function": {"name": c.function.name, "arguments": dict(c.function.arguments)}} for c in calls
+                    ],
+                }
+            )
+        return calls
+
+    async def _run_tools(self, runner: ToolRunner, calls: list[Any], messages: list[dict[str, Any]]) -> None:
+        for call in calls:
+            name, arguments = call.function.name, dict(call.function.arguments or {})
+            phase, detail = runner.describe(name, arguments)
+            if not runner.exhausted:
+                await self._enter_phase(phase, reason=detail)
+            result = await runner.run(name, arguments)
+            messages.append({"role": "tool", "content": result, "tool_name": name})

@@ -1,7 +1,89 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class OllamaHost(models.Model):
+    """An Ollama server workers may send requests to.
+
+    The circuit breaker lives on the row, so every worker process sees the
+    same state: after ``OLLAMA_BREAKER_FAILURES`` consecutive failures the host
+    is skipped for ``OLLAMA_BREAKER_COOLDOWN`` seconds, then one request is let
+    through as a probe (half-open); success closes the breaker again.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="e.g. http://gpu-box:11434. Empty: the OLLAMA_HOST setting (the default host).",
+    )
+    enabled = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    breaker_opened_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set while the circuit breaker is open (the host is being skipped)."
+    )
+    last_error = models.CharField(max_length=300, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    reachable = models.BooleanField(default=True, help_text="Whether the last model sync reached the host.")
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.base_url})"
+
+    @property
+    def base_url(self) -> str:
+        return self.url or settings.OLLAMA_HOST
+
+    def breaker_state(self, now: datetime | None = None) -> str:
+        """``closed`` (in use), ``open`` (skipped) or ``half-open`` (the cool-down is over: probe it)."""
+        if self.breaker_opened_at is None:
+            return "closed"
+        now = now or timezone.now()
+        cooldown = timedelta(seconds=settings.OLLAMA_BREAKER_COOLDOWN)
+        return "open" if now < self.breaker_opened_at + cooldown else "half-open"
+
+
+class OllamaModel(models.Model):
+    """A model as one host reported it at the last sync. Rows are never deleted by a sync."""
+
+    CAPABILITIES = ("completion", "tools", "thinking", "vision", "embedding")
+
+    host = models.ForeignKey(OllamaHost, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=200)
+    size = models.BigIntegerField(default=0, help_text="Bytes on disk.")
+    family = models.CharField(max_length=100, blank=True)
+    parameter_size = models.CharField(max_length=32, blank=True)
+    completion = models.BooleanField(default=False)
+    tools = models.BooleanField(default=False)
+    thinking = models.BooleanField(default=False)
+    vision = models.BooleanField(default=False)
+    embedding = models.BooleanField(default=False)
+    context_length = models.PositiveIntegerField(null=True, blank=True)
+    available = models.BooleanField(default=True, help_text="Listed by the host at the last sync that reached it.")
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["host", "name"]
+        constraints = [models.UniqueConstraint(fields=["host", "name"], name="unique_model_per_host")]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.host.name}"
+
+    @property
+    def capabilities(self) -> list[str]:
+        return [capability for capability in self.CAPABILITIES if getattr(self, capability)]
 
 
 class Route(models.Model):
@@ -11,10 +93,26 @@ class Route(models.Model):
     the next message without a restart.
     """
 
+    class Think(models.TextChoices):
+        OFF = "off", "Off"
+        ON = "on", "On"
+        LOW = "low", "Low effort"
+        MEDIUM = "medium", "Medium effort"
+        HIGH = "high", "High effort"
+
     slug = models.SlugField(unique=True, help_text="Short name used by /route and manage.py chat --route.")
     name = models.CharField(max_length=100)
-    description = models.TextField(blank=True, help_text="What belongs on this route, in a sentence or two.")
+    description = models.TextField(
+        blank=True, help_text="What belongs on this route, in a sentence or two. The classifier reads it."
+    )
+    examples = models.TextField(
+        blank=True,
+        help_text="Example messages, one per line. The classifier reads them and the pre-router compares with them.",
+    )
     model = models.CharField(max_length=200, help_text="Ollama model name, e.g. gpt-oss:20b.")
+    fallback_models = models.TextField(
+        blank=True, help_text="Models to try, in order, when the model is missing or keeps failing. One per line."
+    )
     system_prompt = models.TextField(blank=True)
     temperature = models.FloatField(
         null=True,
@@ -27,10 +125,21 @@ class Route(models.Model):
         validators=[MinValueValidator(512)],
         help_text="Context window in tokens (Ollama's num_ctx).",
     )
+    think = models.CharField(
+        max_length=8,
+        choices=Think.choices,
+        default=Think.OFF,
+        help_text="Let the model think before answering. Only for models that support thinking.",
+    )
+    web_search = models.BooleanField(default=False, help_text="Offer the web_search tool (models with tools only).")
+    web_fetch = models.BooleanField(default=False, help_text="Offer the web_fetch tool (models with tools only).")
     keep_alive = models.CharField(
         max_length=20,
         blank=True,
         help_text="How long Ollama keeps the model loaded, e.g. 5m or -1. Empty: Ollama's default.",
+    )
+    keep_warm = models.BooleanField(
+        default=False, help_text="Load the model ahead of time (at every model sync) so the first answer is quick."
     )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -48,3 +157,155 @@ class Route(models.Model):
         if self.temperature is not None:
             options["temperature"] = self.temperature
         return options
+
+    @property
+    def example_list(self) -> list[str]:
+        return _lines(self.examples)
+
+    @property
+    def fallback_list(self) -> list[str]:
+        return [name for name in _lines(self.fallback_models) if name != self.model]
+
+    @property
+    def models_in_order(self) -> list[str]:
+        return [self.model, *self.fallback_list]
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [name for name in ("web_search", "web_fetch") if getattr(self, name)]
+
+
+class RouterRule(models.Model):
+    """A pre-router rule: a message matching it goes straight to its route."""
+
+    class Kind(models.TextChoices):
+        KEYWORD = "keyword", "Keyword (whole word, any case)"
+        REGEX = "regex", "Regular expression"
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="rules")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.KEYWORD)
+    pattern = models.CharField(max_length=300)
+    priority = models.IntegerField(default=100, help_text="Lower runs first.")
+    enabled = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["priority", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pattern!r} → {self.route.slug}"
+
+
+class RouterSettings(models.Model):
+    """How the router decides. One row (pk=1); read on every request, so edits apply at once."""
+
+    router_model = models.CharField(
+        max_length=200, default="gpt-oss:20b", help_text="The model that classifies messages the pre-router leaves."
+    )
+    router_keep_alive = models.CharField(
+        max_length=20, blank=True, default="30m", help_text="Keep the router model loaded this long (e.g. 30m, -1)."
+    )
+    classifier_enabled = models.BooleanField(default=True)
+    history_turns = models.PositiveIntegerField(
+        default=4, help_text="Earlier turns of the thread the classifier sees, so follow-ups stay on their route."
+    )
+    embedding_model = models.CharField(
+        max_length=200, blank=True, help_text="An Ollama embedding model, e.g. all-minilm. Empty: no similarity."
+    )
+    # Defaults measured with all-minilm on bench/routing_messages.jsonl (python -m bench.routing --sweep).
+    similarity_threshold = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Similarity (cosine) the best route's score must reach.",
+    )
+    similarity_margin = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="How far the best route must be ahead of the runner-up.",
+    )
+    similarity_top_k = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="A route scores the mean similarity of its this many closest examples.",
+    )
+
+    class Meta:
+        verbose_name = "router settings"
+        verbose_name_plural = "router settings"
+
+    def __str__(self) -> str:
+        return "Router settings"
+
+    @classmethod
+    def current(cls) -> RouterSettings:
+        found, _ = cls.objects.get_or_create(pk=1)
+        return found
+
+
+class ExampleEmbedding(models.Model):
+    """A cached embedding of one text, so route examples are embedded once per model, not per request."""
+
+    model = models.CharField(max_length=200)
+    text_hash = models.CharField(max_length=64)
+    vector = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "text_hash"], name="unique_embedding_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.text_hash[:12]}"
+
+
+class RoutingPreference(models.Model):
+    """A user's standing choices: a pinned route and whether models think."""
+
+    class Thinking(models.TextChoices):
+        AUTO = "auto", "As the route says"
+        ON = "on", "Always when the model can"
+        OFF = "off", "Never"
+
+    user = models.OneToOneField("conversations.ChatUser", on_delete=models.CASCADE, related_name="routing_preference")
+    pinned_route = models.ForeignKey(Route, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    thinking = models.CharField(max_length=8, choices=Thinking.choices, default=Thinking.AUTO)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"
+
+
+class NextMessageRoute(models.Model):
+    """A route forced for one user's next message in one thread (``/route … next``); used once."""
+
+    user = models.ForeignKey("conversations.ChatUser", on_delete=models.CASCADE, related_name="+")
+    thread = models.ForeignKey("conversations.Thread", on_delete=models.CASCADE, related_name="+")
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "thread"], name="one_next_route_per_user_thread")]
+
+    def __str__(self) -> str:
+        return f"{self.route} next in {self.thread}"
+
+
+class ServerInstructions(models.Model):
+    """Extra system-prompt text for a Discord server, or one channel or thread in it."""
+
+    guild_id = models.CharField(max_length=32, help_text="The Discord server id.")
+    channel_id = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="A channel (or thread) id in that server. Empty: the whole server.",
+    )
+    instructions = models.TextField()
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "server instructions"
+        ordering = ["guild_id", "channel_id"]
+        constraints = [models.UniqueConstraint(fields=["guild_id", "channel_id"], name="one_instruction_per_place")]
+
+    def __str__(self) -> str:
+        return f"server {self.guild_id}" + (f", channel {self.channel_id}" if self.channel_id else "")

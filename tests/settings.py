@@ -18,3 +18,5 @@ if REDIS_URL:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 RETRY_BACKOFF = 0.05
+# Most tests script exactly one answer per request; routing tests switch the classifier on.
+ROUTER_CLASSIFIER = False

@@ -316,6 +316,25 @@ OLLAMA_CONNECT_TIMEOUT = _read("OLLAMA_CONNECT_TIMEOUT", _float(0.1), 5.0)
 # model before the first token can take minutes on a cold GPU.
 OLLAMA_READ_TIMEOUT = _read("OLLAMA_READ_TIMEOUT", _float(0.1), 300.0)
 DEFAULT_ROUTE = _read("DEFAULT_ROUTE", str, "general")
+# Circuit breaker per Ollama host: this many failures in a row and the host
+# is skipped for the cool-down, then probed with one request.
+OLLAMA_BREAKER_FAILURES = _read("OLLAMA_BREAKER_FAILURES", _int(1), 3)
+OLLAMA_BREAKER_COOLDOWN = _read("OLLAMA_BREAKER_COOLDOWN", _float(1), 60.0)
+# The LLM classifier for messages the pre-router leaves undecided. Off: those
+# go to the default route (one Ollama call fewer per message).
+ROUTER_CLASSIFIER = _read("ROUTER_CLASSIFIER", _bool, True)
+# How long the router may spend on its classifier call before the default route is used.
+ROUTER_TIMEOUT = _read("ROUTER_TIMEOUT", _float(0.1), 20.0)
+
+# -- Web tools (research and reasoning routes) -------------------------------
+
+WEB_SEARCH_BACKEND = _read("WEB_SEARCH_BACKEND", _choice("off", "ollama", "searxng"), "off")
+OLLAMA_API_KEY = _read("OLLAMA_API_KEY", str, "")
+OLLAMA_WEB_API_URL = _read("OLLAMA_WEB_API_URL", _http_url, "https://ollama.com")
+SEARXNG_URL = _read("SEARXNG_URL", str, "")
+TOOL_MAX_CALLS = _read("TOOL_MAX_CALLS", _int(1, 50), 5)
+TOOL_MAX_PAGE_BYTES = _read("TOOL_MAX_PAGE_BYTES", _int(1000), 20_000)
+TOOL_TIME_LIMIT = _read("TOOL_TIME_LIMIT", _float(1), 60.0)
 
 # -- Queue and requests -----------------------------------------------------
 

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 COMMAND_HELP = [
     ("/help", "this message."),
     ("/cancel", "cancel your queued or running request in this channel (moderators: anyone's)."),
+    (
+        "/route",
+        "list the routes; `name:<route>` for your next message here, `pin:True` for all of them, `auto` to unpin.",
+    ),
     ("/summarize", "show a summary of this conversation, writing one if needed."),
     ("/reset", "forget this conversation's history but keep the thread (its starter or a moderator)."),
     ("/close", "delete this conversation's history, then archive and lock the thread (its starter or a moderator)."),

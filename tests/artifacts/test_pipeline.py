@@ -38,8 +38,9 @@ class FileInstructionsTests:
         request.refresh_from_db()
         system = sent_messages(fake_ollama)[0]
         assert system["role"] == "system"
-        assert system["content"].endswith("\n\n" + FILE_INSTRUCTIONS)
-        assert system["content"].startswith(request.route.system_prompt)
+        # The composed prompt keeps the route's own prompt and adds the file instructions to it.
+        assert FILE_INSTRUCTIONS in system["content"] and request.route.system_prompt in system["content"]
+        assert system["content"] == request.system_prompt
 
     def test_ordinary_chat_gets_no_file_instructions(self, fake_ollama):
         fake_ollama.script("ok")

@@ -28,7 +28,6 @@ from conversations.attachments import (
 from conversations.models import Attachment, Message, Request
 from conversations.processing import process_request
 from conversations.services import Refusal, submit_request
-from routing.models import Route
 from tests import personas
 from tests.conversations.files import blank_pdf, image, pdf_with_text
 
@@ -198,7 +197,6 @@ class SubmitWithAttachmentsTests:
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class ModelSeesAttachmentsTests:
     def test_an_image_reaches_a_vision_model_in_the_images_field(self, fake_ollama):
-        Route.objects.create(slug="vision", name="Images", model="qwen3-vl:8b", context_size=8192)
         fake_ollama.script("A red rectangle.")
         user = personas.discord_user()
         picture = image(32, 32)
@@ -206,7 +204,6 @@ class ModelSeesAttachmentsTests:
             user=user,
             thread=personas.thread_of(user),
             content="what is this?",
-            route_slug="vision",
             attachments=[Upload("red.png", "image/png", picture)],
             enqueue=False,
         ).request
@@ -215,6 +212,7 @@ class ModelSeesAttachmentsTests:
 
         request.refresh_from_db()
         assert request.status == Request.Status.DONE, request.error
+        assert (request.route.slug, request.route_method) == ("vision", "vision")  # the router saw the image
         chat = [r for r in fake_ollama.requests if r.path == "/api/chat"][-1]
         last = chat.body["messages"][-1]
         assert last["images"] == [base64.b64encode(picture).decode()]

@@ -70,6 +70,8 @@ class System:
             "ADMIN_PASSWORD": "e2e-password",
             "LOG_LEVEL": "info",
             "PYTHONUNBUFFERED": "1",
+            # The tests script one answer per request; the router's classifier would take it.
+            "ROUTER_CLASSIFIER": "false",
             **env,
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

@@ -1,0 +1,207 @@
+"""Pure routing helpers: rules, similarity, the classifier's prompt and answer, think values.
+
+No Django state here, so the benchmark and the tests call these directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+# ------------------------------------------------------------------ rules
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    route: str
+    kind: str  # "keyword" or "regex"
+    pattern: str
+    label: str = ""
+
+    def compiled(self) -> re.Pattern[str]:
+        if self.kind == "keyword":
+            return re.compile(rf"(?<!\w){re.escape(self.pattern)}(?!\w)", re.IGNORECASE)
+        return re.compile(self.pattern)
+
+
+def first_matching_rule(text: str, rules: Iterable[tuple[RuleSpec, re.Pattern[str]]]) -> RuleSpec | None:
+    for spec, pattern in rules:
+        if pattern.search(text):
+            return spec
+    return None
+
+
+# ------------------------------------------------------------------ similarity
+
+
+def unit(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(map(operator.mul, vector, vector)))
+    return [x / norm for x in vector] if norm else list(vector)
+
+
+def dot(a: Sequence[float], b: Sequence[float]) -> float:
+    # map(operator.mul) is about twice as fast as a generator, and this runs per example per message.
+    return sum(map(operator.mul, a, b))
+
+
+@dataclass(frozen=True)
+class Similarity:
+    route: str | None  # None when not confident
+    best: float
+    runner_up: float
+    best_route: str
+
+    def describe(self) -> str:
+        return f"{self.best_route} {self.best:.2f} vs {self.runner_up:.2f}"
+
+
+def most_similar(
+    query: Sequence[float],
+    examples: Mapping[str, Sequence[Sequence[float]]],
+    *,
+    threshold: float,
+    margin: float,
+    top_k: int = 1,
+) -> Similarity | None:
+    """The route whose examples are closest to ``query``, if it beats ``threshold`` and the runner-up by ``margin``.
+
+    Vectors must be unit length (``unit``), so a dot product is the cosine.
+    A route scores the mean of its ``top_k`` closest examples: one close
+    example can be luck, two agreeing is a pattern, while a route still
+    covers several kinds of message without diluting any of them.
+    """
+    query = unit(query)
+    scores: list[tuple[float, str]] = []
+    for route, vectors in examples.items():
+        if vectors:
+            closest = sorted((dot(query, vector) for vector in vectors), reverse=True)[:top_k]
+            scores.append((sum(closest) / len(closest), route))
+    if not scores:
+        return None
+    scores.sort(reverse=True)
+    best, best_route = scores[0]
+    runner_up = scores[1][0] if len(scores) > 1 else 0.0
+    confident = best >= threshold and best - runner_up >= margin
+    return Similarity(best_route if confident else None, best, runner_up, best_route)
+
+
+# ------------------------------------------------------------------ classifier
+
+
+@dataclass(frozen=True)
+class RouteCard:
+    slug: str
+    description: str
+    examples: tuple[str, ...] = ()
+
+
+def classifier_schema(slugs: Sequence[str]) -> dict[str, object]:
+    """The JSON schema passed as Ollama's ``format``, so the model answers in this shape."""
+    return {
+        "type": "object",
+        "properties": {
+            "route": {"type": "string", "enum": list(slugs)},
+            "wants_file": {"type": "boolean"},
+        },
+        "required": ["route", "wants_file"],
+    }
+
+
+CLASSIFIER_INSTRUCTIONS = """\
+You sort chat messages for an assistant that has several specialist models. \
+Pick the one route that fits the user's LATEST message best. Earlier turns are \
+context: a short follow-up ("and for 5?", "make it faster") belongs to the same \
+route as the turn it follows. Set wants_file to true only when the user asks \
+for a downloadable file (a document, spreadsheet, archive, script file).
+
+Routes:
+{routes}
+
+Answer with JSON only: {{"route": "<one of: {slugs}>", "wants_file": true|false}}"""
+
+
+def classifier_messages(
+    routes: Sequence[RouteCard], history: Sequence[tuple[str, str]], message: str, *, examples_per_route: int = 3
+) -> list[dict[str, str]]:
+    """The chat sent to the router model: instructions, the recent turns, the new message."""
+    lines = []
+    for card in routes:
+        lines.append(f"- {card.slug}: {card.description}".rstrip(": "))
+        lines.extend(f'    e.g. "{example}"' for example in card.examples[:examples_per_route])
+    system = CLASSIFIER_INSTRUCTIONS.format(routes="\n".join(lines), slugs=", ".join(c.slug for c in routes))
+    transcript = "\n".join(f"{role}: {_clip(text)}" for role, text in history)
+    prompt = (f"Conversation so far:\n{transcript}\n\n" if transcript else "") + f"Latest message:\n{_clip(message)}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+
+
+def _clip(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+@dataclass(frozen=True)
+class ClassifierAnswer:
+    route: str | None
+    wants_file: bool
+
+
+def _slug_pattern(slug: str) -> re.Pattern[str]:
+    # "simple_code" also matches "Simple code" and "simple-code"; never inside a longer word.
+    body = r"[\s_\-]+".join(re.escape(part) for part in slug.lower().split("_"))
+    return re.compile(rf"(?<![a-z0-9]){body}(?![a-z0-9])")
+
+
+def parse_classifier_answer(raw: str, slugs: Sequence[str]) -> ClassifierAnswer:
+    """Read the router model's answer, however messy.
+
+    Tries JSON first (what ``format`` asks for), then looks for a route name in
+    the text: ``**MATH**``, ``route: math``, ``Simple code``. A route name must
+    stand on its own (``math`` in ``mathematics`` does not count); when several
+    appear, the first wins. Anything else (junk, empty) gives ``route=None``.
+    """
+    text = (raw or "").strip()
+    wants_file = False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        wants_file = data.get("wants_file") is True
+        text = str(data.get("route") or "")
+    else:
+        wants_file = bool(re.search(r'wants_file"?\s*[:=]\s*true', text, re.IGNORECASE))
+    lowered = text.lower()
+    found = []
+    for slug in slugs:
+        match = _slug_pattern(slug).search(lowered)
+        if match:
+            found.append((match.start(), -len(slug), slug))
+    if not found:
+        return ClassifierAnswer(None, wants_file)
+    return ClassifierAnswer(min(found)[2], wants_file)
+
+
+# ------------------------------------------------------------------ thinking
+
+THINK_LEVELS = ("low", "medium", "high")
+
+
+def think_value(route_think: str, *, model_thinks: bool | None, preference: str = "auto") -> bool | str | None:
+    """What to send as Ollama's ``think`` for a route, a model and a user's preference.
+
+    None means "leave ``think`` out": the model cannot think (Ollama refuses
+    ``think`` for such models) or its capabilities are unknown. The user's
+    ``on`` turns thinking on where the route had it off; ``off`` turns it off.
+    """
+    if not model_thinks:
+        return None
+    if preference == "off":
+        return False
+    if preference == "on" and route_think == "off":
+        return True
+    if route_think in THINK_LEVELS:
+        return route_think
+    return route_think == "on"

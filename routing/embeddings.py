@@ -1,0 +1,68 @@
+"""Embeddings for the pre-router, with route examples cached in the database.
+
+A vector depends only on the model and the text, so rows are keyed by both
+and never go stale: editing an example simply misses the cache once. The
+process also keeps the vectors it has read, for the same reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from routing.clients import sync_client
+from routing.decisions import unit
+from routing.models import ExampleEmbedding
+
+_vectors: dict[tuple[str, str], list[float]] = {}
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+
+def embed(*, host: str, model: str, texts: Sequence[str], timeout: float) -> Embedded:
+    """One ``/api/embed`` call; raises what the ollama client raises."""
+    client = sync_client(host, read_timeout=timeout)
+    try:
+        response = client.embed(model=model, input=list(texts))
+    finally:
+        client.close()
+    return Embedded([list(vector) for vector in response.embeddings], response.prompt_eval_count or 0)
+
+
+def example_vectors(*, host: str, model: str, texts: Sequence[str], timeout: float) -> dict[str, list[float]]:
+    """Unit vectors of ``texts`` from the process cache, then the table, embedding only the missing ones."""
+    wanted = {text: text_hash(text) for text in dict.fromkeys(texts)}
+    found = {text: _vectors[(model, digest)] for text, digest in wanted.items() if (model, digest) in _vectors}
+    missing = {text: digest for text, digest in wanted.items() if text not in found}
+    if missing:
+        stored = dict(
+            ExampleEmbedding.objects.filter(model=model, text_hash__in=missing.values()).values_list(
+                "text_hash", "vector"
+            )
+        )
+        for text, digest in list(missing.items()):
+            if digest in stored:
+                found[text] = _vectors[(model, digest)] = unit(stored[digest])
+                del missing[text]
+    if missing:
+        new = embed(host=host, model=model, texts=list(missing), timeout=timeout)
+        rows = []
+        for (text, digest), vector in zip(missing.items(), new.vectors, strict=True):
+            found[text] = _vectors[(model, digest)] = unit(vector)
+            rows.append(ExampleEmbedding(model=model, text_hash=digest, vector=vector))
+        ExampleEmbedding.objects.bulk_create(rows, ignore_conflicts=True)
+    return found
+
+
+def forget_cached_vectors() -> None:
+    """Drop the process cache (tests and the benchmark measure cold starts with it)."""
+    _vectors.clear()

@@ -1,0 +1,107 @@
+"""Which Ollama host serves a model, and the per-host circuit breaker.
+
+The breaker state is on ``OllamaHost`` rows so every worker shares it. Each
+transition is one conditional UPDATE, so concurrent workers agree without
+locks: only one of them wins the half-open probe of a cooled-down host.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from routing.models import OllamaHost, OllamaModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HostChoice:
+    host_id: int
+    url: str
+
+
+def canonical_model_name(name: str) -> str:
+    """``"all-minilm"`` -> ``"all-minilm:latest"``: Ollama's tags list names with their tag."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def default_host() -> OllamaHost:
+    """The host seeded for OLLAMA_HOST; recreated if an operator deleted every host."""
+    host = OllamaHost.objects.order_by("pk").first()
+    return host or OllamaHost.objects.create(name="default")
+
+
+def _try_probe(host: OllamaHost) -> bool:
+    """Claim the half-open probe: re-arm the cool-down for everyone else, and go."""
+    now = timezone.now()
+    expired = now - timedelta(seconds=settings.OLLAMA_BREAKER_COOLDOWN)
+    return bool(OllamaHost.objects.filter(pk=host.pk, breaker_opened_at__lte=expired).update(breaker_opened_at=now))
+
+
+def choose_host(model: str, *, exclude: set[int] | frozenset[int] = frozenset()) -> HostChoice | None:
+    """An enabled host whose breaker lets requests through, preferring hosts that have ``model``.
+
+    Hosts the last sync saw with the model come first. When none has it (never
+    synced, or the sync is stale), any usable host is tried: Ollama's own 404
+    then says the model is missing, which moves the request to a fallback.
+    None means every enabled host is skipped by its breaker (or disabled).
+    """
+    hosts = list(OllamaHost.objects.filter(enabled=True).exclude(pk__in=exclude).order_by("pk"))
+    if not hosts and not OllamaHost.objects.exists():
+        hosts = [default_host()]
+    having = set(
+        OllamaModel.objects.filter(host__in=hosts, name=canonical_model_name(model), available=True).values_list(
+            "host_id", flat=True
+        )
+    )
+    hosts.sort(key=lambda host: (host.pk not in having, host.consecutive_failures, host.pk))
+    now = timezone.now()
+    for host in hosts:
+        state = host.breaker_state(now)
+        if state == "closed" or (state == "half-open" and _try_probe(host)):
+            return HostChoice(host.pk, host.base_url)
+    return None
+
+
+def record_success(host_id: int) -> None:
+    OllamaHost.objects.filter(pk=host_id).filter(
+        Q(consecutive_failures__gt=0) | Q(breaker_opened_at__isnull=False)
+    ).update(consecutive_failures=0, breaker_opened_at=None, last_error="")
+
+
+def record_failure(host_id: int, error: str) -> bool:
+    """Count a failure that says the host is unwell; True when this opened the breaker."""
+    OllamaHost.objects.filter(pk=host_id).update(
+        consecutive_failures=F("consecutive_failures") + 1, last_error=error[:300]
+    )
+    opened = OllamaHost.objects.filter(
+        pk=host_id, consecutive_failures__gte=settings.OLLAMA_BREAKER_FAILURES, breaker_opened_at__isnull=True
+    ).update(breaker_opened_at=timezone.now())
+    if opened:
+        logger.warning("Circuit breaker opened for Ollama host %s: %s", host_id, error)
+    else:
+        # A failed half-open probe: keep the breaker open for another cool-down.
+        OllamaHost.objects.filter(pk=host_id, breaker_opened_at__isnull=False).update(breaker_opened_at=timezone.now())
+    return bool(opened)
+
+
+def model_capabilities(model: str) -> dict[str, bool] | None:
+    """What the synced table knows about ``model`` across enabled hosts; None when no host lists it."""
+    rows = list(
+        OllamaModel.objects.filter(name=canonical_model_name(model), host__enabled=True, available=True).values(
+            *OllamaModel.CAPABILITIES
+        )
+    )
+    if not rows:
+        return None
+    return {capability: any(row[capability] for row in rows) for capability in OllamaModel.CAPABILITIES}
+
+
+def known_model_names() -> set[str]:
+    return set(OllamaModel.objects.filter(available=True, host__enabled=True).values_list("name", flat=True))

@@ -1,0 +1,119 @@
+"""Pure routing helpers: the classifier's messy answers, similarity margins, rules, think values."""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.decisions import (
+    RouteCard,
+    RuleSpec,
+    classifier_messages,
+    classifier_schema,
+    first_matching_rule,
+    most_similar,
+    parse_classifier_answer,
+    think_value,
+)
+
+SLUGS = ["math", "simple_code", "complex_code", "reasoning", "research", "general", "vision"]
+
+
+class ParseClassifierAnswerTests:
+    @pytest.mark.parametrize(
+        ("raw", "route"),
+        [
+            ('{"route": "math", "wants_file": false}', "math"),
+            ("**MATH**", "math"),
+            ("route: math", "math"),
+            ("Route: Simple code", "simple_code"),
+            ("complex-code", "complex_code"),
+            ('{"route": "**Research**"}', "research"),
+            ("I think this is `reasoning`, not general.", "reasoning"),
+        ],
+    )
+    def test_it_finds_the_route_in_messy_answers(self, raw, route):
+        assert parse_classifier_answer(raw, SLUGS).route == route
+
+    @pytest.mark.parametrize("raw", ["", "   ", "junk", "mathematics!", '{"route": "poetry"}', "{not json", "null"])
+    def test_junk_and_empty_answers_give_no_route(self, raw):
+        assert parse_classifier_answer(raw, SLUGS).route is None
+
+    def test_it_reads_the_wants_file_flag_from_json_and_from_text(self):
+        assert parse_classifier_answer('{"route": "general", "wants_file": true}', SLUGS).wants_file is True
+        assert parse_classifier_answer("route=general, wants_file: true", SLUGS).wants_file is True
+        assert parse_classifier_answer('{"route": "general", "wants_file": "yes"}', SLUGS).wants_file is False
+
+
+class ClassifierPromptTests:
+    def test_the_schema_only_allows_known_routes_and_carries_wants_file(self):
+        schema = classifier_schema(["math", "general"])
+
+        assert schema["properties"]["route"]["enum"] == ["math", "general"]
+        assert schema["required"] == ["route", "wants_file"]
+
+    def test_the_prompt_has_descriptions_examples_and_the_recent_turns(self):
+        cards = [RouteCard("math", "Numbers.", ("What is 2+2?",)), RouteCard("general", "Chat.")]
+
+        system, user = classifier_messages(cards, [("user", "integrate x^2"), ("assistant", "x^3/3")], "and x^3?")
+
+        assert "- math: Numbers." in system["content"] and '"What is 2+2?"' in system["content"]
+        assert "user: integrate x^2\nassistant: x^3/3" in user["content"]
+        assert user["content"].endswith("Latest message:\nand x^3?")
+
+
+class MostSimilarTests:
+    EXAMPLES = {
+        "math": [[1.0, 0.0, 0.0], [0.8, 0.6, 0.0]],
+        "general": [[0.0, 1.0, 0.0]],
+    }
+
+    def test_it_decides_when_the_best_route_clears_threshold_and_margin(self):
+        result = most_similar([0.9, 0.1, 0.0], self.EXAMPLES, threshold=0.8, margin=0.2)
+
+        assert result is not None and result.route == "math"
+
+    def test_it_abstains_when_two_routes_are_close(self):
+        result = most_similar([0.4, 0.9, 0.0], self.EXAMPLES, threshold=0.5, margin=0.2)
+
+        assert result is not None and result.route is None and result.best_route == "general"
+
+    def test_with_top_k_a_route_needs_several_close_examples(self):
+        examples = {"math": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], "general": [[0.6, 0.8, 0.0], [0.6, 0.8, 0.0]]}
+
+        one = most_similar([1.0, 0.0, 0.0], examples, threshold=0.5, margin=0.3, top_k=1)
+        two = most_similar([1.0, 0.0, 0.0], examples, threshold=0.5, margin=0.3, top_k=2)
+
+        assert one is not None and one.route == "math"
+        assert two is not None and two.route is None
+
+    def test_it_abstains_below_the_threshold(self):
+        result = most_similar([0.2, 0.0, 1.0], self.EXAMPLES, threshold=0.5, margin=0.0)
+
+        assert result is not None and result.route is None
+
+
+class RuleTests:
+    def test_keywords_match_whole_words_in_any_case(self):
+        spec = RuleSpec("research", "keyword", "news")
+        rules = [(spec, spec.compiled())]
+
+        assert first_matching_rule("Any NEWS today?", rules) == spec
+        assert first_matching_rule("newsletter ideas", rules) is None
+
+
+class ThinkValueTests:
+    @pytest.mark.parametrize(
+        ("route_think", "model_thinks", "preference", "expected"),
+        [
+            ("on", True, "auto", True),
+            ("high", True, "auto", "high"),
+            ("off", True, "auto", False),
+            ("on", False, "auto", None),  # never ask a model that cannot think
+            ("high", None, "on", None),  # capabilities unknown: leave think out
+            ("off", True, "on", True),
+            ("medium", True, "on", "medium"),
+            ("high", True, "off", False),
+        ],
+    )
+    def test_think_follows_route_capability_and_preference(self, route_think, model_thinks, preference, expected):
+        assert think_value(route_think, model_thinks=model_thinks, preference=preference) == expected

@@ -1,0 +1,101 @@
+"""Model sync against fake Ollama hosts, the command and the admin action."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django_q.models import Schedule
+
+from routing.models import OllamaHost, OllamaModel
+from routing.sync import sync_models
+from routing.tasks import sync_models as sync_models_task
+from tests import personas
+
+
+def default_host() -> OllamaHost:
+    return OllamaHost.objects.get(name="default")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class SyncModelsTests:
+    def test_it_stores_each_models_capabilities_and_context_length(self, fake_ollama):
+        (report,) = sync_models()
+
+        assert report.reachable and "gpt-oss:20b" in report.models
+        gpt = OllamaModel.objects.get(host=default_host(), name="gpt-oss:20b")
+        assert gpt.capabilities == ["completion", "tools", "thinking"]
+        assert gpt.context_length == 131072 and gpt.size == 13_780_173_839 and gpt.available
+        vision = OllamaModel.objects.get(name="qwen3-vl:8b")
+        assert vision.vision and not OllamaModel.objects.get(name="deepcoder:14b").tools
+        assert OllamaModel.objects.get(name="all-minilm:latest").capabilities == ["embedding"]
+
+    def test_a_removed_model_is_marked_unavailable_not_deleted(self, fake_ollama):
+        sync_models()
+        fake_ollama.remove_model("deepcoder:14b")
+
+        (report,) = sync_models()
+
+        assert report.gone == ["deepcoder:14b"]
+        assert OllamaModel.objects.get(name="deepcoder:14b").available is False
+
+    def test_a_host_going_down_marks_its_models_unavailable_and_keeps_other_hosts(self, fake_ollama, second_ollama):
+        OllamaHost.objects.create(name="gpu2", url=second_ollama.url)
+        sync_models()
+        second_ollama.stop()
+
+        reports = {report.host: report for report in sync_models()}
+
+        assert reports["default"].reachable and not reports["gpu2"].reachable
+        gpu2 = OllamaHost.objects.get(name="gpu2")
+        assert gpu2.reachable is False and gpu2.last_error
+        assert not OllamaModel.objects.filter(host=gpu2, available=True).exists()
+        assert OllamaModel.objects.filter(host=gpu2, name="rnj-1:8b").exists()  # history kept
+        assert OllamaModel.objects.filter(host=default_host(), available=True).count() == 6
+
+    def test_the_command_reports_models_and_fails_when_a_host_is_unreachable(self, fake_ollama):
+        out = StringIO()
+        call_command("syncmodels", "--no-warm", stdout=out)
+        assert "default: 6 models" in out.getvalue()
+
+        OllamaHost.objects.create(name="gone", url="http://127.0.0.1:9")
+        err = StringIO()
+        with pytest.raises(CommandError, match="could not be reached"):
+            call_command("syncmodels", "--no-warm", stdout=StringIO(), stderr=err)
+        assert "gone: unreachable" in err.getvalue()
+
+    def test_the_command_warms_the_keep_warm_models(self, fake_ollama):
+        out = StringIO()
+
+        call_command("syncmodels", stdout=out)
+
+        assert "warm gpt-oss:20b (keep_alive 30m): loaded" in out.getvalue()
+        assert "gpt-oss:20b" in fake_ollama.loaded_models
+
+    def test_an_unknown_host_name_is_an_error(self, fake_ollama):
+        with pytest.raises(CommandError, match="Unknown host"):
+            call_command("syncmodels", "--host", "nope")
+
+    def test_the_admin_action_syncs_the_selected_hosts(self, client, fake_ollama):
+        client.force_login(personas.staff_admin())
+
+        response = client.post(
+            "/admin/routing/ollamahost/",
+            {"action": "sync_selected_hosts", "_selected_action": [default_host().pk]},
+            follow=True,
+        )
+
+        assert response.status_code == 200
+        assert [str(m) for m in response.context["messages"]] == ["default: 6 models, 0 gone."]
+        assert OllamaModel.objects.filter(available=True).count() == 6
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class SyncScheduleTests:
+    def test_a_schedule_is_seeded_and_its_task_syncs(self, fake_ollama):
+        schedule = Schedule.objects.get(func="routing.tasks.sync_models")
+
+        assert schedule.minutes == 5 and schedule.repeats == -1
+        assert sync_models_task() == {"hosts": 1, "unreachable": 0}
+        assert OllamaModel.objects.filter(available=True).count() == 6
