@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from budgets.services import BudgetDenied, charge_answer, charge_interrupted, reserve_for_request
 from conversations import selectors
 from conversations.context import build_chat_messages
 from conversations.models import Message, Request, Thread
@@ -99,15 +101,31 @@ def prepare_job(request: Request) -> Job:
     Request.objects.filter(pk=request.pk, attempts=request.attempts).update(
         route=route, model=route.model, status=Request.Status.GENERATING
     )
+    messages = build_chat_messages(request=request, route=route)
     return Job(
         request_id=request.pk,
         attempt=request.attempts,
         host=settings.OLLAMA_HOST,
         model=route.model,
-        messages=build_chat_messages(request=request, route=route),
-        options=route.chat_options(),
+        messages=messages,
+        options=budgeted_options(request, route, messages),
         keep_alive=route.keep_alive or None,
     )
+
+
+def budgeted_options(request: Request, route: Route, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The route's options with ``num_predict`` capped to the budget reserved for this request.
+
+    Raises ``BudgetDenied`` when too little of the user's budget remains.
+    """
+    options: dict[str, Any] = dict(route.chat_options())
+    reservation = reserve_for_request(request=request, messages=messages, context_size=route.context_size)
+    if reservation.num_predict is not None:
+        own = options.get("num_predict")
+        options["num_predict"] = (
+            min(own, reservation.num_predict) if isinstance(own, int) and own > 0 else reservation.num_predict
+        )
+    return options
 
 
 def tick(job: Job, partial: str | None) -> Tick:
@@ -144,6 +162,9 @@ def finish_request(job: Job, result: AttemptResult) -> bool:
     if request is None:
         return False
     now = timezone.now()
+    charge_answer(
+        request=request, model=job.model, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens
+    )
     reply = Message.objects.create(
         thread=request.thread,
         role=Message.Role.ASSISTANT,
@@ -185,6 +206,7 @@ def _settle(request_id: int, status: str, *, error: str = "", guard: Q, partial:
             "phase": "",
             "finished_at": timezone.now(),
             "lease_expires_at": None,
+            "reserved_tokens": 0,
         }
         if partial is not None:
             updates["partial_content"] = partial
@@ -246,12 +268,14 @@ def process_request(*, request_id: int) -> Outcome | None:
         return None
     try:
         job = prepare_job(request)
-    except NoRouteAvailable as exc:
+    except (NoRouteAvailable, BudgetDenied) as exc:
         _settle(request_id, Request.Status.FAILED, error=str(exc), guard=Q(attempts=request.attempts))
         return Outcome.FAILED
 
     while True:
         result = async_to_sync(stream_attempt)(job)
+        if result.outcome in (Outcome.CANCELLED, Outcome.FAILED):
+            charge_interrupted(request_id=request_id, model=job.model, messages=job.messages, partial=result.content)
         if result.outcome is Outcome.DONE:
             return Outcome.DONE if finish_request(job, result) else Outcome.LOST
         if result.outcome is Outcome.CANCELLED:
