@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db.models import (
     BigIntegerField,
     Case,
-    Expression,
+    CharField,
     F,
+    Field,
     OuterRef,
     Q,
     QuerySet,
@@ -25,6 +26,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -40,6 +42,10 @@ def budget_zone() -> ZoneInfo:
 
 def current_week_start(now: datetime | None = None) -> datetime:
     return week_start(now or timezone.now(), budget_zone())
+
+
+def next_week_start(now: datetime | None = None) -> datetime:
+    return next_reset(now or timezone.now(), budget_zone())
 
 
 def default_tier() -> Tier | None:
@@ -59,7 +65,7 @@ def effective_tier(user: ChatUser) -> Tier | None:
     return default_tier()
 
 
-def _tier_allowance(prefix: str) -> Expression:
+def _tier_allowance(prefix: str) -> Combinable:
     """SQL for ``Tier.allowance`` of the tier at ``prefix`` (the stored number, else its setting)."""
     follows = [
         When(**{f"{prefix}slug": slug}, then=Value(int(getattr(settings, name))))
@@ -68,20 +74,41 @@ def _tier_allowance(prefix: str) -> Expression:
     return Coalesce(F(f"{prefix}weekly_allowance"), Case(*follows, default=Value(0), output_field=BigIntegerField()))
 
 
-def _allowance() -> Expression:
-    """SQL for the allowance of a chat user's effective tier (see ``effective_tier``)."""
-    default = (
-        Tier.objects.filter(is_default=True).annotate(tier_allowance=_tier_allowance("")).values("tier_allowance")[:1]
-    )
+def _effective(explicit: Combinable, from_roles: Combinable, default: Combinable, output: Field) -> Case:
+    """SQL choosing among a chat user's tiers by the rule of ``effective_tier``."""
     return Case(
-        When(tier__isnull=False, then=_tier_allowance("tier__")),
-        When(role_tier__isnull=False, then=_tier_allowance("role_tier__tier__")),
-        default=Coalesce(Subquery(default, output_field=BigIntegerField()), Value(0)),
-        output_field=BigIntegerField(),
+        When(tier__isnull=False, then=explicit),
+        When(role_tier__isnull=False, then=from_roles),
+        default=default,
+        output_field=output,
     )
 
 
-def _sum_per_user(queryset: QuerySet, field: str) -> Expression:
+def _of_default_tier(value: Combinable, output: Field) -> Subquery:
+    return Subquery(Tier.objects.filter(is_default=True).annotate(value=value).values("value")[:1], output_field=output)
+
+
+def effective_tier_annotations() -> dict[str, Combinable]:
+    """Each chat user's ``effective_tier`` (an id), ``tier_name`` and ``allowance``, in SQL."""
+    integer, text = BigIntegerField(), CharField()
+    return {
+        "effective_tier": _effective(
+            F("tier__id"), F("role_tier__tier__id"), _of_default_tier(F("id"), integer), integer
+        ),
+        "tier_name": _effective(F("tier__name"), F("role_tier__tier__name"), _of_default_tier(F("name"), text), text),
+        "allowance": Coalesce(
+            _effective(
+                _tier_allowance("tier__"),
+                _tier_allowance("role_tier__tier__"),
+                _of_default_tier(_tier_allowance(""), integer),
+                integer,
+            ),
+            Value(0),
+        ),
+    }
+
+
+def _sum_per_user(queryset: QuerySet, field: str) -> Combinable:
     per_user = queryset.filter(user=OuterRef("pk")).order_by().values("user").annotate(total=Sum(field))
     return Coalesce(Subquery(per_user.values("total")[:1], output_field=BigIntegerField()), Value(0))
 
@@ -99,7 +126,7 @@ def annotate_budget(
         running = running.exclude(pk=exclude_request)
     active_grants = Grant.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
     return users.annotate(
-        allowance=_allowance(),
+        **effective_tier_annotations(),
         granted=_sum_per_user(active_grants, "amount"),
         used_this_week=_sum_per_user(
             UsageEntry.objects.filter(created_at__gte=current_week_start(now)), "total_tokens"
@@ -111,23 +138,18 @@ def annotate_budget(
 def budget_status(
     *, user: ChatUser | int, now: datetime | None = None, exclude_request: int | None = None
 ) -> BudgetStatus:
-    """One user's budget this week, in one query (two when they are on the default tier)."""
+    """One user's budget this week, in one query."""
     now = now or timezone.now()
     user_id = user if isinstance(user, int) else user.pk
-    row = annotate_budget(
-        ChatUser.objects.filter(pk=user_id).select_related("tier", "role_tier__tier"),
-        now=now,
-        exclude_request=exclude_request,
-    ).get()
-    tier = effective_tier(row)
-    return status_of(row, tier_name=tier.name if tier else "No", now=now)
+    row = annotate_budget(ChatUser.objects.filter(pk=user_id), now=now, exclude_request=exclude_request).get()
+    return status_of(row, now=now)
 
 
-def status_of(row: ChatUser, *, tier_name: str, now: datetime) -> BudgetStatus:
+def status_of(row: ChatUser, *, now: datetime) -> BudgetStatus:
     """The ``BudgetStatus`` of a user row annotated by ``annotate_budget``."""
     zone = budget_zone()
     return BudgetStatus(
-        tier_name=tier_name,
+        tier_name=row.tier_name or "No",  # type: ignore[attr-defined]  # annotations
         allowance=row.allowance,  # type: ignore[attr-defined]  # annotations
         granted=row.granted,  # type: ignore[attr-defined]
         used=row.used_this_week,  # type: ignore[attr-defined]
