@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.models import BotHeartbeat
+from budgets.services import sync_role_tier
 from conversations.models import Platform, Request, Thread
 from conversations.services import Submission, get_or_create_chat_user, submit_request
 
@@ -31,10 +33,13 @@ def submit_discord_message(
     message_id: int,
     guild_id: int | None = None,
     parent_channel_id: int | None = None,
+    role_ids: Sequence[int] | None = None,
 ) -> Submission:
     """Store a Discord message as a turn of the conversation in ``channel_id`` and queue it.
 
-    Raises ``conversations.services.Refusal`` with a message for the user.
+    ``role_ids`` are the author's Discord roles in the server (None in a DM,
+    which keeps the tier their roles gave them last time). Raises
+    ``conversations.services.Refusal`` with a message for the user.
     """
     user = get_or_create_chat_user(
         platform=Platform.DISCORD,
@@ -42,6 +47,8 @@ def submit_discord_message(
         username=author.username,
         display_name=author.display_name,
     )
+    if role_ids is not None:
+        sync_role_tier(user=user, role_ids=role_ids)
     thread, _ = Thread.objects.get_or_create(
         platform=Platform.DISCORD,
         external_id=str(channel_id),

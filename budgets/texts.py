@@ -67,7 +67,7 @@ def banned_text(reason: str) -> str:
 
 def bar(fraction: float, *, width: int = 10) -> str:
     """``▓▓▓▓░░░░░░``: ``fraction`` of the width filled, clamped to 0..1."""
-    filled = round(min(max(fraction, 0.0), 1.0) * width)
+    filled = int(min(max(fraction, 0.0), 1.0) * width + 0.5)  # half up; round() would draw 25% as 2 of 10
     return "▓" * filled + "░" * (width - filled)
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bots.client import TrollamaBot
 
-COMMAND_MODULES = ("bots.commands.general",)
+COMMAND_MODULES = ("bots.commands.general", "bots.commands.usage")
 
 
 def register_all(bot: TrollamaBot) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 COMMAND_HELP = [
     ("/help", "this message."),
     ("/cancel", "cancel your queued or running request in this channel (moderators: anyone's)."),
+    ("/usage", "your token budget this week: used, remaining, and when it resets (only you see it)."),
 ]
 
 
