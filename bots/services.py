@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from bots.models import BotHeartbeat
 from budgets.services import sync_role_tier
-from conversations.models import Platform, Request, Thread
+from conversations.models import ChatUser, Platform, Request, Thread
 from conversations.services import Submission, get_or_create_chat_user, submit_request
 
 
@@ -21,6 +21,23 @@ class DiscordAuthor:
     id: int
     username: str
     display_name: str
+
+
+def discord_chat_user(*, author: DiscordAuthor, role_ids: Sequence[int] | None) -> ChatUser:
+    """The chat user for a Discord author, with the tier their roles give them brought up to date.
+
+    ``role_ids`` are the author's roles in the server; None (a DM, where
+    Discord sends no roles) keeps the tier their roles gave them last time.
+    """
+    user = get_or_create_chat_user(
+        platform=Platform.DISCORD,
+        external_id=str(author.id),
+        username=author.username,
+        display_name=author.display_name,
+    )
+    if role_ids is not None:
+        sync_role_tier(user=user, role_ids=role_ids)
+    return user
 
 
 @transaction.atomic
@@ -37,18 +54,10 @@ def submit_discord_message(
 ) -> Submission:
     """Store a Discord message as a turn of the conversation in ``channel_id`` and queue it.
 
-    ``role_ids`` are the author's Discord roles in the server (None in a DM,
-    which keeps the tier their roles gave them last time). Raises
+    ``role_ids``: see ``discord_chat_user``. Raises
     ``conversations.services.Refusal`` with a message for the user.
     """
-    user = get_or_create_chat_user(
-        platform=Platform.DISCORD,
-        external_id=str(author.id),
-        username=author.username,
-        display_name=author.display_name,
-    )
-    if role_ids is not None:
-        sync_role_tier(user=user, role_ids=role_ids)
+    user = discord_chat_user(author=author, role_ids=role_ids)
     thread, _ = Thread.objects.get_or_create(
         platform=Platform.DISCORD,
         external_id=str(channel_id),

@@ -9,12 +9,9 @@ import discord
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from bots.services import DiscordAuthor
+from bots.services import DiscordAuthor, discord_chat_user
 from budgets.selectors import budget_status
-from budgets.services import sync_role_tier
 from budgets.texts import usage_text
-from conversations.models import Platform
-from conversations.services import get_or_create_chat_user
 
 if TYPE_CHECKING:
     from bots.client import TrollamaBot
@@ -22,14 +19,7 @@ if TYPE_CHECKING:
 
 def usage_reply(*, author: DiscordAuthor, role_ids: Sequence[int] | None) -> str:
     """The ``/usage`` text for this Discord user; ``role_ids`` None (a DM) keeps their last known roles."""
-    user = get_or_create_chat_user(
-        platform=Platform.DISCORD,
-        external_id=str(author.id),
-        username=author.username,
-        display_name=author.display_name,
-    )
-    if role_ids is not None:
-        sync_role_tier(user=user, role_ids=role_ids)
+    user = discord_chat_user(author=author, role_ids=role_ids)
     now = timezone.now()
     return usage_text(budget_status(user=user, now=now), now=now)
 
