@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from django.db import connections
 
 from budgets.models import UsageEntry
 from budgets.selectors import budget_status
@@ -26,6 +27,14 @@ def submit(user=None, text="hello there") -> Request:
 
 def chat_body(fake_ollama) -> dict:
     return [r for r in fake_ollama.requests if r.path == "/api/chat"][-1].body
+
+
+def work_on(request_id: int) -> None:
+    """Run a request as a worker thread does, closing the thread's database connection after."""
+    try:
+        process_request(request_id=request_id)
+    finally:
+        connections.close_all()
 
 
 def wait_until(condition, timeout: float = 5.0) -> None:
@@ -72,7 +81,7 @@ class ChargingTests:
     def test_the_request_is_reserved_while_it_runs(self, fake_ollama):
         fake_ollama.script("word " * 400, tokens_per_second=40)
         request = submit()
-        worker = threading.Thread(target=process_request, kwargs={"request_id": request.pk})
+        worker = threading.Thread(target=work_on, args=(request.pk,))
         worker.start()
         try:
             wait_until(lambda: Request.objects.get(pk=request.pk).first_token_at is not None)
@@ -91,7 +100,7 @@ class ChargingTests:
     def test_a_cancelled_answer_is_charged_an_estimate_of_what_it_produced(self, fake_ollama):
         fake_ollama.script("word " * 400, tokens_per_second=40)
         request = submit()
-        worker = threading.Thread(target=process_request, kwargs={"request_id": request.pk})
+        worker = threading.Thread(target=work_on, args=(request.pk,))
         worker.start()
         wait_until(lambda: Request.objects.get(pk=request.pk).first_token_at is not None)
         time.sleep(0.3)
