@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from budgets import selectors
 from budgets.models import Grant, RoleTier, Tier, UsageEntry, UserRoleTier
-from budgets.texts import banned_text, budget_spent_text, rate_limited_text, too_little_left_text
+from budgets.texts import BudgetStatus, banned_text, budget_spent_text, rate_limited_text, too_little_left_text
 from budgets.usage import record_usage
 from conversations.context import estimate_tokens
 from conversations.models import ChatUser, Platform, Request
@@ -64,15 +64,11 @@ def check_not_banned(*, user: ChatUser) -> None:
         raise BudgetDenied(banned_text(user.ban_reason), code="banned")
 
 
-def check_rate_limit(*, user: ChatUser, now: datetime | None = None) -> None:
+def check_rate_limit(*, user: ChatUser, status: BudgetStatus, now: datetime) -> None:
     """Refuse a user who submitted RATE_LIMIT_PER_MINUTE requests in the last 60 s."""
     limit = settings.RATE_LIMIT_PER_MINUTE
-    if not limit:
+    if not limit or status.rate_limit_exempt:
         return
-    tier = selectors.effective_tier(user)
-    if tier is not None and tier.rate_limit_exempt:
-        return
-    now = now or timezone.now()
     oldest = selectors.rate_limit_window(user=user, limit=limit, now=now)
     if oldest is not None:
         retry_after = max((oldest - now).total_seconds() + 60, 1.0)
@@ -81,12 +77,12 @@ def check_rate_limit(*, user: ChatUser, now: datetime | None = None) -> None:
         )
 
 
-def check_budget(*, user: ChatUser, now: datetime | None = None) -> None:
+def check_budget(*, user: ChatUser, status: BudgetStatus | None = None, now: datetime | None = None) -> None:
     """Refuse a user with nothing left this week (unless DISABLE_TOKEN_BUDGET)."""
     if settings.DISABLE_TOKEN_BUDGET:
         return
     now = now or timezone.now()
-    status = selectors.budget_status(user=user, now=now)
+    status = status or selectors.budget_status(user=user, now=now)
     if status.remaining <= 0:
         raise BudgetDenied(
             budget_spent_text(status, now=now),
@@ -98,8 +94,10 @@ def check_budget(*, user: ChatUser, now: datetime | None = None) -> None:
 def check_intake(*, user: ChatUser) -> None:
     """The budget app's intake checks, in the design's order: banned, rate limit, token budget."""
     check_not_banned(user=user)
-    check_rate_limit(user=user)
-    check_budget(user=user)
+    now = timezone.now()
+    status = selectors.budget_status(user=user, now=now)
+    check_rate_limit(user=user, status=status, now=now)
+    check_budget(user=user, status=status, now=now)
 
 
 # -- While a request runs ---------------------------------------------------

@@ -22,6 +22,7 @@ class BudgetStatus:
     resets_at: datetime
     zone: ZoneInfo
     enforced: bool = True  # False when DISABLE_TOKEN_BUDGET is set
+    rate_limit_exempt: bool = False
 
     @property
     def limit(self) -> int:
