@@ -6,8 +6,10 @@ How a request is paid for:
    left; queued requests hold nothing yet.
 2. When a worker starts it, ``reserve_for_request`` holds back what the
    request may cost (the prompt estimate plus the longest answer allowed)
-   under a lock on the user's row, so requests of one user reserve one at a
-   time and can never together reserve more than remains. The answer's
+   under a lock on the user's row (on SQLite, where ``FOR UPDATE`` does not
+   exist, every transaction takes the write lock when it begins), so
+   requests of one user reserve one at a time and can never together
+   reserve more than remains. The answer's
    ``num_predict`` is capped to what was reserved.
 3. The finished answer is charged with Ollama's real counts
    (``charge_answer``) and the reservation released in the same transaction.

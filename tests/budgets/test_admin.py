@@ -73,6 +73,15 @@ class ChatUserListTests:
         assert names(f"?tier={tier('admin').pk}") == {"boss"}
         assert names(f"?tier={tier('free').pk}") == {"spent", "fresh"}
 
+    def test_it_sorts_by_what_remains(self, client, staff):
+        for name, used in [("most", 0), ("least", 90_000), ("middle", 50_000)]:
+            spend(personas.discord_user(name, name), used)
+        column = client.get(CHANGELIST).context["cl"].list_display.index("remaining_column")
+
+        response = client.get(CHANGELIST, {"o": str(column)})  # 1-based after the action checkbox
+
+        assert [u.username for u in response.context["cl"].result_list] == ["least", "middle", "most"]
+
     def test_the_users_page_shows_the_grant_history(self, client, staff):
         alice = personas.discord_user()
         grant_tokens(user=alice, amount=12_345, reason="helped moderate", granted_by=staff)
