@@ -25,7 +25,6 @@ from conversations.models import ChatUser
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "allowance_display", "is_default", "rate_limit_exempt"]
-    list_editable = ["is_default", "rate_limit_exempt"]
     prepopulated_fields = {"slug": ["name"]}
 
     @admin.display(description="Weekly allowance")

@@ -32,7 +32,10 @@ class Tier(models.Model):
         ordering = ["weekly_allowance", "slug"]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_default"], condition=models.Q(is_default=True), name="one_default_tier"
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="one_default_tier",
+                violation_error_message="Another tier is already the default: untick it there first.",
             ),
         ]
 

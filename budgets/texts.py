@@ -40,7 +40,10 @@ def budget_spent_text(status: BudgetStatus, *, now: datetime) -> str:
         limit += f" ({status.allowance:,} allowance + {status.granted:,} granted)"
     held = ""
     if status.reserved:
-        held = f" {status.reserved:,} of them are held by your request that is running now."
+        held = (
+            f" {status.reserved:,} of them are held by your request that is running now; "
+            "what it doesn't use comes back when it finishes."
+        )
     return (
         f"Your weekly budget is spent: {min(status.used + status.reserved, status.limit):,} of {limit}.{held} "
         f"It resets {reset_phrase(status.resets_at, status.zone, now=now)}."

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from budgets.models import Grant
+from budgets.models import Grant, Tier
 from budgets.services import grant_tokens
 from tests import personas
 from tests.budgets.helpers import spend, tier
@@ -146,3 +146,30 @@ class GrantTokensActionTests:
         assert response.status_code == 200
         assert error in response.text
         assert not Grant.objects.exists()
+
+
+@pytest.mark.django_db
+class TierAdminTests:
+    def test_a_second_default_tier_is_refused_on_the_form(self, client, staff):
+        response = client.post(
+            reverse("admin:budgets_tier_add"),
+            {"slug": "gold", "name": "Gold", "weekly_allowance": "300000", "is_default": "on"},
+        )
+
+        assert response.status_code == 200
+        assert "Another tier is already the default: untick it there first." in response.text
+        assert not Tier.objects.filter(slug="gold").exists()
+
+    def test_only_the_free_and_admin_tiers_may_follow_a_setting(self, client, staff):
+        response = client.post(reverse("admin:budgets_tier_add"), {"slug": "gold", "name": "Gold"})
+
+        assert response.status_code == 200
+        assert "only the free and admin tiers can follow a setting" in response.text
+        assert not Tier.objects.filter(slug="gold").exists()
+
+    def test_the_list_shows_which_allowance_follows_a_setting(self, client, staff, settings):
+        settings.FREE_TIER_WEEKLY_BUDGET = 42_000
+
+        response = client.get(reverse("admin:budgets_tier_changelist"))
+
+        assert "42,000 (from FREE_TIER_WEEKLY_BUDGET)" in response.text

@@ -81,6 +81,14 @@ class RefusalTextTests:
             "It resets Monday 23 November at 00:00 UTC (in 2 days 4 hours)."
         )
 
+    def test_the_budget_refusal_counts_what_a_running_request_holds(self):
+        text = budget_spent_text(status(used=95_000, reserved=5_000), now=NOW)
+
+        assert text.startswith(
+            "Your weekly budget is spent: 100,000 of 100,000 tokens. 5,000 of them are held by your request that is "
+            "running now; what it doesn't use comes back when it finishes. It resets Monday 23 November"
+        )
+
     def test_the_budget_refusal_in_another_zone_names_it(self):
         berlin = ZoneInfo("Europe/Berlin")
         text = budget_spent_text(
