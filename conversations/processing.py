@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -101,31 +101,32 @@ def prepare_job(request: Request) -> Job:
     Request.objects.filter(pk=request.pk, attempts=request.attempts).update(
         route=route, model=route.model, status=Request.Status.GENERATING
     )
-    messages = build_chat_messages(request=request, route=route)
     return Job(
         request_id=request.pk,
         attempt=request.attempts,
         host=settings.OLLAMA_HOST,
         model=route.model,
-        messages=messages,
-        options=budgeted_options(request, route, messages),
+        messages=build_chat_messages(request=request, route=route),
+        options=route.chat_options(),
         keep_alive=route.keep_alive or None,
     )
 
 
-def budgeted_options(request: Request, route: Route, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The route's options with ``num_predict`` capped to the budget reserved for this request.
+def reserve_budget(job: Job, *, request: Request) -> Job:
+    """``job`` with its answer's ``num_predict`` capped to the budget reserved for it.
 
-    Raises ``BudgetDenied`` when too little of the user's budget remains.
+    Reserves on the request what the job may cost (see
+    ``budgets.services.reserve_for_request``); raises ``BudgetDenied`` when
+    too little of the user's budget remains.
     """
-    options: dict[str, Any] = dict(route.chat_options())
-    reservation = reserve_for_request(request=request, messages=messages, context_size=route.context_size)
-    if reservation.num_predict is not None:
-        own = options.get("num_predict")
-        options["num_predict"] = (
-            min(own, reservation.num_predict) if isinstance(own, int) and own > 0 else reservation.num_predict
-        )
-    return options
+    reservation = reserve_for_request(
+        request=request, messages=job.messages, context_size=int(job.options.get("num_ctx") or 0)
+    )
+    if reservation.num_predict is None:
+        return job
+    own = job.options.get("num_predict")
+    cap = min(own, reservation.num_predict) if isinstance(own, int) and own > 0 else reservation.num_predict
+    return replace(job, options={**job.options, "num_predict": cap})
 
 
 def tick(job: Job, partial: str | None) -> Tick:
@@ -267,7 +268,7 @@ def process_request(*, request_id: int) -> Outcome | None:
         recover_abandoned(request_id=request_id)
         return None
     try:
-        job = prepare_job(request)
+        job = reserve_budget(prepare_job(request), request=request)
     except (NoRouteAvailable, BudgetDenied) as exc:
         _settle(request_id, Request.Status.FAILED, error=str(exc), guard=Q(attempts=request.attempts))
         return Outcome.FAILED
