@@ -112,23 +112,6 @@ def prepare_job(request: Request) -> Job:
     )
 
 
-def reserve_budget(job: Job, *, request: Request) -> Job:
-    """``job`` with its answer's ``num_predict`` capped to the budget reserved for it.
-
-    Reserves on the request what the job may cost (see
-    ``budgets.services.reserve_for_request``); raises ``BudgetDenied`` when
-    too little of the user's budget remains.
-    """
-    reservation = reserve_for_request(
-        request=request, messages=job.messages, context_size=int(job.options.get("num_ctx") or 0)
-    )
-    if reservation.num_predict is None:
-        return job
-    own = job.options.get("num_predict")
-    cap = min(own, reservation.num_predict) if isinstance(own, int) and own > 0 else reservation.num_predict
-    return replace(job, options={**job.options, "num_predict": cap})
-
-
 def tick(job: Job, partial: str | None) -> Tick:
     """Check for cancellation and ownership; save the partial answer when given."""
     if partial is not None:
@@ -256,6 +239,23 @@ def _pause(job: Job, seconds: float) -> Tick:
         if state is not Tick.CONTINUE or remaining <= 0:
             return state
         time.sleep(min(remaining, settings.CANCEL_CHECK_INTERVAL))
+
+
+def reserve_budget(job: Job, *, request: Request) -> Job:
+    """``job`` with its answer's ``num_predict`` capped to the budget reserved for it.
+
+    Reserves on the request what the job may cost (see
+    ``budgets.services.reserve_for_request``); raises ``BudgetDenied`` when
+    too little of the user's budget remains.
+    """
+    reservation = reserve_for_request(
+        request=request, messages=job.messages, context_size=int(job.options.get("num_ctx") or 0)
+    )
+    if reservation.num_predict is None:
+        return job
+    own = job.options.get("num_predict")
+    cap = min(own, reservation.num_predict) if isinstance(own, int) and own > 0 else reservation.num_predict
+    return replace(job, options={**job.options, "num_predict": cap})
 
 
 def process_request(*, request_id: int) -> Outcome | None:
