@@ -193,6 +193,9 @@ class TrollamaBot(discord.Client):
                 guild_id=message.guild.id if message.guild else None,
                 parent_channel_id=getattr(channel, "parent_id", None),
                 attachments=uploads,
+                role_ids=[role.id for role in message.author.roles]
+                if isinstance(message.author, discord.Member)
+                else None,
             )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.models import BotHeartbeat
+from budgets.services import sync_role_tier
 from conversations.attachments import Upload
 from conversations.models import ChatUser, Platform, Request, Thread
 from conversations.services import (
@@ -29,6 +30,23 @@ class DiscordAuthor:
     display_name: str
 
 
+def discord_chat_user(*, author: DiscordAuthor, role_ids: Sequence[int] | None = None) -> ChatUser:
+    """The chat user for a Discord author, with the tier their roles give them brought up to date.
+
+    ``role_ids`` are the author's roles in the server; None (a DM, where
+    Discord sends no roles) keeps the tier their roles gave them last time.
+    """
+    user = get_or_create_chat_user(
+        platform=Platform.DISCORD,
+        external_id=str(author.id),
+        username=author.username,
+        display_name=author.display_name,
+    )
+    if role_ids is not None:
+        sync_role_tier(user=user, role_ids=role_ids)
+    return user
+
+
 @transaction.atomic
 def submit_discord_message(
     *,
@@ -40,12 +58,14 @@ def submit_discord_message(
     guild_id: int | None = None,
     parent_channel_id: int | None = None,
     attachments: Sequence[Upload] = (),
+    role_ids: Sequence[int] | None = None,
 ) -> Submission:
     """Store a Discord message (and its files) as a turn of the conversation in ``channel_id`` and queue it.
 
-    Raises ``conversations.services.Refusal`` with a message for the user.
+    ``role_ids``: see ``discord_chat_user``. Raises
+    ``conversations.services.Refusal`` with a message for the user.
     """
-    user = discord_chat_user(author=author)
+    user = discord_chat_user(author=author, role_ids=role_ids)
     thread, _ = Thread.objects.get_or_create(
         platform=Platform.DISCORD,
         external_id=str(channel_id),
@@ -141,15 +161,6 @@ def mark_started(*, name: str) -> None:
 def discord_thread(*, channel_id: int) -> Thread | None:
     """The conversation held in this Discord channel or thread, if there is one."""
     return Thread.objects.filter(platform=Platform.DISCORD, external_id=str(channel_id)).first()
-
-
-def discord_chat_user(*, author: DiscordAuthor) -> ChatUser:
-    return get_or_create_chat_user(
-        platform=Platform.DISCORD,
-        external_id=str(author.id),
-        username=author.username,
-        display_name=author.display_name,
-    )
 
 
 def forget_discord_channel(*, channel_id: int, by: str) -> bool:

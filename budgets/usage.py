@@ -16,8 +16,13 @@ def record_usage(
     completion_tokens: int | None,
     request: Request | int | None = None,
     route: Route | int | None = None,
+    estimated: bool = False,
 ) -> UsageEntry:
-    """Store one call's real counts (Ollama's ``prompt_eval_count`` and ``eval_count``)."""
+    """Store one call's real counts (Ollama's ``prompt_eval_count`` and ``eval_count``).
+
+    ``estimated=True`` marks counts made up from characters/4 because the call
+    ended before Ollama reported its own.
+    """
     prompt, completion = prompt_tokens or 0, completion_tokens or 0
     return UsageEntry.objects.create(
         user_id=user if isinstance(user, int) else user.pk,
@@ -28,4 +33,5 @@ def record_usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
+        estimated=estimated,
     )

@@ -4,16 +4,27 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from budgets.admin import ChatUserBudgetMixin
 from conversations import services
 from conversations.models import ChatUser, Message, Request, Thread
 
 
 @admin.register(ChatUser)
-class ChatUserAdmin(admin.ModelAdmin):
-    list_display = ["username", "display_name", "platform", "external_id", "last_seen_at", "created_at"]
-    list_filter = ["platform"]
+class ChatUserAdmin(ChatUserBudgetMixin, admin.ModelAdmin):
+    list_display = [
+        "username",
+        "display_name",
+        "platform",
+        "external_id",
+        *ChatUserBudgetMixin.budget_columns,
+        "last_seen_at",
+        "created_at",
+    ]
+    list_filter = ["platform", *ChatUserBudgetMixin.budget_filters]
     search_fields = ["username", "display_name", "external_id"]
     readonly_fields = ["created_at", "last_seen_at"]
+    actions = [*ChatUserBudgetMixin.budget_actions]
+    inlines = [*ChatUserBudgetMixin.budget_inlines]
 
 
 class MessageInline(admin.TabularInline):

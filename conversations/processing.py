@@ -27,6 +27,7 @@ from django_q.tasks import async_task
 from artifacts.intent import FILE_INSTRUCTIONS, wants_files
 from artifacts.selectors import artifact_summary
 from artifacts.services import store_answer_artifacts
+from budgets.services import BudgetDenied, charge_answer, charge_interrupted, reserve_for_request
 from conversations import selectors
 from conversations.context import build_chat_messages
 from conversations.models import Message, Request, Thread
@@ -245,6 +246,9 @@ def finish_request(job: Job, result: AttemptResult) -> bool:
     if request is None:
         return False
     now = timezone.now()
+    charge_answer(
+        request=request, model=job.model, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens
+    )
     reply = Message.objects.create(
         thread=request.thread,
         role=Message.Role.ASSISTANT,
@@ -302,6 +306,7 @@ def _settle(request_id: int, status: str, *, error: str = "", guard: Q, partial:
             "phase": "",
             "finished_at": timezone.now(),
             "lease_expires_at": None,
+            "reserved_tokens": 0,
         }
         if partial is not None:
             updates["partial_content"] = partial
@@ -352,6 +357,23 @@ def _pause(job: Job, seconds: float) -> Tick:
         time.sleep(min(remaining, settings.CANCEL_CHECK_INTERVAL))
 
 
+def reserve_budget(job: Job, *, request: Request) -> Job:
+    """``job`` with its answer's ``num_predict`` capped to the budget reserved for it.
+
+    Reserves on the request what the job may cost (see
+    ``budgets.services.reserve_for_request``); raises ``BudgetDenied`` when
+    too little of the user's budget remains.
+    """
+    reservation = reserve_for_request(
+        request=request, messages=job.messages, context_size=int(job.options.get("num_ctx") or 0)
+    )
+    if reservation.num_predict is None:
+        return job
+    own = job.options.get("num_predict")
+    cap = min(own, reservation.num_predict) if isinstance(own, int) and own > 0 else reservation.num_predict
+    return replace(job, options={**job.options, "num_predict": cap})
+
+
 def process_request(*, request_id: int) -> Outcome | None:
     """Run a request to a final state. Safe to call for any id, any number of times.
 
@@ -362,8 +384,8 @@ def process_request(*, request_id: int) -> Outcome | None:
         recover_abandoned(request_id=request_id)
         return None
     try:
-        job = prepare_job(request)
-    except (NoRouteAvailable, NoHostAvailable) as exc:
+        job = reserve_budget(prepare_job(request), request=request)
+    except (NoRouteAvailable, NoHostAvailable, BudgetDenied) as exc:
         _settle(request_id, Request.Status.FAILED, error=str(exc), guard=Q(attempts=request.attempts))
         return Outcome.FAILED
 
@@ -371,6 +393,8 @@ def process_request(*, request_id: int) -> Outcome | None:
     while True:
         result = async_to_sync(stream_attempt)(job)
         note_host_health(job, result)
+        if result.outcome in (Outcome.CANCELLED, Outcome.FAILED):
+            charge_interrupted(request_id=request_id, model=job.model, messages=job.messages, partial=result.content)
         if result.outcome is Outcome.DONE:
             if not finish_request(job, result):
                 return Outcome.LOST

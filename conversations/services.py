@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django_q.tasks import async_task
 
+from budgets import services as budget_services
 from conversations import selectors
 from conversations.attachments import MAX_FILES, Limits, ReadFile, Unreadable, Upload, read_upload, upload_limit
 from conversations.models import Attachment, ChatUser, Message, Platform, Request, Thread
@@ -152,6 +153,14 @@ def _check_route_override(slug: str) -> None:
         )
 
 
+def _check_user_budget(user: ChatUser) -> None:
+    """Banned user, rate limit, then token budget (``budgets.services.check_intake``)."""
+    try:
+        budget_services.check_intake(user=user)
+    except budget_services.BudgetDenied as denied:
+        raise Refusal(denied.message, code=denied.code, retry_after=denied.retry_after) from None
+
+
 def _check_queue_capacity() -> None:
     waiting = selectors.waiting_count()
     if waiting >= settings.MAX_QUEUE_SIZE:
@@ -186,6 +195,7 @@ def submit_request(
     validate_message(content, has_attachments=bool(files))
     if route_slug:
         _check_route_override(route_slug)
+    _check_user_budget(user)
     _check_queue_capacity()
 
     now = timezone.now()

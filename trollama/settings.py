@@ -388,6 +388,19 @@ ATTACHMENT_MAX_TEXT_CHARS = _read("ATTACHMENT_MAX_TEXT_CHARS", _int(1000), 40_00
 PDF_MAX_PAGES = _read("PDF_MAX_PAGES", _int(1), 50)
 IMAGE_MAX_SIDE = _read("IMAGE_MAX_SIDE", _int(64), 1568)
 
+# -- Budgets ----------------------------------------------------------------
+
+# Weekly token allowances of the seeded tiers. A tier row whose allowance is
+# left empty in the admin follows these, so a restart applies a new value.
+FREE_TIER_WEEKLY_BUDGET = _read("FREE_TIER_WEEKLY_BUDGET", _int(0), 100_000)
+ADMIN_TIER_WEEKLY_BUDGET = _read("ADMIN_TIER_WEEKLY_BUDGET", _int(0), 500_000)
+# Weeks start Monday 00:00 in this zone; usage is summed from timestamps, so there is no reset job.
+BUDGET_TIMEZONE = _read("BUDGET_TIMEZONE", _timezone, "UTC")
+# Switches refusals and num_predict caps off; usage is still recorded.
+DISABLE_TOKEN_BUDGET = _read("DISABLE_TOKEN_BUDGET", _bool, False)
+# Requests a user may submit per minute (0: no limit); tiers can be exempt.
+RATE_LIMIT_PER_MINUTE = _read("RATE_LIMIT_PER_MINUTE", _int(0), 10)
+
 # -- Discord ----------------------------------------------------------------
 
 DISCORD_TOKEN = _read("DISCORD_TOKEN", str, "")

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bots.client import TrollamaBot
 
-COMMAND_MODULES = ("bots.commands.general", "bots.commands.routes", "bots.commands.threads")
+COMMAND_MODULES = (
+    "bots.commands.general",
+    "bots.commands.routes",
+    "bots.commands.threads",
+    "bots.commands.usage",
+)
 
 
 def register_all(bot: TrollamaBot) -> None:

@@ -28,6 +28,7 @@ COMMAND_HELP = [
     ("/summarize", "show a summary of this conversation, writing one if needed."),
     ("/reset", "forget this conversation's history but keep the thread (its starter or a moderator)."),
     ("/close", "delete this conversation's history, then archive and lock the thread (its starter or a moderator)."),
+    ("/usage", "your token budget this week: used, remaining, and when it resets (only you see it)."),
 ]
 
 

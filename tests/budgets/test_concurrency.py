@@ -1,0 +1,105 @@
+"""Many requests racing for a user's last tokens, in real threads against real PostgreSQL.
+
+SQLite serialises every writer anyway and ignores SELECT … FOR UPDATE, so
+the race only means something on PostgreSQL; elsewhere these tests skip.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection, connections
+
+from budgets.models import UsageEntry
+from budgets.selectors import budget_status
+from budgets.services import BudgetDenied, reserve_for_request
+from conversations.models import Request
+from conversations.processing import claim_request, process_request
+from conversations.services import submit_request
+from conversations.streaming import Outcome
+from routing.models import Route
+from tests import personas
+from tests.budgets.helpers import spend
+
+RACERS = 12
+CONTEXT = 1_000  # the most one request may reserve
+LEFT = 3_500  # what the user has left when the race starts
+
+
+def race(work: Callable[[int], object], items: list[int]) -> list[object]:
+    """Run ``work`` for every item in its own thread, all released at once."""
+    start = threading.Barrier(len(items))
+    results: list[object] = [None] * len(items)
+
+    def run(index: int) -> None:
+        try:
+            start.wait()
+            results[index] = work(items[index])
+        except Exception as exc:  # the test inspects what each thread met
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(items))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+@pytest.fixture
+def racing_user(settings, db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the concurrency test needs PostgreSQL (DATABASE_URL=postgres://...)")
+    settings.RATE_LIMIT_PER_MINUTE = 0
+    Route.objects.filter(slug="general").update(context_size=CONTEXT)
+    user = personas.discord_user()
+    requests = [
+        submit_request(
+            user=user, thread=personas.thread_of(user, f"race-{n}"), content=f"question {n}", enqueue=False
+        ).request
+        for n in range(RACERS)
+    ]
+    spend(user, 100_000 - LEFT)
+    return user, requests
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class ConcurrencyTests:
+    def test_concurrent_reservations_never_add_up_to_more_than_is_left(self, racing_user):
+        user, requests = racing_user
+        for request in requests:
+            assert claim_request(request_id=request.pk) is not None
+
+        def reserve(request_id: int) -> object:
+            request = Request.objects.get(pk=request_id)
+            messages = [{"role": "user", "content": request.message.content}]
+            return reserve_for_request(request=request, messages=messages, context_size=CONTEXT)
+
+        results = race(reserve, [r.pk for r in requests])
+
+        granted = [r for r in results if not isinstance(r, Exception)]
+        denied = [r for r in results if isinstance(r, BudgetDenied)]
+        assert len(granted) + len(denied) == RACERS, results
+        total = sum(Request.objects.filter(user=user).values_list("reserved_tokens", flat=True))
+        assert total <= LEFT
+        assert LEFT - total < CONTEXT  # nothing useful was left unreserved
+        assert budget_status(user=user).remaining == LEFT - total
+
+    def test_racing_requests_overspend_by_at_most_one_requests_worth(self, racing_user, fake_ollama):
+        user, requests = racing_user
+        fake_ollama.script("word " * 2_000, tokens_per_second=400)  # longer than any allowed answer
+
+        outcomes = race(lambda request_id: process_request(request_id=request_id), [r.pk for r in requests])
+
+        assert all(isinstance(outcome, Outcome) for outcome in outcomes), outcomes
+        assert Outcome.DONE in outcomes and Outcome.FAILED in outcomes
+        used = budget_status(user=user).used
+        assert used - 100_000 <= CONTEXT, f"overspent by {used - 100_000}"
+        assert sum(Request.objects.filter(user=user).values_list("reserved_tokens", flat=True)) == 0
+        failed = Request.objects.filter(user=user, status=Request.Status.FAILED)
+        assert all(r.error.startswith(("Your weekly budget is spent", "You have")) for r in failed)
+        assert UsageEntry.objects.filter(user=user, request__isnull=False).count() == outcomes.count(Outcome.DONE)
