@@ -18,7 +18,8 @@ from django.db import connections
 from bots.client import DONE, FAILED, WORKING, TrollamaBot
 from bots.commands.checks import Denied, require_owner_or_moderator
 from bots.delivery import CANCELLED_TEXT
-from conversations.models import Message, Request, Thread
+from budgets.usage import record_usage
+from conversations.models import ChatUser, Message, Request, Thread
 from conversations.processing import process_request
 from tests.bots.fakes import FakeChannel, FakeGuild, FakeInteraction, FakeMessage, FakeUser
 from trollama.listeners import LayerListener
@@ -392,3 +393,48 @@ def reaction(message_id: int, user: FakeUser) -> discord.RawReactionActionEvent:
 
 def deleted(message_id: int) -> discord.RawMessageDeleteEvent:
     return discord.RawMessageDeleteEvent({"id": message_id, "channel_id": 1})
+
+
+@db
+class RefusalTests:
+    """Every intake refusal reaches the person as a reply in words, never only a reaction."""
+
+    async def refused(self, world, message: FakeMessage) -> str:
+        await world.post(message)
+        assert message.reactions == []
+        [reply] = message.replies
+        return reply
+
+    async def test_a_banned_user_is_told_why(self, world):
+        await world.post(world.say(world.alice, "first", mention=True))
+        await ChatUser.objects.filter(external_id=str(world.alice.id)).aupdate(banned=True, ban_reason="spamming")
+
+        reply = await self.refused(world, world.say(world.alice, "again", mention=True))
+
+        assert "spamming" in reply
+
+    async def test_the_rate_limit_says_when_to_try_again(self, world, settings):
+        settings.RATE_LIMIT_PER_MINUTE = 1
+        await world.post(world.say(world.alice, "one", mention=True))
+
+        reply = await self.refused(world, world.say(world.alice, "two", mention=True))
+
+        assert "second" in reply
+
+    async def test_a_spent_budget_says_how_much_was_used_and_when_it_resets(self, world, settings):
+        settings.FREE_TIER_WEEKLY_BUDGET = 100
+        await world.post(world.say(world.alice, "one", mention=True))
+        user = await ChatUser.objects.aget(external_id=str(world.alice.id))
+        await sync_to_async(record_usage)(user=user, kind="answer", model="m", prompt_tokens=60, completion_tokens=40)
+
+        reply = await self.refused(world, world.say(world.alice, "two", mention=True))
+
+        assert "100 of 100 tokens" in reply and "It resets Monday" in reply and "00:00 UTC (in " in reply
+
+    async def test_a_full_queue_says_to_try_again_later(self, world, settings):
+        settings.MAX_QUEUE_SIZE = 1
+        await world.post(world.say(world.bob, "first", mention=True))
+
+        reply = await self.refused(world, world.say(world.alice, "second", mention=True))
+
+        assert "at capacity" in reply and "try again" in reply
