@@ -21,6 +21,7 @@ from django_q.brokers import get_broker
 from django_q.status import Stat
 
 from bots.selectors import latest_heartbeat
+from routing.models import OllamaHost
 from trollama.tls import tls_context
 
 Check = dict[str, Any]
@@ -119,9 +120,15 @@ def _loaded_model(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def enabled_host_urls() -> list[str]:
+    """The URL of every enabled Ollama host (from the admin), or ``OLLAMA_HOST`` when none is listed."""
+    urls = [host.base_url for host in OllamaHost.objects.filter(enabled=True).order_by("pk")]
+    return list(dict.fromkeys(urls)) or [settings.OLLAMA_HOST]
+
+
 async def check_ollama() -> Check:
     """Every Ollama host; critical only when none is reachable."""
-    hosts = [settings.OLLAMA_HOST]
+    hosts = await sync_to_async(enabled_host_urls)()
     async with httpx.AsyncClient(timeout=CHECK_TIMEOUT, verify=tls_context()) as client:
         results = await asyncio.gather(*(check_ollama_host(client, url) for url in hosts))
     return {"ok": any(result["ok"] for result in results), "critical": True, "hosts": results}

@@ -14,6 +14,7 @@ from django_q.status import Stat, Status
 
 from bots.models import BotHeartbeat
 from bots.services import beat
+from routing.models import OllamaHost
 from trollama.health import check_bot
 
 
@@ -79,6 +80,16 @@ class HealthTests:
         assert response.status_code == 503
         host = response.json()["checks"]["ollama"]["hosts"][0]
         assert host["ok"] is False and host["error"]
+
+    async def test_it_checks_every_enabled_host_and_is_healthy_while_one_answers(self, fake_ollama):
+        await OllamaHost.objects.acreate(name="second-gpu", url="http://127.0.0.1:9")
+        await OllamaHost.objects.acreate(name="retired", url="http://127.0.0.1:10", enabled=False)
+
+        response = await AsyncClient().get("/health")
+
+        hosts = response.json()["checks"]["ollama"]["hosts"]
+        assert [(host["url"], host["ok"]) for host in hosts] == [(fake_ollama.url, True), ("http://127.0.0.1:9", False)]
+        assert response.json()["checks"]["ollama"]["ok"] is True
 
     async def test_it_is_503_when_no_worker_is_running(self, fake_ollama):
         response = await AsyncClient().get("/health")
