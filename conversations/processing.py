@@ -30,6 +30,8 @@ from routing.models import Route
 from routing.selectors import NoRouteAvailable, default_route, find_route
 from trollama import events
 from trollama.events import AsyncPublisher
+from trollama.logs import logs_request_id
+from trollama.maintenance import release_if_maintenance_ended
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +237,7 @@ def _pause(job: Job, seconds: float) -> Tick:
         time.sleep(min(remaining, settings.CANCEL_CHECK_INTERVAL))
 
 
+@logs_request_id
 def process_request(*, request_id: int) -> Outcome | None:
     """Run a request to a final state. Safe to call for any id, any number of times.
 
@@ -307,14 +310,15 @@ def requeue_abandoned_requests() -> dict[str, int]:
     """Find running requests whose lease expired and get each going or settled.
 
     A request that may still run is handed to a worker again; the claim in
-    ``process_request`` makes a duplicate delivery harmless.
+    ``process_request`` makes a duplicate delivery harmless. Requests still
+    held after maintenance ended are released too.
     """
     stale = list(
         Request.objects.filter(status__in=Request.RUNNING, lease_expires_at__lt=timezone.now()).values_list(
             "pk", flat=True
         )
     )
-    counts = {"requeued": 0, "settled": 0}
+    counts = {"requeued": 0, "settled": 0, "released": release_if_maintenance_ended()}
     for request_id in stale:
         if recover_abandoned(request_id=request_id):
             counts["settled"] += 1
