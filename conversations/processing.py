@@ -11,8 +11,10 @@ claimed again by the next delivery of its task or by the sweeper.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -30,7 +32,7 @@ from routing.models import Route
 from routing.selectors import NoRouteAvailable, default_route, find_route
 from trollama import events
 from trollama.events import AsyncPublisher
-from trollama.logs import logs_request_id
+from trollama.logs import request_context
 from trollama.maintenance import release_if_maintenance_ended
 
 logger = logging.getLogger(__name__)
@@ -237,7 +239,22 @@ def _pause(job: Job, seconds: float) -> Tick:
         time.sleep(min(remaining, settings.CANCEL_CHECK_INTERVAL))
 
 
-@logs_request_id
+def _logged(run: Callable[..., Outcome | None]) -> Callable[..., Outcome | None]:
+    """Tag the run's log records with its request id and log how it ended (never the text)."""
+
+    @functools.wraps(run)
+    def wrapper(*, request_id: int) -> Outcome | None:
+        with request_context(request_id):
+            started = time.monotonic()
+            outcome = run(request_id=request_id)
+            ended = outcome.value if outcome else "skipped (not this worker's to run)"
+            logger.info("Request %s %s after %.1f s", request_id, ended, time.monotonic() - started)
+            return outcome
+
+    return wrapper
+
+
+@_logged
 def process_request(*, request_id: int) -> Outcome | None:
     """Run a request to a final state. Safe to call for any id, any number of times.
 

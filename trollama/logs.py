@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from logging.handlers import TimedRotatingFileHandler
-from typing import Any, TypeVar
 
 REDACTED = "[redacted]"
 # Secrets shorter than this are not searched for: they would match ordinary words.
@@ -39,20 +37,6 @@ def request_context(request_id: int | None) -> Iterator[None]:
         yield
     finally:
         request_id_var.reset(token)
-
-
-T = TypeVar("T")
-
-
-def logs_request_id(func: Callable[..., T]) -> Callable[..., T]:
-    """Run ``func(*, request_id=...)`` inside ``request_context(request_id)``."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, request_id: int, **kwargs: Any) -> T:
-        with request_context(request_id):
-            return func(*args, request_id=request_id, **kwargs)
-
-    return wrapper
 
 
 class RequestIdFilter(logging.Filter):
