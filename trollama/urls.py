@@ -8,6 +8,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
     path("internal/events", views.relay_event, name="relay-event"),
 ]
 
