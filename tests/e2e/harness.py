@@ -9,6 +9,7 @@ database or another run.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -138,6 +139,28 @@ class System:
 
     def chat(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.manage("chat", *args, timeout=timeout, check=False)
+
+    def query(self, code: str, timeout: float = 60) -> object:
+        """Run Python in a Django shell of this system; ``code`` sets ``result``, returned as JSON."""
+        script = f"import json\n{code}\nprint('RESULT ' + json.dumps(result, default=str))"
+        output = self.manage("shell", "-c", script, timeout=timeout).stdout
+        line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+        return json.loads(line.removeprefix("RESULT "))
+
+    def spawn_chat(self, *args: str) -> subprocess.Popen[bytes]:
+        """``manage.py chat`` running in the background, its output piped."""
+        return subprocess.Popen(
+            [PYTHON, "manage.py", "chat", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def restart_workers(self) -> None:
+        if self.processes["worker"].poll() is None:
+            self.kill("worker")
+        self.start_workers()
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes[name]
