@@ -88,16 +88,21 @@ def state(system: System, request_id: int) -> dict:
     return system.query(REQUEST_STATE.format(pk=request_id))  # type: ignore[return-value]
 
 
-@pytest.fixture(scope="module")
-def system(_fake_ollama_server, tmp_path_factory):
+def recovery_system(server, tmp_path_factory, *, max_attempts: int):
+    """One worker process, so requests run in queue order, and a short lease."""
     with running_system(
-        tmp_path_factory.mktemp("recovery"),
-        ollama_url=_fake_ollama_server.url,
+        tmp_path_factory.mktemp(f"recovery-{max_attempts}"),
+        ollama_url=server.url,
         REQUEST_TIMEOUT=REQUEST_TIMEOUT,
-        MAX_ATTEMPTS="2",
+        MAX_ATTEMPTS=str(max_attempts),
         Q_WORKERS="1",
     ) as system:
         yield system
+
+
+@pytest.fixture(scope="module")
+def system(_fake_ollama_server, tmp_path_factory):
+    yield from recovery_system(_fake_ollama_server, tmp_path_factory, max_attempts=2)
 
 
 class WorkerCrashTests:
@@ -162,14 +167,7 @@ class MaintenanceAcrossProcessesTests:
 
 @pytest.fixture(scope="module")
 def one_attempt_system(_fake_ollama_server, tmp_path_factory):
-    with running_system(
-        tmp_path_factory.mktemp("recovery-one-attempt"),
-        ollama_url=_fake_ollama_server.url,
-        REQUEST_TIMEOUT=REQUEST_TIMEOUT,
-        MAX_ATTEMPTS="1",
-        Q_WORKERS="1",
-    ) as system:
-        yield system
+    yield from recovery_system(_fake_ollama_server, tmp_path_factory, max_attempts=1)
 
 
 class WorkerCrashOutOfAttemptsTests:
