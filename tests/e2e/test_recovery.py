@@ -21,27 +21,6 @@ pytestmark = pytest.mark.e2e
 REQUEST_TIMEOUT = "8"
 SLOW = "slow " * 80  # 4 s at 20 tokens/s: long enough to be killed mid-stream
 
-REQUEST_STATE = """
-from conversations.models import Message, Request
-request = Request.objects.select_related("thread").get(pk={pk})
-result = {{
-    "status": request.status,
-    "attempts": request.attempts,
-    "error": request.error,
-    "assistant_messages": list(
-        Message.objects.filter(thread=request.thread, role="assistant").values_list("content", flat=True)
-    ),
-}}
-"""
-LATEST_REQUEST = "from conversations.models import Request\nresult = Request.objects.order_by('-pk').values_list('pk', flat=True).first()"
-# The sweeper is a real django-q2 schedule that runs every minute; make it due
-# now, so the cluster's scheduler (which looks every 30 s) runs it next time.
-SWEEPER_DUE = """
-from django.utils import timezone
-from django_q.models import Schedule
-result = Schedule.objects.filter(func="conversations.tasks.requeue_abandoned_requests").update(next_run=timezone.now())
-"""
-
 SWEEP_NOW = "from conversations.tasks import requeue_abandoned_requests\nresult = requeue_abandoned_requests()"
 
 
@@ -52,16 +31,6 @@ def fake(_fake_ollama_server):
     _fake_ollama_server.reset()
 
 
-def wait_for(predicate, *, timeout: float, what: str, system: System):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{system.logs()}")
-
-
 def kill_workers_mid_stream(system: System, fake) -> int:
     """Start a chat whose answer streams slowly, SIGKILL the workers mid-answer; returns the request id."""
     chat = system.spawn_chat("tell me a long story", "--user", "erin")
@@ -70,8 +39,8 @@ def kill_workers_mid_stream(system: System, fake) -> int:
     system.kill("worker")
     chat.kill()
     chat.wait(timeout=10)
-    request_id = system.query(LATEST_REQUEST)
-    assert isinstance(request_id, int)
+    request_id = system.latest_request_id()
+    assert request_id is not None
     return request_id
 
 
@@ -82,10 +51,6 @@ def status_line(chat, prefix: str, limit: int = 10) -> str:
         if line.startswith(prefix) or not line:
             return line
     return ""
-
-
-def state(system: System, request_id: int) -> dict:
-    return system.query(REQUEST_STATE.format(pk=request_id))  # type: ignore[return-value]
 
 
 def recovery_system(server, tmp_path_factory, *, max_attempts: int):
@@ -110,16 +75,11 @@ class WorkerCrashTests:
         fake.script("The whole story, told once.")
         fake.script(SLOW, tokens_per_second=20, times=1)
         request_id = kill_workers_mid_stream(system, fake)
-        assert state(system, request_id)["status"] == "generating"  # stuck: nobody is running it
+        assert system.request_state(request_id)["status"] == "generating"  # stuck: nobody is running it
 
         system.start_workers()
-        system.query(SWEEPER_DUE)
-        final = wait_for(
-            lambda: (s := state(system, request_id))["status"] == "done" and s,
-            timeout=90,
-            what="the sweeper to requeue the request",
-            system=system,
-        )
+        system.make_sweeper_due()
+        final = system.wait_for_state(request_id, "done", timeout=90)
 
         assert final["attempts"] == 2
         assert final["assistant_messages"] == ["The whole story, told once."]
@@ -181,7 +141,31 @@ class WorkerCrashOutOfAttemptsTests:
         counts = system.query(SWEEP_NOW)
 
         assert counts == {"requeued": 0, "settled": 1, "released": 0}
-        final = state(system, request_id)
+        final = system.request_state(request_id)
         assert final["status"] == "failed"
         assert "stopped unexpectedly" in final["error"]
         assert final["assistant_messages"] == []
+
+
+class CommandExitStatusTests:
+    """Exit statuses as a shell script sees them, from real ``manage.py`` processes."""
+
+    def test_bad_input_exits_non_zero_with_the_reason_and_no_traceback(self, system, fake):
+        unknown = system.manage("retry", "999999", check=False)
+        not_a_number = system.manage("retry", "abc", check=False)
+        bad_action = system.manage("maintenance", "sideways", check=False)
+
+        assert (unknown.returncode, not_a_number.returncode, bad_action.returncode) == (1, 2, 2)
+        assert "There is no request 999999." in unknown.stderr
+        assert "invalid int value: 'abc'" in not_a_number.stderr
+        assert "invalid choice: 'sideways'" in bad_action.stderr
+        assert all("Traceback" not in r.stderr for r in (unknown, not_a_number, bad_action))
+
+    def test_queue_and_doctor_report_on_the_running_system(self, system, fake):
+        queue = system.manage("queue", "--json")
+        doctor = system.manage("doctor", check=False)
+
+        assert queue.returncode == 0
+        assert '"maintenance": "off"' in queue.stdout
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "model gpt-oss:20b is on" in doctor.stdout
