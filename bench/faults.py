@@ -91,7 +91,8 @@ def chat_request(system: Any, text: str) -> tuple[Any, dict[str, Any]]:
 def describe(state: dict[str, Any]) -> str:
     answers = len(state["assistant_messages"])
     text = f"{state['status']} after {state['attempts']} attempt(s), {answers} answer(s) stored"
-    return text + (f"; reason: {state['error'][:90]}" if state["error"] else "")
+    error = state["error"] if len(state["error"]) <= 120 else state["error"][:119] + "…"
+    return text + (f"; reason: “{error}”" if error else "")
 
 
 def answered_once(state: dict[str, Any], *, attempts: int | None = None, answer: str = ANSWER) -> bool:
@@ -139,10 +140,12 @@ def slow_chat_killed(system: Any, fake: Any, text: str, victim: str) -> tuple[in
     assert chat.stdout.read(10) == b"slow slow "
     began = time.monotonic()
     system.kill(victim)
+    # A chat whose web died exits by itself; one following a dead worker would wait on.
     with contextlib.suppress(Exception):
-        chat.communicate(timeout=20)
+        chat.communicate(timeout=5)
     if chat.poll() is None:
         chat.kill()
+        chat.wait()
     return system.latest_request_id(), began
 
 

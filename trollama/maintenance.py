@@ -38,15 +38,19 @@ def current_maintenance() -> Maintenance:
     return Maintenance.objects.filter(pk=Maintenance.SINGLETON_ID).first() or Maintenance(pk=Maintenance.SINGLETON_ID)
 
 
-def maintenance_event(maintenance: Maintenance, *, released: int = 0) -> events.Event:
+def maintenance_snapshot(maintenance: Maintenance | None = None) -> dict[str, str]:
+    """The state as listeners see it, in ``system.maintenance`` events and ``sync`` snapshots."""
+    maintenance = maintenance or current_maintenance()
     return {
-        "type": "system.maintenance",
         "mode": maintenance.mode,
         "message": maintenance.user_message,
         "changed_by": maintenance.changed_by,
         "changed_at": maintenance.changed_at.isoformat(),
-        "released": released,
     }
+
+
+def maintenance_event(maintenance: Maintenance, *, released: int = 0) -> events.Event:
+    return {"type": "system.maintenance", **maintenance_snapshot(maintenance), "released": released}
 
 
 @transaction.atomic

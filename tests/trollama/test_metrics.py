@@ -74,6 +74,12 @@ class MetricsAccessTests:
 
         assert client.get("/metrics").status_code == 403
 
+    def test_other_authorization_schemes_are_asked_for_the_token_not_crashed_on(self, client, settings):
+        settings.METRICS_TOKEN = TOKEN
+
+        for header in ("Basic YWRhOnB3", "Bearer", "garbage", "Bearer \u00e9\u00e9"):
+            assert client.get("/metrics", headers={"Authorization": header}).status_code in (401, 403), header
+
     def test_only_get_is_allowed(self, client, settings):
         settings.METRICS_TOKEN = TOKEN
 
