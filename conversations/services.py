@@ -240,7 +240,9 @@ def retry_request(*, request_id: int) -> Request:
     request.started_at = request.first_token_at = request.finished_at = request.delivered_at = None
     request.queued_at = timezone.now()
     request.save()
-    if not hold:
+    if hold:
+        transaction.on_commit(release_if_maintenance_ended)
+    else:
         transaction.on_commit(lambda: async_task(RUN_REQUEST_TASK, request_id, task_name=f"request-{request_id}-retry"))
     request = Request.objects.select_related("user", "thread", "route").get(pk=request.pk)
     events.publish(_queued_event(request, selectors.queue_position(request) or 1), request_id=request.pk)
