@@ -17,7 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from artifacts.extraction import describe_size
 from bots.stream import DiscordTarget, LiveMessageRenderer
-from conversations.phases import describe_phase, describe_queue_position
+from conversations.phases import describe_phase, describe_queued
+from trollama.logs import request_context
 
 logger = logging.getLogger(__name__)
 
@@ -185,9 +186,13 @@ class Delivery:
         view = self._views.get(event.get("request_id"))  # type: ignore[arg-type]
         if view is None:
             return None
+        with request_context(event["request_id"]):
+            return await self._apply(view, event)
+
+    async def _apply(self, view: _View, event: dict[str, Any]) -> Outcome | None:
         kind = event.get("type")
         if kind == "request.queued":
-            view.renderer.status(describe_queue_position(event["position"]))
+            view.renderer.status(describe_queued(event))
         elif kind == "request.status":
             self._on_status(view, event)
         elif kind == "request.delta":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 PHASE_LABELS = {
     "routing": "Choosing a model…",
     "loading_model": "Loading the model {model}…",
@@ -21,3 +23,16 @@ def describe_phase(phase: str, *, model: str = "", reason: str = "") -> str | No
 
 def describe_queue_position(position: int) -> str:
     return f"Queued (position {position})…"
+
+
+def describe_hold(message: str = "") -> str:
+    """The status of a request held by soft maintenance."""
+    reason = message.strip() or "Trollama is under maintenance."
+    return f"Held: {reason} Your message is saved and will be answered when maintenance ends."
+
+
+def describe_queued(event: dict[str, Any]) -> str:
+    """The status line of a ``request.queued`` event: the queue position, or why it is held."""
+    if event.get("status") == "held":
+        return describe_hold(event.get("message", ""))
+    return describe_queue_position(event["position"])

@@ -11,8 +11,10 @@ claimed again by the next delivery of its task or by the sweeper.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +43,8 @@ from routing.router import Decision, route_request
 from routing.selectors import NoRouteAvailable
 from trollama import events
 from trollama.events import AsyncPublisher
+from trollama.logs import request_context
+from trollama.maintenance import release_if_maintenance_ended
 
 logger = logging.getLogger(__name__)
 
@@ -374,6 +378,22 @@ def reserve_budget(job: Job, *, request: Request) -> Job:
     return replace(job, options={**job.options, "num_predict": cap})
 
 
+def _logged(run: Callable[..., Outcome | None]) -> Callable[..., Outcome | None]:
+    """Tag the run's log records with its request id and log how it ended (never the text)."""
+
+    @functools.wraps(run)
+    def wrapper(*, request_id: int) -> Outcome | None:
+        with request_context(request_id):
+            started = time.monotonic()
+            outcome = run(request_id=request_id)
+            ended = outcome.value if outcome else "skipped (not this worker's to run)"
+            logger.info("Request %s %s after %.1f s", request_id, ended, time.monotonic() - started)
+            return outcome
+
+    return wrapper
+
+
+@_logged
 def process_request(*, request_id: int) -> Outcome | None:
     """Run a request to a final state. Safe to call for any id, any number of times.
 
@@ -461,14 +481,15 @@ def requeue_abandoned_requests() -> dict[str, int]:
     """Find running requests whose lease expired and get each going or settled.
 
     A request that may still run is handed to a worker again; the claim in
-    ``process_request`` makes a duplicate delivery harmless.
+    ``process_request`` makes a duplicate delivery harmless. Requests still
+    held after maintenance ended are released too.
     """
     stale = list(
         Request.objects.filter(status__in=Request.RUNNING, lease_expires_at__lt=timezone.now()).values_list(
             "pk", flat=True
         )
     )
-    counts = {"requeued": 0, "settled": 0}
+    counts = {"requeued": 0, "settled": 0, "released": release_if_maintenance_ended()}
     for request_id in stale:
         if recover_abandoned(request_id=request_id):
             counts["settled"] += 1

@@ -32,6 +32,8 @@ from conversations.models import Attachment, ChatUser, Message, Platform, Reques
 from conversations.summaries import SummaryFailed, summarize_thread  # noqa: F401
 from routing.selectors import enabled_routes, find_route
 from trollama import events
+from trollama.maintenance import current_maintenance, release_if_maintenance_ended
+from trollama.models import Maintenance
 
 RUN_REQUEST_TASK = "conversations.tasks.run_request"
 
@@ -161,6 +163,31 @@ def _check_user_budget(user: ChatUser) -> None:
         raise Refusal(denied.message, code=denied.code, retry_after=denied.retry_after) from None
 
 
+def _check_maintenance() -> bool:
+    """Refuse under hard maintenance; True under soft, when the request is to be held.
+
+    Read from the database at every intake, so a switch made by another
+    process applies to the very next message.
+    """
+    maintenance = current_maintenance()
+    if maintenance.mode == Maintenance.Mode.HARD:
+        raise Refusal(maintenance.user_message, code="maintenance")
+    return maintenance.mode == Maintenance.Mode.SOFT
+
+
+def _queued_event(request: Request, position: int) -> dict[str, object]:
+    event: dict[str, object] = {
+        "type": "request.queued",
+        "request_id": request.pk,
+        "status": request.status,
+        "position": position,
+        "request": selectors.request_summary(request),
+    }
+    if request.status == Request.Status.HELD:
+        event["message"] = current_maintenance().user_message
+    return event
+
+
 def _check_queue_capacity() -> None:
     waiting = selectors.waiting_count()
     if waiting >= settings.MAX_QUEUE_SIZE:
@@ -185,12 +212,14 @@ def submit_request(
 ) -> Submission:
     """Store the user's message and a queued request, and hand it to a worker.
 
-    Checks run in the order the design fixes, and any of them may raise
-    ``Refusal``, in which case nothing is stored. ``attachments`` are read
-    first (a file that cannot be used refuses the whole message, naming it).
-    With ``enqueue=False`` the caller runs the request itself
-    (``manage.py chat --inline``).
+    Under soft maintenance the request is stored as ``held`` instead and runs
+    when maintenance ends (``trollama.maintenance``). Checks run in the order
+    the design fixes, and any of them may raise ``Refusal``, in which case
+    nothing is stored. ``attachments`` are read first (a file that cannot be
+    used refuses the whole message, naming it). With ``enqueue=False`` the
+    caller runs the request itself (``manage.py chat --inline``).
     """
+    hold = _check_maintenance()
     files = read_attachments(attachments)
     validate_message(content, has_attachments=bool(files))
     if route_slug:
@@ -205,22 +234,22 @@ def submit_request(
     if files:
         _store_attachments(message=message, uploads=attachments, files=files)
     request = Request.objects.create(
-        user=user, thread=thread, message=message, route_override=route_slug or "", queued_at=now
+        user=user,
+        thread=thread,
+        message=message,
+        route_override=route_slug or "",
+        queued_at=now,
+        status=Request.Status.HELD if hold else Request.Status.QUEUED,
     )
     Thread.objects.filter(pk=thread.pk).update(updated_at=now)
 
-    if enqueue:
+    if hold:
+        # Maintenance may have ended while this transaction was open.
+        transaction.on_commit(release_if_maintenance_ended)
+    elif enqueue:
         transaction.on_commit(lambda: async_task(RUN_REQUEST_TASK, request.pk, task_name=f"request-{request.pk}"))
     position = selectors.queue_position(request) or 1
-    events.publish(
-        {
-            "type": "request.queued",
-            "request_id": request.pk,
-            "position": position,
-            "request": selectors.request_summary(request),
-        },
-        request_id=request.pk,
-    )
+    events.publish(_queued_event(request, position), request_id=request.pk)
     return Submission(request=request, position=position)
 
 
@@ -319,3 +348,43 @@ def close_thread(*, thread: Thread, by: str) -> None:
     forgotten = _delete_history(thread)
     Thread.objects.filter(pk=thread.pk).delete()
     logger.info("Thread %s (%s) closed by %s: %d messages deleted", thread.pk, thread, by, forgotten)
+
+
+class NotRetryable(Exception):
+    """The request cannot be retried; ``str()`` says why, for an operator."""
+
+
+@transaction.atomic
+def retry_request(*, request_id: int) -> Request:
+    """Run a failed request again, with a fresh attempt budget.
+
+    Resetting ``attempts`` (the fencing token) is safe here: a failed request
+    has no live worker, since django-q2 kills a task after REQUEST_TIMEOUT,
+    the same time after which its lease counts as expired. Under maintenance
+    the request is held, like a new one, and runs when maintenance ends.
+    """
+    request = Request.objects.select_for_update(of=("self",)).filter(pk=request_id).first()
+    if request is None:
+        raise NotRetryable(f"There is no request {request_id}.")
+    if request.status != Request.Status.FAILED:
+        raise NotRetryable(
+            f"Request {request_id} is {request.get_status_display().lower()}, not failed; only failed requests can be retried."
+        )
+    hold = current_maintenance().is_on
+    request.status = Request.Status.HELD if hold else Request.Status.QUEUED
+    request.attempts = 0
+    request.error = ""
+    request.phase = ""
+    request.partial_content = ""
+    request.cancel_requested = False
+    request.lease_expires_at = None
+    request.started_at = request.first_token_at = request.finished_at = request.delivered_at = None
+    request.queued_at = timezone.now()
+    request.save()
+    if hold:
+        transaction.on_commit(release_if_maintenance_ended)
+    else:
+        transaction.on_commit(lambda: async_task(RUN_REQUEST_TASK, request_id, task_name=f"request-{request_id}-retry"))
+    request = Request.objects.select_related("user", "thread", "route").get(pk=request.pk)
+    events.publish(_queued_event(request, selectors.queue_position(request) or 1), request_id=request.pk)
+    return request

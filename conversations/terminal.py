@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from conversations.phases import describe_phase, describe_queue_position
+from conversations.phases import describe_phase, describe_queued
 
 
 class Output(Protocol):
@@ -49,7 +49,7 @@ class TerminalRenderer:
             return None
         kind = event.get("type")
         if kind == "request.queued":
-            self._status(describe_queue_position(event["position"]))
+            self._status(describe_queued(event))
         elif kind == "request.status":
             self._on_status(event)
         elif kind == "request.delta":
@@ -130,7 +130,15 @@ CANCEL_GRACE = 10.0
 EXIT_DONE = 0
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
+EXIT_HELD = 3
 EXIT_INTERRUPTED = 130
+
+
+def describe_held_inline(request_id: int) -> str:
+    return (
+        f"Held: Trollama is under maintenance, so request {request_id} was saved instead of run. "
+        "The workers answer it when maintenance ends; follow it in the admin."
+    )
 
 
 @dataclass
@@ -300,6 +308,12 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
         err.write(
             f"New thread {request.thread.external_id!r}; continue it with --thread {request.thread.external_id}\n"
         )
+
+    if turn.inline and request.status == Request.Status.HELD:
+        # Nothing here may run it: the workers will, once maintenance ends.
+        await listener.close()
+        err.write(f"{describe_held_inline(request.pk)}\n")
+        return EXIT_HELD
 
     renderer = TerminalRenderer(request.pk, out=out, err=err)
     loop = asyncio.get_running_loop()

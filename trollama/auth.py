@@ -1,4 +1,4 @@
-"""The internal token that the bot, the terminal and workers present to web."""
+"""Tokens presented to web: the internal one (bot, terminal, workers) and the metrics one (Prometheus)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ from django.conf import settings
 
 
 def is_internal_token(candidate: str | None) -> bool:
-    if not candidate:
+    return _matches(candidate, settings.INTERNAL_TOKEN)
+
+
+def is_metrics_token(candidate: str | None) -> bool:
+    """False for every candidate when METRICS_TOKEN is not set."""
+    return _matches(candidate, settings.METRICS_TOKEN)
+
+
+def _matches(candidate: str | None, secret: str) -> bool:
+    if not candidate or not secret:
         return False
-    return hmac.compare_digest(candidate.encode(), settings.INTERNAL_TOKEN.encode())
+    return hmac.compare_digest(candidate.encode(), secret.encode())
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -13,6 +13,7 @@ from django.http.request import split_domain_port, validate_host
 from conversations.selectors import RequestFilters, recent_requests_snapshot, request_snapshot
 from trollama import events
 from trollama.auth import bearer_token, is_internal_token
+from trollama.maintenance import maintenance_snapshot
 
 # Close codes in the 4000-4999 range reserved for applications.
 CLOSE_UNAUTHORIZED = 4401
@@ -41,9 +42,10 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     ``/ws/events/`` follows every request (the console list, the bot, the
     terminal); ``/ws/requests/<id>/`` follows one. On connect, and whenever the
     client sends ``{"type": "sync"}``, the current state is sent as a ``sync``
-    message, so a listener that reconnects or notices a gap catches up. The
-    list snapshot honours ``?status=&route=&user=`` in the URL (see
-    ``RequestFilters``); events are not filtered.
+    message (with the maintenance state on ``/ws/events/``), so a listener that
+    reconnects or notices a gap catches up. The list snapshot honours
+    ``?status=&route=&user=`` in the URL (see ``RequestFilters``); events are
+    not filtered.
 
     Browsers authenticate with a staff session and must send an allowed
     Origin; the bot and the terminal send ``Authorization: Bearer <token>``.
@@ -90,8 +92,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def _send_snapshot(self) -> None:
         if self.request_id is None:
             query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-            snapshot = await sync_to_async(recent_requests_snapshot)(filters=RequestFilters.from_query(query))
-            await self.send_json({"type": "sync", "requests": snapshot})
+            await self.send_json(
+                {
+                    "type": "sync",
+                    "requests": await sync_to_async(recent_requests_snapshot)(filters=RequestFilters.from_query(query)),
+                    "maintenance": await sync_to_async(maintenance_snapshot)(),
+                }
+            )
         else:
             await self.send_json({"type": "sync", "request": await sync_to_async(request_snapshot)(self.request_id)})
 

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from conversations.selectors import recent_requests_snapshot
 from trollama import events
+from trollama.maintenance import maintenance_snapshot
 
 Event = dict[str, Any]
 
@@ -97,7 +98,13 @@ class LayerListener:
                 yield message["event"]
 
     async def resync(self) -> None:
-        self._pending.append({"type": "sync", "requests": await sync_to_async(recent_requests_snapshot)()})
+        self._pending.append(
+            {
+                "type": "sync",
+                "requests": await sync_to_async(recent_requests_snapshot)(),
+                "maintenance": await sync_to_async(maintenance_snapshot)(),
+            }
+        )
 
     async def close(self) -> None:
         assert self._layer is not None

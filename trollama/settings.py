@@ -168,8 +168,22 @@ def _persistent_secret(path: Path) -> str:
 # -- Core -------------------------------------------------------------------
 
 DATA_DIR = Path(_read("DATA_DIR", str, str(BASE_DIR / "var"))).resolve()
+# "production" means web is reachable by others, behind a TLS proxy: secrets
+# must be given, cookies are secure and HSTS is on. "development" (the
+# default) is the embedded, local configuration with generated secrets.
+DJANGO_ENV = _read("DJANGO_ENV", _choice("development", "production"), "development")
+IS_PRODUCTION = DJANGO_ENV == "production"
 DEBUG = _read("DEBUG", _bool, False)
-SECRET_KEY = _read("SECRET_KEY", str, "") or _persistent_secret(DATA_DIR / "secret_key")
+if IS_PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be false when DJANGO_ENV is production.")
+SECRET_KEY = _read("SECRET_KEY", str, "")
+if not SECRET_KEY:
+    if IS_PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DJANGO_ENV is production: set it to a long random value, e.g. the output "
+            'of `python -c "import secrets; print(secrets.token_urlsafe(50))"`.'
+        )
+    SECRET_KEY = _persistent_secret(DATA_DIR / "secret_key")
 INTERNAL_TOKEN = _read("INTERNAL_TOKEN", str, "") or _persistent_secret(DATA_DIR / "internal_token")
 # Namespaces the queue, channel layer and cache, so several instances (or a
 # test run) can share one Redis without seeing each other's traffic.
@@ -177,6 +191,25 @@ INSTANCE_NAME = _read("INSTANCE_NAME", _slug, "trollama")
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _csv, ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS: list[str] = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
 TIME_ZONE = _read("TIME_ZONE", _timezone, "UTC")
+
+# -- Behind a TLS proxy (production) ------------------------------------------
+
+# Trust the proxy's X-Forwarded-Proto header to tell HTTPS from HTTP. Only safe
+# when web is reachable through the proxy alone (it strips the client's own).
+BEHIND_TLS_PROXY = _read("BEHIND_TLS_PROXY", _bool, IS_PRODUCTION)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = IS_PRODUCTION
+SECURE_SSL_REDIRECT = IS_PRODUCTION
+# The other processes talk to web over plain HTTP on loopback (WEB_URL): the
+# event relay, health and metrics must answer there rather than redirect.
+SECURE_REDIRECT_EXEMPT = [r"^internal/", r"^health$", r"^metrics$"]
+SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", _int(0), 31_536_000 if IS_PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("SECURE_HSTS_INCLUDE_SUBDOMAINS", _bool, False)
+SECURE_HSTS_PRELOAD = _read("SECURE_HSTS_PRELOAD", _bool, False)
+# Both bind more than this site (every subdomain; the browsers' preload list),
+# so they are the operator's choice, not a default that check --deploy forces.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 USE_TZ = True
 LANGUAGE_CODE = "en-us"
 USE_I18N = False
@@ -457,17 +490,64 @@ ADMIN_PASSWORD = _read("ADMIN_PASSWORD", str, "")
 # -- Logging ----------------------------------------------------------------
 
 LOG_LEVEL = _read("LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info").upper()
-LOGGING = {
+# text for people reading a terminal; json (one object per line) for a log shipper.
+LOG_FORMAT = _read("LOG_FORMAT", _choice("text", "json"), "text")
+LOG_TO_FILE = _read("LOG_TO_FILE", _bool, True)
+LOG_DIR = Path(_read("LOG_DIR", str, str(DATA_DIR / "logs")))
+# Daily files kept besides today's; older ones are deleted at the rollover.
+LOG_RETENTION_DAYS = _read("LOG_RETENTION_DAYS", _int(1, 3650), 14)
+
+_log_handlers = ["console"]
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "filters": {
+        "request_id": {"()": "trollama.logs.RequestIdFilter"},
+        "redact_secrets": {"()": "trollama.logs.RedactSecretsFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [pid %(process)d req %(request_id)s]: %(message)s"},
+        # python-json-logger (a well-kept library) rather than a hand-written
+        # formatter: it serialises extras, exceptions and stack info correctly.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "redact_secrets"],
+        },
+    },
+    "root": {"handlers": _log_handlers, "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL},
         # One line per HTTP request from the ollama client is noise.
         "httpx": {"level": "WARNING"},
     },
 }
+if LOG_TO_FILE:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    LOGGING["handlers"]["file"] = {
+        "class": "trollama.logs.SharedTimedRotatingFileHandler",
+        "filename": str(LOG_DIR / "trollama.log"),
+        "when": "midnight",
+        "utc": True,
+        "backupCount": LOG_RETENTION_DAYS,
+        "encoding": "utf-8",
+        "formatter": LOG_FORMAT,
+        "filters": ["request_id", "redact_secrets"],
+    }
+    _log_handlers.append("file")
+
+# -- Metrics ----------------------------------------------------------------
+
+# Bearer token for GET /metrics (Prometheus). Empty: staff sessions only.
+METRICS_TOKEN = _read("METRICS_TOKEN", str, "")
+# Histograms of /metrics cover requests finished in this many minutes.
+METRICS_WINDOW_MINUTES = _read("METRICS_WINDOW_MINUTES", _int(1, 7 * 24 * 60), 60)
 
 LOGIN_URL = "admin:login"

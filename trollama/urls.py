@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("console/", include("console.urls")),
     path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
     path("internal/events", views.relay_event, name="relay-event"),
     path("", include("artifacts.urls")),
 ]

@@ -7,8 +7,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from trollama import events
-from trollama.auth import bearer_token, is_internal_token
+from trollama.auth import bearer_token, is_internal_token, is_metrics_token
 from trollama.health import health_report
+from trollama.metrics import CONTENT_TYPE, render_metrics
 
 
 @require_GET
@@ -42,3 +43,21 @@ async def relay_event(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "'groups' must list known groups"}, status=400)
     await events.group_send(event, groups)
     return HttpResponse(status=204)
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics, for ``Authorization: Bearer <METRICS_TOKEN>`` or a staff session."""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
+        if not is_metrics_token(token):
+            return JsonResponse({"error": "the metrics token is wrong"}, status=403)
+    elif not request.user.is_authenticated:
+        response = JsonResponse(
+            {"error": "send Authorization: Bearer <METRICS_TOKEN>, or sign in as staff"}, status=401
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    elif not request.user.is_staff:
+        return JsonResponse({"error": "metrics are for staff only"}, status=403)
+    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE)

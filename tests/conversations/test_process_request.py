@@ -206,7 +206,7 @@ class ProcessRequestTests:
 
         counts = requeue_abandoned_requests()
 
-        assert counts == {"requeued": 0, "settled": 1}
+        assert counts == {"requeued": 0, "settled": 1, "released": 0}
         request.refresh_from_db()
         assert request.status == Request.Status.FAILED
         assert "stopped unexpectedly" in request.error

@@ -9,6 +9,7 @@ database or another run.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -18,12 +19,25 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+REQUEST_STATE = """
+from conversations.models import Message, Request
+request = Request.objects.select_related("thread").get(pk={pk})
+result = {{
+    "status": request.status,
+    "attempts": request.attempts,
+    "error": request.error,
+    "assistant_messages": list(
+        Message.objects.filter(thread=request.thread, role="assistant").values_list("content", flat=True)
+    ),
+}}
+"""
 
 
 def free_port() -> int:
@@ -98,13 +112,16 @@ class System:
     def start(self, *, workers: bool = True, timeout: float = 60) -> System:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.manage("bootstrap")
-        self.popen(
-            "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "trollama.asgi:application"]
-        )
+        self.start_web()
         if workers:
             self.start_workers()
         self.wait_until_ready(workers=workers, timeout=timeout)
         return self
+
+    def start_web(self) -> None:
+        self.popen(
+            "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "trollama.asgi:application"]
+        )
 
     def start_workers(self) -> None:
         self.popen("worker", [PYTHON, "manage.py", "qcluster"])
@@ -140,6 +157,51 @@ class System:
 
     def chat(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.manage("chat", *args, timeout=timeout, check=False)
+
+    def query(self, code: str, timeout: float = 60) -> object:
+        """Run Python in a Django shell of this system; ``code`` sets ``result``, returned as JSON."""
+        script = f"import json\n{code}\nprint('RESULT ' + json.dumps(result, default=str))"
+        output = self.manage("shell", "-c", script, timeout=timeout).stdout
+        line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+        return json.loads(line.removeprefix("RESULT "))
+
+    def spawn_chat(self, *args: str) -> subprocess.Popen[bytes]:
+        """``manage.py chat`` running in the background, its output piped."""
+        return subprocess.Popen(
+            [PYTHON, "manage.py", "chat", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def request_state(self, request_id: int) -> dict[str, Any]:
+        """A request's status, attempts and error, and the assistant messages stored in its thread."""
+        return self.query(REQUEST_STATE.format(pk=int(request_id)))  # type: ignore[return-value]
+
+    def latest_request_id(self) -> int | None:
+        return self.query(  # type: ignore[return-value]
+            "from conversations.models import Request\n"
+            "result = Request.objects.order_by('-pk').values_list('pk', flat=True).first()"
+        )
+
+    def make_sweeper_due(self) -> None:
+        """Make the sweeper schedule due now, so the cluster's scheduler (every 30 s) runs it next time."""
+        self.query(
+            "from django.utils import timezone\nfrom django_q.models import Schedule\n"
+            "result = Schedule.objects.filter(func='conversations.tasks.requeue_abandoned_requests')"
+            ".update(next_run=timezone.now())"
+        )
+
+    def wait_for_state(self, request_id: int, status: str, *, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.request_state(request_id)
+            if state["status"] == status:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"request {request_id} is {state['status']}, not {status}\n{self.logs()}")
+            time.sleep(0.5)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes[name]

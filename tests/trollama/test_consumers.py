@@ -90,7 +90,8 @@ class EventsConsumerAuthTests:
         connected, _ = await communicator.connect()
 
         assert connected
-        assert await communicator.receive_json_from() == {"type": "sync", "requests": []}
+        sync = await communicator.receive_json_from()
+        assert (sync["type"], sync["requests"], sync["maintenance"]["mode"]) == ("sync", [], "off")
         await communicator.disconnect()
 
 

@@ -22,7 +22,26 @@ VARIABLES = [
     "DEBUG",
     "TIME_ZONE",
     "LOG_LEVEL",
+    "DJANGO_ENV",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "BEHIND_TLS_PROXY",
+    "SECURE_HSTS_SECONDS",
+    "LOG_FORMAT",
+    "LOG_TO_FILE",
+    "LOG_DIR",
+    "LOG_RETENTION_DAYS",
+    "METRICS_TOKEN",
+    "METRICS_WINDOW_MINUTES",
+    "DISCORD_TOKEN",
 ]
+PRODUCTION = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": "a-production-secret-key-that-is-long-enough-for-django-0123456789",
+    "ALLOWED_HOSTS": "trollama.example.org",
+    "CSRF_TRUSTED_ORIGINS": "https://trollama.example.org",
+}
 
 
 def load(monkeypatch, tmp_path, **env: str) -> dict:
@@ -76,6 +95,78 @@ class ProductionTests:
         assert layer["CONFIG"]["hosts"][0]["socket_timeout"] is None
 
 
+class BehindATlsProxyTests:
+    def test_production_turns_on_secure_cookies_hsts_and_the_proxy_header(self, monkeypatch, tmp_path):
+        settings = load(monkeypatch, tmp_path, **PRODUCTION)
+
+        assert settings["IS_PRODUCTION"]
+        assert settings["SESSION_COOKIE_SECURE"] and settings["CSRF_COOKIE_SECURE"]
+        assert settings["SECURE_SSL_REDIRECT"]
+        assert settings["SECURE_HSTS_SECONDS"] == 31_536_000
+        assert settings["SECURE_PROXY_SSL_HEADER"] == ("HTTP_X_FORWARDED_PROTO", "https")
+        assert settings["CSRF_TRUSTED_ORIGINS"] == ["https://trollama.example.org"]
+
+    def test_the_loopback_endpoints_other_processes_use_are_never_redirected(self, monkeypatch, tmp_path):
+        import re
+
+        exempt = load(monkeypatch, tmp_path, **PRODUCTION)["SECURE_REDIRECT_EXEMPT"]
+
+        for path in ("internal/events", "health", "metrics"):
+            assert any(re.search(pattern, path) for pattern in exempt), path
+        assert not any(re.search(pattern, "admin/") for pattern in exempt)
+
+    def test_production_requires_a_secret_key(self, monkeypatch, tmp_path):
+        with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is required"):
+            load(monkeypatch, tmp_path, **{**PRODUCTION, "SECRET_KEY": ""})
+
+        assert not (tmp_path / "secret_key").exists()
+
+    def test_production_refuses_debug(self, monkeypatch, tmp_path):
+        with pytest.raises(ImproperlyConfigured, match="DEBUG must be false"):
+            load(monkeypatch, tmp_path, **PRODUCTION, DEBUG="true")
+
+    def test_the_embedded_default_stays_plain_http(self, monkeypatch, tmp_path):
+        settings = load(monkeypatch, tmp_path)
+
+        assert not settings["IS_PRODUCTION"]
+        assert not settings["SESSION_COOKIE_SECURE"]
+        assert not settings["SECURE_SSL_REDIRECT"]
+        assert "SECURE_PROXY_SSL_HEADER" not in settings
+
+    def test_check_deploy_is_clean_under_production_settings(self, tmp_path):
+        env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), **PRODUCTION}
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+            cwd=SETTINGS.parents[1],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert "no issues" in result.stdout
+
+
+class LoggingSettingsTests:
+    def test_text_to_the_console_and_a_daily_file_kept_for_the_retention(self, monkeypatch, tmp_path):
+        settings = load(monkeypatch, tmp_path, LOG_RETENTION_DAYS="30")
+
+        handlers = settings["LOGGING"]["handlers"]
+        assert handlers["console"]["formatter"] == "text"
+        assert handlers["file"]["filename"] == str(tmp_path / "logs" / "trollama.log")
+        assert (handlers["file"]["when"], handlers["file"]["backupCount"]) == ("midnight", 30)
+        assert settings["LOGGING"]["root"]["handlers"] == ["console", "file"]
+        for handler in handlers.values():
+            assert handler["filters"] == ["request_id", "redact_secrets"]
+
+    def test_json_and_no_file(self, monkeypatch, tmp_path):
+        settings = load(monkeypatch, tmp_path, LOG_FORMAT="json", LOG_TO_FILE="false")
+
+        assert settings["LOGGING"]["handlers"]["console"]["formatter"] == "json"
+        assert "file" not in settings["LOGGING"]["handlers"]
+
+
 class BadValueTests:
     @pytest.mark.parametrize(
         ("variable", "value"),
@@ -99,6 +190,11 @@ class BadValueTests:
             ("TIME_ZONE", "Mars/Olympus_Mons"),
             ("LOG_LEVEL", "loud"),
             ("INSTANCE_NAME", "two words"),
+            ("DJANGO_ENV", "staging"),
+            ("LOG_FORMAT", "xml"),
+            ("LOG_RETENTION_DAYS", "0"),
+            ("METRICS_WINDOW_MINUTES", "forever"),
+            ("BEHIND_TLS_PROXY", "perhaps"),
         ],
     )
     def test_it_fails_at_start_up_naming_the_variable(self, monkeypatch, tmp_path, variable, value):

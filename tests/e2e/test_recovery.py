@@ -1,0 +1,171 @@
+"""Crash recovery and maintenance, driven through real processes.
+
+The workers are killed with SIGKILL while an answer streams; the request must
+be taken up again by the sweeper schedule once its lease runs out, and end
+with exactly one assistant message. Maintenance is switched by one process
+(``manage.py maintenance``) and seen by others (``manage.py chat``, workers).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.harness import System, running_system
+
+pytestmark = pytest.mark.e2e
+
+# Short enough that a test waits seconds, not minutes, for a lease to run out;
+# long enough for every answer here, since django-q2 also stops tasks after it.
+REQUEST_TIMEOUT = "8"
+SLOW = "slow " * 80  # 4 s at 20 tokens/s: long enough to be killed mid-stream
+
+SWEEP_NOW = "from conversations.tasks import requeue_abandoned_requests\nresult = requeue_abandoned_requests()"
+
+
+@pytest.fixture
+def fake(_fake_ollama_server):
+    _fake_ollama_server.reset()
+    yield _fake_ollama_server
+    _fake_ollama_server.reset()
+
+
+def kill_workers_mid_stream(system: System, fake) -> int:
+    """Start a chat whose answer streams slowly, SIGKILL the workers mid-answer; returns the request id."""
+    chat = system.spawn_chat("tell me a long story", "--user", "erin")
+    assert chat.stdout is not None
+    assert chat.stdout.read(10) == b"slow slow "  # the answer is streaming through web to the terminal
+    system.kill("worker")
+    chat.kill()
+    chat.wait(timeout=10)
+    request_id = system.latest_request_id()
+    assert request_id is not None
+    return request_id
+
+
+def status_line(chat, prefix: str, limit: int = 10) -> str:
+    """The first line ``manage.py chat`` wrote to stderr that starts with ``prefix``."""
+    for _ in range(limit):
+        line = chat.stderr.readline().decode()
+        if line.startswith(prefix) or not line:
+            return line
+    return ""
+
+
+def recovery_system(server, tmp_path_factory, *, max_attempts: int):
+    """One worker process, so requests run in queue order, and a short lease."""
+    with running_system(
+        tmp_path_factory.mktemp(f"recovery-{max_attempts}"),
+        ollama_url=server.url,
+        REQUEST_TIMEOUT=REQUEST_TIMEOUT,
+        MAX_ATTEMPTS=str(max_attempts),
+        Q_WORKERS="1",
+    ) as system:
+        yield system
+
+
+@pytest.fixture(scope="module")
+def system(_fake_ollama_server, tmp_path_factory):
+    yield from recovery_system(_fake_ollama_server, tmp_path_factory, max_attempts=2)
+
+
+class WorkerCrashTests:
+    def test_a_request_whose_workers_were_killed_is_answered_once_after_its_lease(self, system, fake):
+        fake.script("The whole story, told once.")
+        fake.script(SLOW, tokens_per_second=20, times=1)
+        request_id = kill_workers_mid_stream(system, fake)
+        assert system.request_state(request_id)["status"] == "generating"  # stuck: nobody is running it
+
+        system.start_workers()
+        system.make_sweeper_due()
+        final = system.wait_for_state(request_id, "done", timeout=90)
+
+        assert final["attempts"] == 2
+        assert final["assistant_messages"] == ["The whole story, told once."]
+
+
+class MaintenanceAcrossProcessesTests:
+    def test_soft_holds_then_off_releases_in_order(self, system, fake):
+        fake.script("Answered after maintenance.")
+        system.manage("maintenance", "soft", "--message", "Swapping the GPU.")
+        chats = []
+        try:
+            for text, user in (("first in line", "fay"), ("second in line", "gus")):
+                chats.append(system.spawn_chat(text, "--user", user))
+                assert status_line(chats[-1], "Held: ").startswith("Held: Swapping the GPU.")
+            time.sleep(1.0)
+            assert not [r for r in fake.requests if r.path == "/api/chat"]  # nothing ran while held
+            assert "Held:             2" in system.manage("queue").stdout
+
+            switched = system.manage("maintenance", "off")
+        except BaseException:
+            system.manage("maintenance", "off")
+            for chat in chats:
+                chat.kill()
+            raise
+
+        assert "Maintenance is off" in switched.stdout
+        for chat in chats:
+            out, err = chat.communicate(timeout=60)
+            assert chat.returncode == 0, err.decode() + system.logs()
+            assert out.decode().startswith("Answered after maintenance.")
+        asked = [r.body["messages"][-1]["content"] for r in fake.requests if r.path == "/api/chat"]
+        assert asked == ["first in line", "second in line"]
+
+    def test_hard_refuses_with_the_message_in_another_process(self, system, fake):
+        system.manage("maintenance", "hard", "--message", "Down until 18:00 UTC.")
+        try:
+            result = system.chat("anyone there?")
+        finally:
+            system.manage("maintenance", "off")
+
+        assert result.returncode == 2
+        assert "Down until 18:00 UTC." in result.stderr
+        assert not [r for r in fake.requests if r.path == "/api/chat"]
+
+
+@pytest.fixture(scope="module")
+def one_attempt_system(_fake_ollama_server, tmp_path_factory):
+    yield from recovery_system(_fake_ollama_server, tmp_path_factory, max_attempts=1)
+
+
+class WorkerCrashOutOfAttemptsTests:
+    def test_the_sweeper_fails_it_with_a_reason_and_no_message(self, one_attempt_system, fake):
+        system = one_attempt_system
+        fake.script(SLOW, tokens_per_second=20)
+        request_id = kill_workers_mid_stream(system, fake)
+        time.sleep(int(REQUEST_TIMEOUT) + 1)  # the lease runs out
+
+        # The schedule itself is exercised above; here its task runs at once.
+        counts = system.query(SWEEP_NOW)
+
+        assert counts == {"requeued": 0, "settled": 1, "released": 0}
+        final = system.request_state(request_id)
+        assert final["status"] == "failed"
+        assert "stopped unexpectedly" in final["error"]
+        assert final["assistant_messages"] == []
+
+
+class CommandExitStatusTests:
+    """Exit statuses as a shell script sees them, from real ``manage.py`` processes."""
+
+    def test_bad_input_exits_non_zero_with_the_reason_and_no_traceback(self, system, fake):
+        unknown = system.manage("retry", "999999", check=False)
+        not_a_number = system.manage("retry", "abc", check=False)
+        bad_action = system.manage("maintenance", "sideways", check=False)
+
+        assert (unknown.returncode, not_a_number.returncode, bad_action.returncode) == (1, 2, 2)
+        assert "There is no request 999999." in unknown.stderr
+        assert "invalid int value: 'abc'" in not_a_number.stderr
+        assert "invalid choice: 'sideways'" in bad_action.stderr
+        assert all("Traceback" not in r.stderr for r in (unknown, not_a_number, bad_action))
+
+    def test_queue_and_doctor_report_on_the_running_system(self, system, fake):
+        queue = system.manage("queue", "--json")
+        doctor = system.manage("doctor", check=False)
+
+        assert queue.returncode == 0
+        assert '"maintenance": "off"' in queue.stdout
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "model gpt-oss:20b is on" in doctor.stdout

@@ -1,0 +1,197 @@
+"""GET /metrics: who may read it, and what it says about the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from bots.services import beat
+from conversations.models import Request
+from conversations.services import submit_request
+from routing.models import Route
+from tests import personas
+from trollama.maintenance import set_maintenance
+from trollama.metrics import histogram_buckets
+
+TOKEN = "metrics-token-for-tests-0123456789"
+
+
+def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample as {(name, sorted labels): value}."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def make_request(content: str, **fields) -> Request:
+    user = personas.discord_user()
+    thread = personas.thread_of(user, f"thread-{content}")
+    request = submit_request(user=user, thread=thread, content=content, enqueue=False).request
+    Request.objects.filter(pk=request.pk).update(**fields)
+    return request
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class MetricsAccessTests:
+    def test_anonymous_gets_401_with_a_challenge(self, client):
+        response = client.get("/metrics")
+
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+    def test_a_wrong_token_gets_403(self, client, settings):
+        settings.METRICS_TOKEN = TOKEN
+
+        assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 403
+
+    def test_no_token_is_accepted_when_none_is_configured(self, client, settings):
+        settings.METRICS_TOKEN = ""
+
+        assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer x"}).status_code == 403
+
+    def test_the_token_opens_it(self, client, settings):
+        settings.METRICS_TOKEN = TOKEN
+
+        response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/plain")
+        assert b"trollama_queue_depth" in response.content
+
+    def test_a_staff_session_opens_it(self, client):
+        client.force_login(personas.staff_admin())
+
+        assert client.get("/metrics").status_code == 200
+
+    def test_signed_in_non_staff_get_403(self, client):
+        client.force_login(personas.outsider())
+
+        assert client.get("/metrics").status_code == 403
+
+    def test_other_authorization_schemes_are_asked_for_the_token_not_crashed_on(self, client, settings):
+        settings.METRICS_TOKEN = TOKEN
+
+        for header in ("Basic YWRhOnB3", "Bearer", "garbage", "Bearer \u00e9\u00e9"):
+            assert client.get("/metrics", headers={"Authorization": header}).status_code in (401, 403), header
+
+    def test_only_get_is_allowed(self, client, settings):
+        settings.METRICS_TOKEN = TOKEN
+
+        assert client.post("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 405
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class MetricsContentTests:
+    @pytest.fixture
+    def scrape(self, client, settings):
+        settings.METRICS_TOKEN = TOKEN
+        settings.OLLAMA_HOST = "http://gpu-box:11434"
+
+        def get() -> dict:
+            response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert response.status_code == 200
+            return samples(response.content)
+
+        return get
+
+    def test_requests_by_route_and_status_and_the_queue_depth(self, scrape):
+        general = Route.objects.get(slug="general")
+        now = timezone.now()
+        make_request("a")
+        make_request("b", status=Request.Status.GENERATING, route=general)
+        make_request("c", status=Request.Status.DONE, route=general, finished_at=now)
+        make_request("d", status=Request.Status.HELD)
+
+        metrics = scrape()
+
+        assert metrics[("trollama_requests", (("route", ""), ("status", "queued")))] == 1
+        assert metrics[("trollama_requests", (("route", "general"), ("status", "generating")))] == 1
+        assert metrics[("trollama_requests", (("route", "general"), ("status", "done")))] == 1
+        assert metrics[("trollama_queue_depth", (("state", "queued"),))] == 1
+        assert metrics[("trollama_queue_depth", (("state", "held"),))] == 1
+        assert metrics[("trollama_queue_depth", (("state", "running"),))] == 1
+
+    def test_timings_are_histograms_over_the_recent_window(self, scrape):
+        now = timezone.now()
+        queued = now - timedelta(seconds=10)
+        make_request(
+            "fast",
+            status=Request.Status.DONE,
+            queued_at=queued,
+            started_at=queued + timedelta(seconds=0.2),
+            first_token_at=queued + timedelta(seconds=1.7),
+            finished_at=queued + timedelta(seconds=4),
+        )
+        old = now - timedelta(days=2)
+        make_request("old", status=Request.Status.DONE, queued_at=old, started_at=old, finished_at=old)
+
+        metrics = scrape()
+
+        wait = "trollama_request_queue_wait_seconds"
+        assert metrics[(f"{wait}_count", ())] == 1
+        assert metrics[(f"{wait}_bucket", (("le", "0.25"),))] == 1
+        assert metrics[(f"{wait}_bucket", (("le", "0.1"),))] == 0
+        assert metrics[(f"{wait}_sum", ())] == pytest.approx(0.2)
+        ttft = "trollama_request_time_to_first_token_seconds"
+        assert metrics[(f"{ttft}_bucket", (("le", "1.0"),))] == 0
+        assert metrics[(f"{ttft}_bucket", (("le", "2.5"),))] == 1
+        assert metrics[("trollama_request_total_seconds_sum", ())] == pytest.approx(4)
+
+    def test_tokens_by_route_and_model(self, scrape):
+        general = Route.objects.get(slug="general")
+        for name, prompt in (("x", 100), ("y", 50)):
+            make_request(
+                name,
+                status=Request.Status.DONE,
+                route=general,
+                model="gpt-oss:20b",
+                prompt_tokens=prompt,
+                completion_tokens=7,
+            )
+
+        metrics = scrape()
+
+        labels = (("kind", "prompt"), ("model", "gpt-oss:20b"), ("route", "general"))
+        assert metrics[("trollama_tokens_total", labels)] == 150
+        assert metrics[("trollama_tokens_total", (("kind", "completion"), *labels[1:]))] == 14
+
+    def test_ollama_errors_by_host(self, scrape):
+        make_request("broken", status=Request.Status.FAILED, host="http://other:11434")
+        make_request("default", status=Request.Status.FAILED)
+        make_request("retried", status=Request.Status.DONE, attempts=3)
+
+        metrics = scrape()
+
+        errors = "trollama_ollama_errors_total"
+        assert metrics[(errors, (("host", "http://other:11434"), ("kind", "failed_request")))] == 1
+        assert metrics[(errors, (("host", "http://gpu-box:11434"), ("kind", "failed_request")))] == 1
+        assert metrics[(errors, (("host", "http://gpu-box:11434"), ("kind", "retried_attempt")))] == 2
+
+    def test_the_bot_connection_and_maintenance(self, scrape):
+        assert scrape()[("trollama_bot_up", ())] == 0
+
+        beat(name="trollama#1", connected=True, latency_ms=42.0, guilds=2, events_connected=True)
+        set_maintenance(mode="soft", changed_by="ada")
+        metrics = scrape()
+
+        assert metrics[("trollama_bot_up", ())] == 1
+        assert metrics[("trollama_bot_gateway_latency_seconds", ())] == pytest.approx(0.042)
+        assert metrics[("trollama_maintenance", (("mode", "soft"),))] == 1
+        assert metrics[("trollama_maintenance", (("mode", "off"),))] == 0
+
+
+class HistogramBucketsTests:
+    def test_buckets_are_cumulative_with_an_infinite_top(self):
+        buckets, total = histogram_buckets([0.05, 0.3, 5000], bounds=(0.1, 1.0))
+
+        assert buckets == [("0.1", 1.0), ("1.0", 2.0), ("+Inf", 3.0)]
+        assert total == pytest.approx(5000.35)
+
+    def test_a_value_on_a_bound_counts_in_that_bucket(self):
+        assert histogram_buckets([1.0], bounds=(1.0,))[0] == [("1.0", 1.0), ("+Inf", 1.0)]

@@ -1,0 +1,119 @@
+"""Logging helpers wired up by ``LOGGING`` in the settings.
+
+* ``request_context(request_id)`` puts a request id in a context variable for
+  the duration of a block; ``RequestIdFilter`` copies it onto every record, so
+  the text and JSON formats both carry it without each call passing it.
+* ``RedactSecretsFilter`` replaces the Discord token and the other secrets in
+  any record, whoever logged it (discord.py, httpx, a traceback).
+* ``SharedTimedRotatingFileHandler`` lets several processes share one file.
+
+No Django model imports here: this module is loaded while logging is being
+configured, before the apps are ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from logging.handlers import TimedRotatingFileHandler
+
+REDACTED = "[redacted]"
+# Secrets shorter than this are not searched for: they would match ordinary words.
+MIN_SECRET_LENGTH = 8
+
+request_id_var: ContextVar[int | None] = ContextVar("trollama_request_id", default=None)
+
+
+@contextlib.contextmanager
+def request_context(request_id: int | None) -> Iterator[None]:
+    """Tag every log record made inside the block (in this thread or task) with ``request_id``."""
+    token = request_id_var.set(request_id)
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record: the current request's id, or ``-``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            request_id = request_id_var.get()
+            record.request_id = request_id if request_id is not None else "-"
+        return True
+
+
+def _configured_secrets() -> list[str]:
+    from django.conf import settings
+
+    names = ("DISCORD_TOKEN", "INTERNAL_TOKEN", "METRICS_TOKEN", "SECRET_KEY")
+    try:
+        values = [getattr(settings, name, "") for name in names]
+    except Exception:  # settings not configured (a bare script); nothing to redact yet
+        return []
+    return [value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH]
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Never let a secret reach a log line, formatted message or traceback alike."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = _configured_secrets()
+        if not secrets:
+            return True
+        message = record.getMessage()
+        cleaned = redact(message, secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, secrets)
+        return True
+
+
+class SharedTimedRotatingFileHandler(TimedRotatingFileHandler):
+    """A daily rotating file that web, every worker process and the bot append to.
+
+    The standard handler assumes one writer: at midnight each process would
+    rotate, and the second one deletes the file the first just rotated. Here
+    the rollover runs under an exclusive lock file, and a process that finds
+    the file already rotated by another one only reopens it.
+    """
+
+    def doRollover(self) -> None:
+        with open(self.baseFilename + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self._rotated_elsewhere():
+                    if self.stream:
+                        self.stream.close()
+                    self.stream = self._open()
+                    self.rolloverAt = self.computeRollover(int(time.time()))
+                else:
+                    super().doRollover()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _rotated_elsewhere(self) -> bool:
+        if self.stream is None:
+            return False
+        try:
+            current = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            return False
+        ours = os.fstat(self.stream.fileno())
+        return (current.st_dev, current.st_ino) != (ours.st_dev, ours.st_ino)
