@@ -23,6 +23,7 @@ from conversations.models import ChatUser, Message, Request, Thread
 from conversations.processing import process_request
 from tests.bots.fakes import FakeChannel, FakeGuild, FakeInteraction, FakeMessage, FakeUser
 from trollama.listeners import LayerListener
+from trollama.maintenance import set_maintenance
 
 
 @dataclass
@@ -438,3 +439,11 @@ class RefusalTests:
         reply = await self.refused(world, world.say(world.alice, "second", mention=True))
 
         assert "at capacity" in reply and "try again" in reply
+
+    async def test_hard_maintenance_refuses_with_the_operators_message(self, world):
+        await sync_to_async(set_maintenance)(mode="hard", message="Upgrading the GPU, back at 18:00.", changed_by="ops")
+
+        reply = await self.refused(world, world.say(world.alice, "hello", mention=True))
+
+        assert "Upgrading the GPU, back at 18:00." in reply
+        assert await Request.objects.acount() == 0
