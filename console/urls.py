@@ -12,6 +12,7 @@ urlpatterns = [
     path("requests/<int:request_id>/cancel/", views.request_cancel, name="request-cancel"),
     path("health/", views.health, name="health"),
     path("health/panel/", views.health_panel, name="health-panel"),
+    path("maintenance/", views.maintenance, name="maintenance"),
     path("usage/", views.usage, name="usage"),
     path("conversations/", views.conversations, name="conversations"),
     path("conversations/<int:thread_id>/", views.conversation, name="conversation"),

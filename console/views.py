@@ -22,11 +22,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from console import selectors
+from console.forms import MaintenanceForm
 from conversations.models import Request, Thread
 from conversations.phases import PHASE_LABELS
 from conversations.selectors import RequestFilters, recent_requests_snapshot
 from conversations.services import cancel_request
 from trollama.health import health_report
+from trollama.maintenance import current_maintenance, set_maintenance
 
 View = Callable[..., HttpResponse]
 THREADS_PER_PAGE = 25
@@ -97,8 +99,36 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
 @require_GET
 @staff_required
 def health(request: HttpRequest) -> HttpResponse:
-    context = {"section": "health", "report": async_to_sync(health_report)(), "refresh_seconds": HEALTH_REFRESH_SECONDS}
-    return render(request, "console/health.html", context)
+    return _render_health(request, MaintenanceForm(initial=_maintenance_initial()))
+
+
+def _maintenance_initial() -> dict[str, str]:
+    maintenance = current_maintenance()
+    return {"mode": maintenance.mode, "message": maintenance.message}
+
+
+def _render_health(request: HttpRequest, form: MaintenanceForm, *, status: int = 200) -> HttpResponse:
+    context = {
+        "section": "health",
+        "report": async_to_sync(health_report)(),
+        "refresh_seconds": HEALTH_REFRESH_SECONDS,
+        "maintenance": current_maintenance(),
+        "maintenance_form": form,
+    }
+    return render(request, "console/health.html", context, status=status)
+
+
+@require_POST
+@staff_required
+def maintenance(request: HttpRequest) -> HttpResponse:
+    """Switch maintenance mode; every process obeys from its next intake (see ``trollama.maintenance``)."""
+    form = MaintenanceForm(request.POST)
+    if not form.is_valid():
+        return _render_health(request, form, status=400)
+    set_maintenance(
+        mode=form.cleaned_data["mode"], message=form.cleaned_data["message"], changed_by=request.user.get_username()
+    )
+    return redirect("console:health")
 
 
 @require_GET

@@ -259,3 +259,26 @@ class ConsoleBrowserTests:
         expect(page.locator(".check", has_text=fake.url)).to_contain_text("Ollama 0.12.0")
         with page.expect_response(re.compile(r"/console/health/panel/$")):
             pass
+
+    def test_hard_maintenance_from_the_health_page_refuses_a_new_request(self, page, system):
+        sign_in(page, "/console/health/")
+
+        page.get_by_label("Hard: refuse new requests").check()
+        page.get_by_label("Message").fill("Swapping the GPU, back soon.")
+        page.get_by_role("button", name="Apply").click()
+        try:
+            expect(page.locator("#maintenance")).to_have_attribute("data-maintenance", "hard")
+            asked = subprocess.run(
+                [PYTHON, "manage.py", "chat", "hello?", "--user", "ivy"],
+                cwd=ROOT,
+                env=system.env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert asked.returncode == 2, asked.stdout + asked.stderr
+            assert "Swapping the GPU, back soon." in asked.stderr
+        finally:
+            page.get_by_label("Off: answering normally").check()
+            page.get_by_role("button", name="Apply").click()
+        expect(page.locator("#maintenance")).to_have_attribute("data-maintenance", "off")
