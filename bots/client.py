@@ -180,9 +180,7 @@ class TrollamaBot(discord.Client):
         return uploads
 
     async def submit(self, message: discord.Message, channel: Any, uploads: Sequence[Upload] = ()) -> None:
-        author = services.DiscordAuthor(
-            id=message.author.id, username=message.author.name, display_name=message.author.display_name
-        )
+        author = services.DiscordAuthor.of(message.author)
         try:
             submission = await sync_to_async(services.submit_discord_message)(
                 author=author,
@@ -193,9 +191,7 @@ class TrollamaBot(discord.Client):
                 guild_id=message.guild.id if message.guild else None,
                 parent_channel_id=getattr(channel, "parent_id", None),
                 attachments=uploads,
-                role_ids=[role.id for role in message.author.roles]
-                if isinstance(message.author, discord.Member)
-                else None,
+                role_ids=services.role_ids_of(message.author),
             )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -28,6 +29,17 @@ class DiscordAuthor:
     id: int
     username: str
     display_name: str
+
+    @classmethod
+    def of(cls, user: Any) -> DiscordAuthor:
+        """The author facts of a discord.py ``User`` or ``Member``."""
+        return cls(id=user.id, username=user.name, display_name=getattr(user, "display_name", None) or user.name)
+
+
+def role_ids_of(user: Any) -> list[int] | None:
+    """A guild member's role ids; None for a user seen outside a guild (a DM carries no roles)."""
+    roles = getattr(user, "roles", None) if getattr(user, "guild", None) is not None else None
+    return [role.id for role in roles] if roles is not None else None
 
 
 def discord_chat_user(*, author: DiscordAuthor, role_ids: Sequence[int] | None = None) -> ChatUser:

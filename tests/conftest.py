@@ -31,6 +31,14 @@ def fake_ollama(_fake_ollama_server: FakeOllama, settings: LazySettings) -> Iter
 
 
 @pytest.fixture
+def fake(_fake_ollama_server: FakeOllama) -> Iterator[FakeOllama]:
+    """The fake server, reset, for tests that run real processes (they get its URL through their environment)."""
+    _fake_ollama_server.reset()
+    yield _fake_ollama_server
+    _fake_ollama_server.reset()
+
+
+@pytest.fixture
 def relay_to(settings: LazySettings) -> Iterator[object]:
     """Make this process publish like a worker on the embedded default: over HTTP to web."""
 

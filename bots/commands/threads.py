@@ -43,10 +43,6 @@ def _name(user: Any) -> str:
     return str(getattr(user, "display_name", None) or getattr(user, "name", "Someone"))
 
 
-def _author(user: Any) -> services.DiscordAuthor:
-    return services.DiscordAuthor(id=user.id, username=user.name, display_name=_name(user))
-
-
 async def _send_parts(interaction: discord.Interaction, text: str) -> None:
     for part in split_message(text):
         await interaction.followup.send(part, allowed_mentions=discord.AllowedMentions.none())
@@ -71,7 +67,7 @@ def register(bot: TrollamaBot) -> None:
         thread = await _conversation_here(interaction)
         if thread is None:
             return
-        caller = await sync_to_async(services.discord_chat_user)(author=_author(interaction.user))
+        caller = await sync_to_async(services.discord_chat_user)(author=services.DiscordAuthor.of(interaction.user))
         try:
             summary = await sync_to_async(summarize_thread)(thread=thread, user=caller)
         except SummaryFailed as exc:

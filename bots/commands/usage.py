@@ -9,7 +9,7 @@ import discord
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from bots.services import DiscordAuthor, discord_chat_user
+from bots.services import DiscordAuthor, discord_chat_user, role_ids_of
 from budgets.selectors import budget_status
 from budgets.texts import usage_text
 
@@ -29,7 +29,5 @@ def register(bot: TrollamaBot) -> None:
     async def usage_command(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         caller = interaction.user
-        author = DiscordAuthor(id=caller.id, username=caller.name, display_name=caller.display_name)
-        role_ids = [role.id for role in caller.roles] if isinstance(caller, discord.Member) else None
-        text = await sync_to_async(usage_reply)(author=author, role_ids=role_ids)
+        text = await sync_to_async(usage_reply)(author=DiscordAuthor.of(caller), role_ids=role_ids_of(caller))
         await interaction.followup.send(text, ephemeral=True)

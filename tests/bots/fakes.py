@@ -30,6 +30,7 @@ class FakeUser:
     bot: bool = False
     guild: FakeGuild | None = None  # set for guild members
     moderator: bool = False
+    roles: list[FakeRole] = field(default_factory=list)  # a member's roles in its guild
 
     @property
     def display_name(self) -> str:
@@ -44,6 +45,11 @@ class FakeUser:
 
     def __hash__(self) -> int:
         return self.id
+
+
+@dataclass(frozen=True)
+class FakeRole:
+    id: int
 
 
 @dataclass(eq=False)

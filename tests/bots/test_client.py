@@ -18,10 +18,11 @@ from django.db import connections
 from bots.client import DONE, FAILED, WORKING, TrollamaBot
 from bots.commands.checks import Denied, require_owner_or_moderator
 from bots.delivery import CANCELLED_TEXT
+from budgets.models import RoleTier, Tier, UserRoleTier
 from budgets.usage import record_usage
 from conversations.models import ChatUser, Message, Request, Thread
 from conversations.processing import process_request
-from tests.bots.fakes import FakeChannel, FakeGuild, FakeInteraction, FakeMessage, FakeUser
+from tests.bots.fakes import FakeChannel, FakeGuild, FakeInteraction, FakeMessage, FakeRole, FakeUser
 from trollama.listeners import LayerListener
 from trollama.maintenance import set_maintenance
 
@@ -192,6 +193,16 @@ class IntakeTests:
 
         assert await Request.objects.acount() == 0
         assert message.replies == [] and message.reactions == [] and world.channel.sent == []
+
+    async def test_the_authors_discord_roles_decide_their_tier(self, world):
+        admin_tier = await Tier.objects.aget(slug="admin")
+        await RoleTier.objects.acreate(role_id="4242", tier=admin_tier)
+        world.alice.roles = [FakeRole(7), FakeRole(4242)]
+
+        await world.post(world.say(world.alice, "hello", mention=True))
+
+        role_tier = await UserRoleTier.objects.select_related("tier").aget(user__external_id=str(world.alice.id))
+        assert role_tier.tier == admin_tier
 
     async def test_a_refusal_is_a_reply_in_words(self, world, settings):
         settings.MAX_MESSAGE_CHARS = 10

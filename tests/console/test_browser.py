@@ -43,13 +43,6 @@ def system(_fake_ollama_server, tmp_path_factory) -> Iterator[System]:
         yield system
 
 
-@pytest.fixture
-def fake(_fake_ollama_server):
-    _fake_ollama_server.reset()
-    yield _fake_ollama_server
-    _fake_ollama_server.reset()
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
@@ -268,14 +261,7 @@ class ConsoleBrowserTests:
         page.get_by_role("button", name="Apply").click()
         try:
             expect(page.locator("#maintenance")).to_have_attribute("data-maintenance", "hard")
-            asked = subprocess.run(
-                [PYTHON, "manage.py", "chat", "hello?", "--user", "ivy"],
-                cwd=ROOT,
-                env=system.env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            asked = system.manage("chat", "hello?", "--user", "ivy", check=False)
             assert asked.returncode == 2, asked.stdout + asked.stderr
             assert "Swapping the GPU, back soon." in asked.stderr
         finally:

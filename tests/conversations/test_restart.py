@@ -11,13 +11,6 @@ from tests.e2e.harness import running_system
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def fake(_fake_ollama_server):
-    _fake_ollama_server.reset()
-    yield _fake_ollama_server
-    _fake_ollama_server.reset()
-
-
 class RestartTests:
     def test_a_follow_up_after_a_full_restart_sees_the_earlier_turns_and_the_files_text(self, fake, tmp_path):
         notes = tmp_path / "launch.md"

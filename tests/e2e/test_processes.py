@@ -22,13 +22,6 @@ def system(_fake_ollama_server, tmp_path_factory):
         yield system
 
 
-@pytest.fixture
-def fake(_fake_ollama_server):
-    _fake_ollama_server.reset()
-    yield _fake_ollama_server
-    _fake_ollama_server.reset()
-
-
 class EndToEndTests:
     def test_health_sees_web_workers_and_ollama(self, system, fake):
         response = httpx.get(f"{system.web_url}/health", timeout=5)

@@ -24,13 +24,6 @@ SLOW = "slow " * 80  # 4 s at 20 tokens/s: long enough to be killed mid-stream
 SWEEP_NOW = "from conversations.tasks import requeue_abandoned_requests\nresult = requeue_abandoned_requests()"
 
 
-@pytest.fixture
-def fake(_fake_ollama_server):
-    _fake_ollama_server.reset()
-    yield _fake_ollama_server
-    _fake_ollama_server.reset()
-
-
 def kill_workers_mid_stream(system: System, fake) -> int:
     """Start a chat whose answer streams slowly, SIGKILL the workers mid-answer; returns the request id."""
     chat = system.spawn_chat("tell me a long story", "--user", "erin")
