@@ -163,8 +163,8 @@ def _check_user_budget(user: ChatUser) -> None:
         raise Refusal(denied.message, code=denied.code, retry_after=denied.retry_after) from None
 
 
-def _check_maintenance() -> bool:
-    """Refuse under hard maintenance; True under soft, when the request is to be held.
+def _check_maintenance() -> Maintenance:
+    """Refuse under hard maintenance; otherwise the state, which says whether to hold (soft).
 
     Read from the database at every intake, so a switch made by another
     process applies to the very next message.
@@ -172,10 +172,10 @@ def _check_maintenance() -> bool:
     maintenance = current_maintenance()
     if maintenance.mode == Maintenance.Mode.HARD:
         raise Refusal(maintenance.user_message, code="maintenance")
-    return maintenance.mode == Maintenance.Mode.SOFT
+    return maintenance
 
 
-def _queued_event(request: Request, position: int) -> dict[str, object]:
+def _queued_event(request: Request, position: int, maintenance: Maintenance) -> dict[str, object]:
     event: dict[str, object] = {
         "type": "request.queued",
         "request_id": request.pk,
@@ -184,7 +184,7 @@ def _queued_event(request: Request, position: int) -> dict[str, object]:
         "request": selectors.request_summary(request),
     }
     if request.status == Request.Status.HELD:
-        event["message"] = current_maintenance().user_message
+        event["message"] = maintenance.user_message
     return event
 
 
@@ -219,7 +219,8 @@ def submit_request(
     used refuses the whole message, naming it). With ``enqueue=False`` the
     caller runs the request itself (``manage.py chat --inline``).
     """
-    hold = _check_maintenance()
+    maintenance = _check_maintenance()
+    hold = maintenance.mode == Maintenance.Mode.SOFT
     files = read_attachments(attachments)
     validate_message(content, has_attachments=bool(files))
     if route_slug:
@@ -249,7 +250,7 @@ def submit_request(
     elif enqueue:
         transaction.on_commit(lambda: async_task(RUN_REQUEST_TASK, request.pk, task_name=f"request-{request.pk}"))
     position = selectors.queue_position(request) or 1
-    events.publish(_queued_event(request, position), request_id=request.pk)
+    events.publish(_queued_event(request, position, maintenance), request_id=request.pk)
     return Submission(request=request, position=position)
 
 
@@ -370,7 +371,8 @@ def retry_request(*, request_id: int) -> Request:
         raise NotRetryable(
             f"Request {request_id} is {request.get_status_display().lower()}, not failed; only failed requests can be retried."
         )
-    hold = current_maintenance().is_on
+    maintenance = current_maintenance()
+    hold = maintenance.is_on
     request.status = Request.Status.HELD if hold else Request.Status.QUEUED
     request.attempts = 0
     request.error = ""
@@ -386,5 +388,5 @@ def retry_request(*, request_id: int) -> Request:
     else:
         transaction.on_commit(lambda: async_task(RUN_REQUEST_TASK, request_id, task_name=f"request-{request_id}-retry"))
     request = Request.objects.select_related("user", "thread", "route").get(pk=request.pk)
-    events.publish(_queued_event(request, selectors.queue_position(request) or 1), request_id=request.pk)
+    events.publish(_queued_event(request, selectors.queue_position(request) or 1, maintenance), request_id=request.pk)
     return request
