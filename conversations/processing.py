@@ -161,17 +161,11 @@ def prepare_job(request: Request) -> Job:
         host=placement.host_url,
         model=placement.model,
         messages=build_chat_messages(
-            request=request, route=route, system_prompt=system_prompt, images=sees_images(placement.model)
+            request=request, route=route, system_prompt=system_prompt, images=placement.sees_images
         ),
         options=route.chat_options(),
     )
     return _job_for(job, placement, route)
-
-
-def sees_images(model: str) -> bool:
-    """Whether to send images to ``model``: not when the synced table says it has no vision (Ollama would refuse)."""
-    capabilities = hosts.model_capabilities(model)
-    return capabilities is None or capabilities["vision"]
 
 
 def note_host_health(job: Job, result: AttemptResult) -> None:

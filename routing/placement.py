@@ -21,6 +21,7 @@ class Placement:
     tools: tuple[str, ...]
     fallbacks: tuple[str, ...]  # models after this one, still to try
     skipped: tuple[str, ...] = ()  # models passed over because no host could take them
+    sees_images: bool = True  # False only when the synced table says the model has no vision
 
 
 def thinking_preference(user: ChatUser | int) -> str:
@@ -44,5 +45,14 @@ def place(*, route: Route, models: Sequence[str], preference: str) -> Placement 
         capabilities = hosts.model_capabilities(model) or {}
         think = think_value(route.think, model_thinks=capabilities.get("thinking"), preference=preference)
         tools = tuple(route.tool_names) if capabilities.get("tools") and tools_available() else ()
-        return Placement(model, choice.host_id, choice.url, think, tools, tuple(models[index + 1 :]), tuple(skipped))
+        return Placement(
+            model,
+            choice.host_id,
+            choice.url,
+            think,
+            tools,
+            tuple(models[index + 1 :]),
+            tuple(skipped),
+            sees_images=capabilities.get("vision", True),
+        )
     return None

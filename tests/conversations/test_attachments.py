@@ -28,6 +28,7 @@ from conversations.attachments import (
 from conversations.models import Attachment, Message, Request
 from conversations.processing import process_request
 from conversations.services import Refusal, submit_request
+from routing.sync import sync_models
 from tests import personas
 from tests.conversations.files import blank_pdf, image, pdf_with_text
 
@@ -196,6 +197,26 @@ class SubmitWithAttachmentsTests:
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class ModelSeesAttachmentsTests:
+    def test_a_model_known_to_have_no_vision_gets_the_images_name_not_the_image(self, fake_ollama):
+        sync_models()  # the fake's gpt-oss:20b reports no vision
+        fake_ollama.script("I can't see images.")
+        user = personas.discord_user()
+        request = submit_request(
+            user=user,
+            thread=personas.thread_of(user),
+            content="what is this?",
+            route_slug="general",
+            attachments=[Upload("red.png", "image/png", image(32, 32))],
+            enqueue=False,
+        ).request
+
+        process_request(request_id=request.pk)
+
+        request.refresh_from_db()
+        assert request.status == Request.Status.DONE, request.error
+        last = [r for r in fake_ollama.requests if r.path == "/api/chat"][-1].body["messages"][-1]
+        assert "images" not in last and "[Image: red.png]" in last["content"]
+
     def test_an_image_reaches_a_vision_model_in_the_images_field(self, fake_ollama):
         fake_ollama.script("A red rectangle.")
         user = personas.discord_user()
