@@ -55,9 +55,26 @@ class MiniLM:
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.layers = 1 + max(int(k.split(".")[2]) for k in self.w if k.startswith("encoder.layer."))
+        # Prepared once: every dense weight transposed into contiguous (in, out) form, which
+        # BLAS multiplies about twice as fast as a transposed view, and query, key and value
+        # fused into one product. Same numbers, about half the time per sentence.
+        self.dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}"
+            qkv = [f"{p}.attention.self.{n}" for n in ("query", "key", "value")]
+            self.dense[f"{p}.qkv"] = (
+                np.ascontiguousarray(np.concatenate([self.w[f"{n}.weight"] for n in qkv]).T),
+                np.concatenate([self.w[f"{n}.bias"] for n in qkv]),
+            )
+            for name in ("attention.output.dense", "intermediate.dense", "output.dense"):
+                self.dense[f"{p}.{name}"] = (
+                    np.ascontiguousarray(self.w[f"{p}.{name}.weight"].T),
+                    self.w[f"{p}.{name}.bias"],
+                )
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+        weight, bias = self.dense[name]
+        return x @ weight + bias
 
     def __call__(self, texts: list[str]) -> list[list[float]]:
         if not texts:
@@ -75,13 +92,9 @@ class MiniLM:
         blocked = (1.0 - mask)[:, None, None, :] * -1e9
         for i in range(self.layers):
             p = f"encoder.layer.{i}"
-
-            def heads(t: np.ndarray) -> np.ndarray:
-                return t.reshape(batch, length, HEADS, size).transpose(0, 2, 1, 3)
-
-            q = heads(self._linear(x, f"{p}.attention.self.query"))
-            k = heads(self._linear(x, f"{p}.attention.self.key"))
-            v = heads(self._linear(x, f"{p}.attention.self.value"))
+            # (batch, length, 3·hidden) → three (batch, heads, length, size) views
+            qkv = self._linear(x, f"{p}.qkv").reshape(batch, length, 3, HEADS, size).transpose(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
             scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size) + blocked
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from routing.clients import sync_client
+from routing.clients import shared_sync_client
 from routing.decisions import unit
 from routing.models import ExampleEmbedding
 
@@ -26,16 +26,15 @@ def text_hash(text: str) -> str:
 class Embedded:
     vectors: list[list[float]]
     prompt_tokens: int
+    total_duration: int | None = None  # nanoseconds, as the server reports it
 
 
 def embed(*, host: str, model: str, texts: Sequence[str], timeout: float) -> Embedded:
     """One ``/api/embed`` call; raises what the ollama client raises."""
-    client = sync_client(host, read_timeout=timeout)
-    try:
-        response = client.embed(model=model, input=list(texts))
-    finally:
-        client.close()
-    return Embedded([list(vector) for vector in response.embeddings], response.prompt_eval_count or 0)
+    response = shared_sync_client(host, read_timeout=timeout).embed(model=model, input=list(texts))
+    return Embedded(
+        [list(vector) for vector in response.embeddings], response.prompt_eval_count or 0, response.total_duration
+    )
 
 
 def example_vectors(*, host: str, model: str, texts: Sequence[str], timeout: float) -> dict[str, list[float]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import ollama
@@ -21,7 +21,7 @@ from django.conf import settings
 from budgets.usage import record_usage
 from conversations.models import Message, Request
 from routing import decisions, embeddings, hosts
-from routing.clients import sync_client
+from routing.clients import shared_sync_client
 from routing.decisions import RouteCard, RuleSpec
 from routing.models import NextMessageRoute, Route, RouterRule, RouterSettings, RoutingPreference
 from routing.selectors import default_route, enabled_routes
@@ -39,6 +39,19 @@ class Decision:
     ms: float = 0.0
     # The classifier's reading of whether the user asked for a downloadable file.
     wants_file: bool = False
+    # Of ``ms``, the time the model servers said they spent on this decision's calls
+    # (the message's embedding, the classifier): Ollama's ``total_duration``.
+    model_ms: float = 0.0
+
+
+@dataclass
+class ModelTime:
+    """Adds up what model servers report spending on one decision's calls."""
+
+    ms: float = 0.0
+
+    def add(self, total_duration_ns: int | None) -> None:
+        self.ms += (total_duration_ns or 0) / 1e6
 
 
 def _override(request: Request, routes: dict[str, Route]) -> Decision | None:
@@ -77,7 +90,7 @@ def _rules() -> list[tuple[RuleSpec, re.Pattern[str]]]:
     return compiled
 
 
-def _similar(request: Request, routes: dict[str, Route], config: RouterSettings) -> Decision | None:
+def _similar(request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime) -> Decision | None:
     model = config.embedding_model
     if not model:
         return None
@@ -99,6 +112,7 @@ def _similar(request: Request, routes: dict[str, Route], config: RouterSettings)
     except (ollama.ResponseError, httpx.HTTPError, ConnectionError) as exc:
         logger.warning("Embedding with %s failed, skipping similarity: %s", model, exc)
         return None
+    spent.add(query.total_duration)
     # Example embeddings are shared by everyone and cached; only the query is this user's cost.
     record_usage(
         user=request.user_id,
@@ -120,7 +134,7 @@ def _similar(request: Request, routes: dict[str, Route], config: RouterSettings)
     return Decision(routes[scored.route], "embedding", scored.describe())
 
 
-def preroute(request: Request, routes: dict[str, Route], config: RouterSettings) -> Decision | None:
+def preroute(request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime) -> Decision | None:
     """Everything before the LLM: override, images, rules, similarity. None: ask the classifier."""
     decided = _override(request, routes)
     if decided is not None:
@@ -130,7 +144,7 @@ def preroute(request: Request, routes: dict[str, Route], config: RouterSettings)
     rule = decisions.first_matching_rule(request.message.content, _rules())
     if rule is not None:
         return Decision(routes[rule.route], "rule", rule.label[:300])
-    return _similar(request, routes, config)
+    return _similar(request, routes, config, spent)
 
 
 def _history(request: Request, turns: int) -> list[tuple[str, str]]:
@@ -144,7 +158,7 @@ def _history(request: Request, turns: int) -> list[tuple[str, str]]:
     return [(message.role, message.content) for message in reversed(earlier)]
 
 
-def classify(request: Request, routes: dict[str, Route], config: RouterSettings) -> Decision | None:
+def classify(request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime) -> Decision | None:
     """Ask the router model; None when it fails or gives no usable answer."""
     model = config.router_model
     choice = hosts.choose_host(model)
@@ -156,7 +170,7 @@ def classify(request: Request, routes: dict[str, Route], config: RouterSettings)
     messages = decisions.classifier_messages(cards, _history(request, config.history_turns), request.message.content)
     capabilities = hosts.model_capabilities(model) or {}
     think = decisions.think_value("off", model_thinks=capabilities.get("thinking"))
-    client = sync_client(choice.url, read_timeout=settings.ROUTER_TIMEOUT)
+    client = shared_sync_client(choice.url, read_timeout=settings.ROUTER_TIMEOUT)
     try:
         response = client.chat(
             model=model,
@@ -170,8 +184,7 @@ def classify(request: Request, routes: dict[str, Route], config: RouterSettings)
     except (ollama.ResponseError, httpx.HTTPError, ConnectionError) as exc:
         logger.warning("Router model %s failed: %s", model, exc)
         return None
-    finally:
-        client.close()
+    spent.add(response.total_duration)
     record_usage(
         user=request.user_id,
         kind="router",
@@ -191,12 +204,13 @@ def classify(request: Request, routes: dict[str, Route], config: RouterSettings)
 def route_request(request: Request) -> Decision:
     """Decide the route for ``request``. Raises ``NoRouteAvailable`` when no route is enabled."""
     started = time.perf_counter()
+    spent = ModelTime()
     routes = {route.slug: route for route in enabled_routes()}
     config = RouterSettings.current()
-    decided = preroute(request, routes, config)
+    decided = preroute(request, routes, config, spent)
     if decided is None and settings.ROUTER_CLASSIFIER and config.classifier_enabled and len(routes) > 1:
-        decided = classify(request, routes, config)
+        decided = classify(request, routes, config, spent)
     if decided is None:
         decided = Decision(default_route(), "default", "nothing else decided")
     elapsed = (time.perf_counter() - started) * 1000
-    return Decision(decided.route, decided.method, decided.detail, round(elapsed, 2), decided.wants_file)
+    return replace(decided, ms=round(elapsed, 2), model_ms=round(spent.ms, 2))

@@ -101,6 +101,16 @@ class PreRouterTests:
         )
         assert UsageEntry.objects.filter(kind="embedding", model="all-minilm").count() == 2
 
+    def test_the_decision_time_says_how_much_of_it_the_model_server_spent(self, fake_ollama):
+        RouterSettings.objects.filter(pk=1).update(embedding_model="all-minilm")
+        route_request(submit("warm up: the examples get embedded and cached"))
+        fake_ollama.script(match="reverse a list", endpoints=["embed"], latency=0.3)
+
+        decision = route_request(submit("How do I reverse a list in Python quickly?"))
+
+        assert decision.model_ms >= 300  # Ollama's total_duration for the message's embedding
+        assert decision.ms >= decision.model_ms
+
     def test_an_unsure_similarity_leaves_it_to_the_classifier(self, fake_ollama, classifier):
         RouterSettings.objects.filter(pk=1).update(embedding_model="all-minilm", similarity_threshold=0.99)
         fake_ollama.script('{"route": "general", "wants_file": false}', match=CLASSIFIER)
