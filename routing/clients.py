@@ -24,24 +24,38 @@ def async_client(host: str, *, read_timeout: float | None = None) -> ollama.Asyn
     return ollama.AsyncClient(host=host, timeout=_timeout(read_timeout), verify=tls_context())
 
 
-_shared: dict[tuple[int, str, float | None], ollama.Client] = {}
+# A deployment has a handful of hosts; the bound only matters where hosts come and
+# go (tests start a fake server per test), so old clients get closed, not kept.
+MAX_SHARED_CLIENTS = 8
+_shared: dict[tuple[str, float | None], ollama.Client] = {}
 _shared_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    """A forked child (django-q2 forks its workers) must not use, or close, the parent's connections."""
+    global _shared_lock
+    _shared.clear()
+    _shared_lock = threading.Lock()  # it may have been held, by another thread, at the fork
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def shared_sync_client(host: str, *, read_timeout: float | None = None) -> ollama.Client:
     """A client kept for the life of the process, for the small calls on the routing path.
 
-    Building a client and opening a connection costs about as much as the
-    embedding call itself on a fast host; a kept client reuses its pooled
-    keep-alive connection. httpx clients are safe to share between threads.
-    Keyed by process id too: a client must not cross a fork (django-q2 forks
-    its workers), since the child would share the parent's sockets.
+    Building a client and opening a connection costs a few milliseconds, a
+    good part of a fast embedding call; a kept client reuses its pooled
+    keep-alive connection (httpx checks an idle one is still open before
+    reusing it, so a restarted host is fine). httpx clients are safe to share
+    between threads.
     """
-    key = (os.getpid(), host, read_timeout)
-    client = _shared.get(key)
-    if client is None:
-        with _shared_lock:
-            client = _shared.get(key)
-            if client is None:
-                client = _shared[key] = sync_client(host, read_timeout=read_timeout)
+    key = (host, read_timeout)
+    with _shared_lock:
+        client = _shared.pop(key, None)
+        if client is None:
+            client = sync_client(host, read_timeout=read_timeout)
+        _shared[key] = client  # most recently used last
+        while len(_shared) > MAX_SHARED_CLIENTS:
+            _shared.pop(next(iter(_shared))).close()
     return client

@@ -678,7 +678,12 @@ async def _record_middleware(request: web.Request, handler: Any) -> web.StreamRe
     fake: FakeOllama = request.app[FAKE_KEY]
     received_at, received_mono = time.time(), time.monotonic()
     body, problem = await _read_body(request)
-    record = fake.record_request(RecordedRequest(request.method, request.path, body, received_at, received_mono))
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    record = fake.record_request(
+        RecordedRequest(
+            request.method, request.path, body, received_at, received_mono, client_port=peer[1] if peer else None
+        )
+    )
     request[RECORD_KEY] = record
     request[BODY_KEY] = body
     try:

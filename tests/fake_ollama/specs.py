@@ -263,6 +263,7 @@ class RecordedRequest:
     last_chunk_at: float | None = None
     chunks_sent: int = 0
     completed: bool = False
+    client_port: int | None = None  # the caller's side of the connection: equal ports, one kept-alive connection
 
     @property
     def model(self) -> str | None:
