@@ -18,7 +18,7 @@ from pathlib import PurePath
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django_q.tasks import async_task
@@ -188,7 +188,21 @@ def _queued_event(request: Request, position: int, maintenance: Maintenance) -> 
     return event
 
 
+# Any constant will do: it names the lock that makes intakes take turns at the capacity check.
+INTAKE_LOCK_KEY = 0x54524F4C  # "TROL"
+
+
 def _check_queue_capacity() -> None:
+    """Refuse when MAX_QUEUE_SIZE requests are already waiting.
+
+    Counting then inserting is a race when intakes run side by side: two can
+    both count 49 of 50. So intakes take turns from here to their commit. On
+    PostgreSQL that is a transaction-scoped advisory lock (no row to lock: the
+    queue is a count); SQLite's IMMEDIATE transactions already take turns.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INTAKE_LOCK_KEY])
     waiting = selectors.waiting_count()
     if waiting >= settings.MAX_QUEUE_SIZE:
         raise Refusal(

@@ -6,11 +6,8 @@ the race only means something on PostgreSQL; elsewhere these tests skip.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from budgets.models import UsageEntry
 from budgets.selectors import budget_status
@@ -22,32 +19,11 @@ from conversations.streaming import Outcome
 from routing.models import Route
 from tests import personas
 from tests.budgets.helpers import spend
+from tests.concurrency import race
 
 RACERS = 12
 CONTEXT = 1_000  # the most one request may reserve
 LEFT = 3_500  # what the user has left when the race starts
-
-
-def race(work: Callable[[int], object], items: list[int]) -> list[object]:
-    """Run ``work`` for every item in its own thread, all released at once."""
-    start = threading.Barrier(len(items))
-    results: list[object] = [None] * len(items)
-
-    def run(index: int) -> None:
-        try:
-            start.wait()
-            results[index] = work(items[index])
-        except Exception as exc:  # the test inspects what each thread met
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(items))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 @pytest.fixture
