@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import Storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -110,10 +112,20 @@ def delete_artifact(*, artifact: Artifact) -> None:
 class CleanupReport:
     artifacts: list[str] = field(default_factory=list)  # one line per artifact deleted
     uploads: list[str] = field(default_factory=list)  # one line per upload whose file was deleted
+    orphans: list[str] = field(default_factory=list)  # files no record points to
     failures: list[str] = field(default_factory=list)  # what could not be deleted (tried again next run)
 
     def counts(self) -> dict[str, int]:
-        return {"artifacts": len(self.artifacts), "uploads": len(self.uploads), "failures": len(self.failures)}
+        return {
+            "artifacts": len(self.artifacts),
+            "uploads": len(self.uploads),
+            "orphans": len(self.orphans),
+            "failures": len(self.failures),
+        }
+
+
+# A file younger than this may belong to a save whose transaction has not committed yet.
+ORPHAN_GRACE = timedelta(hours=1)
 
 
 def cleanup_expired_files(*, now: datetime | None = None) -> CleanupReport:
@@ -147,7 +159,46 @@ def cleanup_expired_files(*, now: datetime | None = None) -> CleanupReport:
             report.failures.append(f"{label}: {exc}")
         else:
             report.uploads.append(label)
+    _delete_orphans(report, Attachment, "uploads", now=now)
+    _delete_orphans(report, Artifact, "artifacts", now=now)
     return report
+
+
+def stored_files(storage: Storage, directory: str) -> Iterator[str]:
+    """The name of every file under ``directory``, at any depth."""
+    try:
+        directories, files = storage.listdir(directory)
+    except FileNotFoundError:  # nothing stored there yet
+        return
+    for name in files:
+        yield f"{directory}/{name}"
+    for name in directories:
+        yield from stored_files(storage, f"{directory}/{name}")
+
+
+def _delete_orphans(
+    report: CleanupReport, model: type[Artifact | Attachment], directory: str, *, now: datetime
+) -> None:
+    """Delete files under ``directory`` that no row points to, once they are older than ``ORPHAN_GRACE``.
+
+    Files are saved inside the transaction that stores their row; when that
+    transaction rolls back (or the process dies before it commits) the file
+    stays with nothing pointing to it, and nothing else would ever delete it.
+    """
+    storage = model._meta.get_field("file").storage
+    referenced = set(model.objects.exclude(file="").values_list("file", flat=True))
+    for name in stored_files(storage, directory):
+        if name in referenced:
+            continue
+        try:
+            if storage.get_modified_time(name) > now - ORPHAN_GRACE:
+                continue
+            storage.delete(name)
+        except Exception as exc:  # any storage back end's error
+            logger.exception("Could not delete orphaned file %s", name)
+            report.failures.append(f"{name} (orphaned file): {exc}")
+        else:
+            report.orphans.append(name)
 
 
 def _forget_upload_file(attachment: Attachment) -> None:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import io
+import os
 from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
 from artifacts.models import Artifact
+from artifacts.services import stored_files
 from artifacts.tasks import cleanup_expired_files
+from conversations.attachments import Upload
 from conversations.models import Attachment
+from conversations.services import submit_request
+from tests import personas
 from tests.artifacts.conftest import submitted
 from tests.artifacts.storage import UndeletableStorage
 
@@ -59,7 +66,7 @@ class ScheduledCleanupTests:
         expire(old)
         storage = old.file.storage
 
-        assert cleanup_expired_files() == {"artifacts": 1, "uploads": 0, "failures": 0}
+        assert cleanup_expired_files() == {"artifacts": 1, "uploads": 0, "orphans": 0, "failures": 0}
 
         assert list(Artifact.objects.values_list("filename", flat=True)) == ["b.txt"]
         assert not storage.exists(old.file.name)
@@ -82,7 +89,7 @@ class ScheduledCleanupTests:
         expire(artifact)
         cleanup_expired_files()
 
-        assert cleanup_expired_files() == {"artifacts": 0, "uploads": 0, "failures": 0}
+        assert cleanup_expired_files() == {"artifacts": 0, "uploads": 0, "orphans": 0, "failures": 0}
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -120,3 +127,54 @@ class CleanupCommandTests:
         assert "Could not delete a.txt" in err and "Permission denied" in err
         assert "they will be tried again next run" in err
         assert Artifact.objects.count() == 2
+
+
+def age(storage, name: str, *, hours: float) -> None:
+    """Make a stored file look ``hours`` old (local storage)."""
+    stamp = (timezone.now() - timedelta(hours=hours)).timestamp()
+    os.utime(storage.path(name), (stamp, stamp))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class OrphanedFileTests:
+    def test_an_upload_whose_intake_rolled_back_is_deleted_once_past_the_grace_period(self):
+        user = personas.discord_user()
+        thread = personas.thread_of(user)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            submit_request(
+                user=user,
+                thread=thread,
+                content="read this",
+                enqueue=False,
+                attachments=[Upload("notes.txt", "text/plain", b"hello")],
+            )
+            raise RuntimeError("the caller's transaction fails after the file was saved")
+        assert not Attachment.objects.exists()
+        (left,) = list(stored_files(default_storage, "uploads"))
+
+        assert cleanup_expired_files()["orphans"] == 0  # young: its transaction may still commit
+        age(default_storage, left, hours=2)
+        assert cleanup_expired_files()["orphans"] == 1
+        assert not default_storage.exists(left)
+
+    def test_files_with_a_record_are_kept_however_old(self, make_artifacts):
+        live = upload(expired=False)
+        (artifact,) = make_artifacts()
+        age(live.file.storage, live.file.name, hours=48)
+        age(artifact.file.storage, artifact.file.name, hours=48)
+
+        assert cleanup_expired_files()["orphans"] == 0
+        assert live.file.storage.exists(live.file.name) and artifact.file.storage.exists(artifact.file.name)
+
+    def test_the_command_lists_orphaned_artifact_files(self, make_artifacts):
+        (artifact,) = make_artifacts()
+        name, storage = artifact.file.name, artifact.file.storage
+        Artifact.objects.filter(pk=artifact.pk).delete()  # the row gone, the file left behind
+        age(storage, name, hours=2)
+
+        code, out, err = cleanup()
+
+        assert code == 0, err
+        assert f"Deleted orphaned file {name} (no record pointed to it)" in out
+        assert out.endswith("deleted. 1 orphaned file(s) deleted.\n")
+        assert not storage.exists(name)
