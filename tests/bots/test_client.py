@@ -8,6 +8,8 @@ they would through web's websocket, into the real renderer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import discord
@@ -66,6 +68,25 @@ class World:
         await asyncio.gather(sync_to_async(work, thread_sensitive=False)(), self.deliver_until_finished(request.pk))
         await request.arefresh_from_db()
         return request
+
+    async def deliver_until_shown(self, channel: FakeChannel, condition: Callable[[FakeChannel], bool]) -> None:
+        """Hand events to the bot until ``channel`` shows what ``condition`` looks for.
+
+        The renderer writes statuses from a task of its own (edits are paced),
+        so this watches the channel rather than checking after each event.
+        """
+
+        async def deliver() -> None:
+            async for event in self.listener:
+                await self.bot.delivery.handle(event)
+
+        delivering = asyncio.create_task(deliver())
+        try:
+            await asyncio.wait_for(channel.wait_until(condition), timeout=10)
+        finally:
+            delivering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivering
 
     async def deliver_until_finished(self, request_id: int) -> None:
         async def follow() -> None:
@@ -450,6 +471,23 @@ class RefusalTests:
         reply = await self.refused(world, world.say(world.alice, "second", mention=True))
 
         assert "at capacity" in reply and "try again" in reply
+
+    async def test_soft_maintenance_holds_the_message_and_answers_it_when_maintenance_ends(self, world, fake_ollama):
+        await sync_to_async(set_maintenance)(mode="soft", message="Swapping models.", changed_by="ops")
+        fake_ollama.script("Back, and here is your answer.")
+        message = world.say(world.alice, "are you there?", mention=True)
+
+        await world.post(message)
+        [thread] = message.threads
+        await world.deliver_until_shown(thread, lambda shown: any("Held: Swapping models." in t for t in shown.shown))
+        assert message.replies == [] and await Request.objects.filter(status=Request.Status.HELD).aexists()
+
+        await sync_to_async(set_maintenance)(mode="off", changed_by="ops")
+        request = await world.run_worker()
+
+        assert request.status == Request.Status.DONE
+        assert thread.shown == ["Back, and here is your answer."]
+        assert message.reactions == [DONE]
 
     async def test_hard_maintenance_refuses_with_the_operators_message(self, world):
         await sync_to_async(set_maintenance)(mode="hard", message="Upgrading the GPU, back at 18:00.", changed_by="ops")
