@@ -324,31 +324,66 @@ def _delete_files(names: list[str]) -> None:
             logger.warning("Could not delete upload %s", name)
 
 
+# What the people in a conversation are told when an operator changes it from
+# outside (the console); Discord's /reset and /close answer in the channel themselves.
+RESET_NOTICE = (
+    "An operator reset this conversation: I've forgotten its {messages}. Your next message starts afresh, here."
+)
+CLOSE_NOTICE = (
+    "An operator closed this conversation and deleted its history. Write to me again any time to start a new one."
+)
+
+
+def _publish_thread_notice(thread: Thread, *, kind: str, notice: str, **details: object) -> None:
+    """Announce a change to a thread with a ``notice`` for its channel (the bot posts it in Discord)."""
+    events.publish(
+        {
+            "type": kind,
+            "thread_id": thread.pk,
+            "platform": thread.platform,
+            "thread_external_id": thread.external_id,
+            **details,
+            "notice": notice,
+        }
+    )
+
+
 @transaction.atomic
-def reset_thread(*, thread: Thread, by: str) -> int:
+def reset_thread(*, thread: Thread, by: str, notify: bool = False) -> int:
     """Forget everything said in the thread but keep the thread. Returns how many messages were forgotten.
 
-    Requests still waiting or running in it are cancelled first.
+    Requests still waiting or running in it are cancelled first. ``notify``
+    publishes a ``thread.reset`` event, after commit, whose notice the bot
+    posts in the thread's Discord channel: for resets made from outside the
+    conversation, such as the console's.
     """
     Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
     _stop_in_flight(thread)
     forgotten = _delete_history(thread)
     thread.summary, thread.summary_until, thread.summary_token_count, thread.summarized_at = "", None, 0, None
     logger.info("Thread %s (%s) reset by %s: %d messages forgotten", thread.pk, thread, by, forgotten)
+    if notify:
+        messages = f"{forgotten} message{'s' if forgotten != 1 else ''}"
+        notice = RESET_NOTICE.format(messages=messages)
+        _publish_thread_notice(thread, kind="thread.reset", notice=notice, forgotten=forgotten)
     return forgotten
 
 
 @transaction.atomic
-def close_thread(*, thread: Thread, by: str) -> None:
+def close_thread(*, thread: Thread, by: str, notify: bool = False) -> None:
     """End the conversation: cancel what is running and delete the thread with its whole history.
 
     A later message in the same Discord channel starts a new conversation.
+    ``notify`` publishes a ``thread.closed`` event, after commit, whose notice
+    the bot posts in that channel (the channel is not archived or locked).
     """
     Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
     _stop_in_flight(thread)
     forgotten = _delete_history(thread)
     Thread.objects.filter(pk=thread.pk).delete()
     logger.info("Thread %s (%s) closed by %s: %d messages deleted", thread.pk, thread, by, forgotten)
+    if notify:
+        _publish_thread_notice(thread, kind="thread.closed", notice=CLOSE_NOTICE, deleted=forgotten)
 
 
 class NotRetryable(Exception):
