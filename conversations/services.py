@@ -370,11 +370,11 @@ def reset_thread(*, thread: Thread, by: str, notify: bool = False) -> int:
 
 
 @transaction.atomic
-def close_thread(*, thread: Thread, by: str, notify: bool = False) -> None:
+def close_thread(*, thread: Thread, by: str, notify: bool = False) -> int:
     """End the conversation: cancel what is running and delete the thread with its whole history.
 
-    A later message in the same Discord channel starts a new conversation.
-    ``notify`` publishes a ``thread.closed`` event, after commit, whose notice
+    Returns how many messages were deleted. A later message in the same
+    Discord channel starts a new conversation. ``notify`` publishes a ``thread.closed`` event, after commit, whose notice
     the bot posts in that channel (the channel is not archived or locked).
     """
     Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
@@ -384,6 +384,7 @@ def close_thread(*, thread: Thread, by: str, notify: bool = False) -> None:
     logger.info("Thread %s (%s) closed by %s: %d messages deleted", thread.pk, thread, by, forgotten)
     if notify:
         _publish_thread_notice(thread, kind="thread.closed", notice=CLOSE_NOTICE, deleted=forgotten)
+    return forgotten
 
 
 class NotRetryable(Exception):
