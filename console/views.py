@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
@@ -33,6 +34,7 @@ from trollama.maintenance import current_maintenance, set_maintenance
 
 View = Callable[..., HttpResponse]
 THREADS_PER_PAGE = 25
+ARTIFACTS_PER_PAGE = 50
 HEALTH_REFRESH_SECONDS = 5
 
 
@@ -214,3 +216,19 @@ def conversation_close(request: HttpRequest, thread_id: int) -> HttpResponse:
         f"A new message in its channel starts a new conversation.{_told_in_discord(thread)}",
     )
     return redirect("console:conversations")
+
+
+@require_GET
+@staff_required
+def artifacts(request: HttpRequest) -> HttpResponse:
+    filters = selectors.ArtifactFilters.from_query(request.GET)
+    page = Paginator(selectors.search_artifacts(filters), ARTIFACTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "section": "artifacts",
+        "filters": filters,
+        "states": selectors.ArtifactFilters.STATES,
+        "content_types": selectors.artifact_content_types(),
+        "page": page,
+        "ttl_hours": settings.ARTIFACT_TTL_HOURS,
+    }
+    return render(request, "console/artifacts.html", context)
