@@ -17,12 +17,13 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django_q.tasks import async_task
 
+from artifacts.models import Artifact, artifact_storage
 from budgets import services as budget_services
 from conversations import selectors
 from conversations.attachments import MAX_FILES, Limits, ReadFile, Unreadable, Upload, read_upload, upload_limit
@@ -301,27 +302,33 @@ def _stop_in_flight(thread: Thread) -> None:
 
 
 def _delete_history(thread: Thread) -> int:
-    """Delete the thread's messages (their requests and attachments go with them) and its summary."""
+    """Delete the thread's messages (their requests, attachments and artifacts go with them) and its summary.
+
+    The stored files of uploads and artifacts are deleted after commit: the
+    rows cascade, and without their rows nothing would ever delete the files.
+    """
     uploads = [
         name
         for name in Attachment.objects.filter(message__thread=thread).exclude(file="").values_list("file", flat=True)
         if name
     ]
+    artifact_files = [name for name in Artifact.objects.filter(thread=thread).values_list("file", flat=True) if name]
     forgotten = thread.messages.count()
     Thread.objects.filter(pk=thread.pk).update(
         summary="", summary_until=None, summary_token_count=0, summarized_at=None
     )
     thread.messages.all().delete()
-    transaction.on_commit(lambda: _delete_files(uploads))
+    transaction.on_commit(lambda: _delete_files(uploads, storage=default_storage))
+    transaction.on_commit(lambda: _delete_files(artifact_files, storage=artifact_storage()))
     return forgotten
 
 
-def _delete_files(names: list[str]) -> None:
+def _delete_files(names: list[str], *, storage: Storage) -> None:
     for name in names:
         try:
-            default_storage.delete(name)
-        except OSError:
-            logger.warning("Could not delete upload %s", name)
+            storage.delete(name)
+        except Exception:  # any storage back end's error (S3 for artifacts); the history is gone either way
+            logger.exception("Could not delete the stored file %s", name)
 
 
 # What the people in a conversation are told when an operator changes it from

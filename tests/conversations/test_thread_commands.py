@@ -13,6 +13,8 @@ from asgiref.sync import async_to_sync
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from artifacts.models import Artifact
+from artifacts.services import store_answer_artifacts
 from bots.client import TrollamaBot
 from bots.commands.general import help_text
 from bots.commands.threads import NO_CONVERSATION
@@ -211,6 +213,22 @@ class CloseCommandTests:
 
         assert not default_storage.exists(name)
         assert not Attachment.objects.exists()
+
+    @pytest.mark.parametrize("forget", [reset_thread, close_thread])
+    def test_resetting_or_closing_deletes_the_stored_files_made_from_its_answers(self, forget):
+        history = conversation()
+        request = history.ask("save it as a.py")
+        (artifact,) = store_answer_artifacts(
+            request=request, content='```python title="a.py"\nprint(1)\n```\n', wanted=True
+        ).artifacts
+        storage, name = artifact.file.storage, artifact.file.name
+        assert storage.exists(name)
+
+        with self.capture_commits():
+            forget(thread=history.thread, by="test")
+
+        assert not storage.exists(name)
+        assert not Artifact.objects.exists()
 
     @staticmethod
     def capture_commits():
