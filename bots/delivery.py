@@ -33,9 +33,17 @@ FAILED_PREFIX = "❌ "
 CANCELLED_TEXT = "Cancelled."
 
 
+# Events about a whole thread whose ``notice`` is said in its channel: a summary
+# was written, or an operator reset or closed it from the console.
+THREAD_NOTICE_TYPES = frozenset({"thread.summarized", "thread.reset", "thread.closed"})
+
+
 def thread_notice(event: dict[str, Any]) -> tuple[int, str] | None:
-    """The Discord channel and text for a notice about a thread (e.g. it was summarized), if it is ours to post."""
-    if event.get("type") != "thread.summarized" or event.get("platform") != "discord":
+    """The Discord channel and text to post for a notice about a thread, or None when it is not ours to post.
+
+    Ours: one of ``THREAD_NOTICE_TYPES``, about a Discord thread, with a notice.
+    """
+    if event.get("type") not in THREAD_NOTICE_TYPES or event.get("platform") != "discord":
         return None
     channel = str(event.get("thread_external_id", ""))
     return (int(channel), str(event["notice"])) if channel.isdigit() and event.get("notice") else None

@@ -21,4 +21,5 @@ SECTIONS: tuple[Section, ...] = (
     Section("health", "Health", "console:health"),
     Section("usage", "Usage", "console:usage"),
     Section("conversations", "Conversations", "console:conversations"),
+    Section("artifacts", "Artifacts", "console:artifacts"),
 )

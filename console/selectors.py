@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
+from django.utils.http import urlencode
 
+from artifacts.models import Artifact
 from budgets.models import UsageEntry
 from console import charts
 from console.stats import percentile
@@ -86,6 +89,74 @@ def search_threads(query: str = "") -> QuerySet[Thread]:
 def thread_messages(thread: Thread) -> QuerySet[Message]:
     """The thread's messages, oldest first, with the request each one started (if any)."""
     return thread.messages.select_related("author", "route", "request").order_by("created_at", "pk")
+
+
+# -- Artifacts ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArtifactFilters:
+    """What the artifacts page lists; empty fields match everything.
+
+    ``name`` and ``owner`` match part of a file name or of a user's name or
+    display name, ignoring case; ``content_type`` is one exactly; ``state`` is
+    ``"live"`` or ``"expired"`` (expired files wait for the next cleanup).
+    """
+
+    name: str = ""
+    owner: str = ""
+    content_type: str = ""
+    state: str = ""
+
+    LIVE = "live"
+    EXPIRED = "expired"
+    STATES = ((LIVE, "Live"), (EXPIRED, "Expired, not yet deleted"))
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> ArtifactFilters:
+        """From request.GET; an unknown state is ignored."""
+
+        def first(name: str) -> str:
+            return str(query.get(name, "")).strip()[:200]
+
+        state = first("state")
+        if state not in {cls.LIVE, cls.EXPIRED}:
+            state = ""
+        return cls(name=first("name"), owner=first("owner"), content_type=first("content_type"), state=state)
+
+    @property
+    def active(self) -> bool:
+        return any(asdict(self).values())
+
+    def as_query(self) -> str:
+        """The filters as a query string (without "?"), to keep them across pages."""
+        return urlencode({key: value for key, value in asdict(self).items() if value})
+
+    def apply(self, artifacts: QuerySet[Artifact], *, now: datetime) -> QuerySet[Artifact]:
+        if self.name:
+            artifacts = artifacts.filter(filename__icontains=self.name)
+        if self.owner:
+            artifacts = artifacts.filter(
+                Q(owner__username__icontains=self.owner) | Q(owner__display_name__icontains=self.owner)
+            )
+        if self.content_type:
+            artifacts = artifacts.filter(content_type=self.content_type)
+        if self.state == self.LIVE:
+            artifacts = artifacts.filter(expires_at__gt=now)
+        elif self.state == self.EXPIRED:
+            artifacts = artifacts.filter(expires_at__lte=now)
+        return artifacts
+
+
+def search_artifacts(filters: ArtifactFilters) -> QuerySet[Artifact]:
+    """Stored files matching ``filters``, newest first, with their owner and thread."""
+    artifacts = Artifact.objects.select_related("owner", "thread")
+    return filters.apply(artifacts, now=timezone.now()).order_by("-created_at", "-pk")
+
+
+def artifact_content_types() -> list[str]:
+    """Every content type a stored file has, for the page's filter."""
+    return list(Artifact.objects.order_by("content_type").values_list("content_type", flat=True).distinct())
 
 
 # -- Usage ----------------------------------------------------------------------

@@ -16,6 +16,9 @@ urlpatterns = [
     path("usage/", views.usage, name="usage"),
     path("conversations/", views.conversations, name="conversations"),
     path("conversations/<int:thread_id>/", views.conversation, name="conversation"),
+    path("conversations/<int:thread_id>/reset/", views.conversation_reset, name="conversation-reset"),
+    path("conversations/<int:thread_id>/close/", views.conversation_close, name="conversation-close"),
+    path("artifacts/", views.artifacts, name="artifacts"),
     path(
         "login/",
         auth_views.LoginView.as_view(

@@ -13,6 +13,8 @@ from functools import wraps
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -23,15 +25,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console import selectors
 from console.forms import MaintenanceForm
-from conversations.models import Request, Thread
+from conversations.models import Platform, Request, Thread
 from conversations.phases import PHASE_LABELS
 from conversations.selectors import RequestFilters, recent_requests_snapshot
-from conversations.services import cancel_request
+from conversations.services import cancel_request, close_thread, reset_thread
 from trollama.health import health_report
 from trollama.maintenance import current_maintenance, set_maintenance
 
 View = Callable[..., HttpResponse]
 THREADS_PER_PAGE = 25
+ARTIFACTS_PER_PAGE = 50
 HEALTH_REFRESH_SECONDS = 5
 
 
@@ -172,5 +175,60 @@ def conversation(request: HttpRequest, thread_id: int) -> HttpResponse:
     return render(
         request,
         "console/conversation.html",
-        {"section": "conversations", "thread": thread, "messages": selectors.thread_messages(thread)},
+        {"section": "conversations", "thread": thread, "thread_messages": selectors.thread_messages(thread)},
     )
+
+
+def _operator(request: HttpRequest) -> str:
+    """Who did it, as the audit logs name a console user."""
+    return f"console:{request.user.get_username()}"
+
+
+def _told_in_discord(thread: Thread) -> str:
+    return " The bot posts a notice about it in the Discord channel." if thread.platform == Platform.DISCORD else ""
+
+
+def _messages(count: int) -> str:
+    return f"{count} message{'s' if count != 1 else ''}"
+
+
+@require_POST
+@staff_required
+def conversation_reset(request: HttpRequest, thread_id: int) -> HttpResponse:
+    thread = get_object_or_404(Thread, pk=thread_id)
+    forgotten = reset_thread(thread=thread, by=_operator(request), notify=True)
+    messages.success(
+        request,
+        f"Forgot {_messages(forgotten)} of “{thread}” and cancelled anything still running in it. The thread stays; "
+        f"its next message starts afresh.{_told_in_discord(thread)}",
+    )
+    return redirect("console:conversation", thread_id=thread.pk)
+
+
+@require_POST
+@staff_required
+def conversation_close(request: HttpRequest, thread_id: int) -> HttpResponse:
+    thread = get_object_or_404(Thread, pk=thread_id)
+    deleted = close_thread(thread=thread, by=_operator(request), notify=True)
+    messages.success(
+        request,
+        f"Closed “{thread}”: deleted it with its {_messages(deleted)} and cancelled anything still running in it. "
+        f"A new message in its channel starts a new conversation.{_told_in_discord(thread)}",
+    )
+    return redirect("console:conversations")
+
+
+@require_GET
+@staff_required
+def artifacts(request: HttpRequest) -> HttpResponse:
+    filters = selectors.ArtifactFilters.from_query(request.GET)
+    page = Paginator(selectors.search_artifacts(filters), ARTIFACTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "section": "artifacts",
+        "filters": filters,
+        "states": selectors.ArtifactFilters.STATES,
+        "content_types": selectors.artifact_content_types(),
+        "page": page,
+        "ttl_hours": settings.ARTIFACT_TTL_HOURS,
+    }
+    return render(request, "console/artifacts.html", context)

@@ -17,16 +17,18 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django_q.tasks import async_task
 
+from artifacts.models import Artifact, artifact_storage
 from budgets import services as budget_services
 from conversations import selectors
 from conversations.attachments import MAX_FILES, Limits, ReadFile, Unreadable, Upload, read_upload, upload_limit
 from conversations.models import Attachment, ChatUser, Message, Platform, Request, Thread
+from conversations.notices import publish_thread_notice
 
 # The console and the bot summarize through this module, like every other thread use case.
 from conversations.summaries import SummaryFailed, summarize_thread  # noqa: F401
@@ -315,54 +317,83 @@ def _stop_in_flight(thread: Thread) -> None:
 
 
 def _delete_history(thread: Thread) -> int:
-    """Delete the thread's messages (their requests and attachments go with them) and its summary."""
+    """Delete the thread's messages (their requests, attachments and artifacts go with them) and its summary.
+
+    The stored files of uploads and artifacts are deleted after commit: the
+    rows cascade, and without their rows nothing would ever delete the files.
+    """
     uploads = [
         name
         for name in Attachment.objects.filter(message__thread=thread).exclude(file="").values_list("file", flat=True)
         if name
     ]
+    artifact_files = [name for name in Artifact.objects.filter(thread=thread).values_list("file", flat=True) if name]
     forgotten = thread.messages.count()
     Thread.objects.filter(pk=thread.pk).update(
         summary="", summary_until=None, summary_token_count=0, summarized_at=None
     )
     thread.messages.all().delete()
-    transaction.on_commit(lambda: _delete_files(uploads))
+    transaction.on_commit(lambda: _delete_files(uploads, storage=default_storage))
+    transaction.on_commit(lambda: _delete_files(artifact_files, storage=artifact_storage()))
     return forgotten
 
 
-def _delete_files(names: list[str]) -> None:
+def _delete_files(names: list[str], *, storage: Storage) -> None:
     for name in names:
         try:
-            default_storage.delete(name)
-        except OSError:
-            logger.warning("Could not delete upload %s", name)
+            storage.delete(name)
+        except Exception:  # any storage back end's error (S3 for artifacts); the history is gone either way
+            logger.exception("Could not delete the stored file %s", name)
+
+
+# What the people in a conversation are told when an operator changes it from
+# outside (the console); Discord's /reset and /close answer in the channel themselves.
+RESET_NOTICE = (
+    "An operator reset this conversation: I've forgotten its {messages}. Your next message starts afresh, here."
+)
+CLOSE_NOTICE = (
+    "An operator closed this conversation and deleted its history. Write to me again any time to start a new one."
+)
 
 
 @transaction.atomic
-def reset_thread(*, thread: Thread, by: str) -> int:
+def reset_thread(*, thread: Thread, by: str, notify: bool = False) -> int:
     """Forget everything said in the thread but keep the thread. Returns how many messages were forgotten.
 
-    Requests still waiting or running in it are cancelled first.
+    Requests still waiting or running in it are cancelled first. ``notify``
+    publishes a ``thread.reset`` event, after commit, whose notice the bot
+    posts in the thread's Discord channel: for resets made from outside the
+    conversation, such as the console's.
     """
     Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
     _stop_in_flight(thread)
     forgotten = _delete_history(thread)
     thread.summary, thread.summary_until, thread.summary_token_count, thread.summarized_at = "", None, 0, None
     logger.info("Thread %s (%s) reset by %s: %d messages forgotten", thread.pk, thread, by, forgotten)
+    if notify:
+        messages = f"{forgotten} message{'s' if forgotten != 1 else ''}"
+        notice = RESET_NOTICE.format(messages=messages)
+        publish_thread_notice(thread, kind="thread.reset", notice=notice, forgotten=forgotten)
     return forgotten
 
 
 @transaction.atomic
-def close_thread(*, thread: Thread, by: str) -> None:
+def close_thread(*, thread: Thread, by: str, notify: bool = False) -> int:
     """End the conversation: cancel what is running and delete the thread with its whole history.
 
-    A later message in the same Discord channel starts a new conversation.
+    Returns how many messages were deleted. A later message in the same
+    Discord channel starts a new conversation. ``notify`` publishes a
+    ``thread.closed`` event, after commit, whose notice the bot posts in that
+    channel (the channel is not archived or locked).
     """
     Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
     _stop_in_flight(thread)
     forgotten = _delete_history(thread)
     Thread.objects.filter(pk=thread.pk).delete()
     logger.info("Thread %s (%s) closed by %s: %d messages deleted", thread.pk, thread, by, forgotten)
+    if notify:
+        publish_thread_notice(thread, kind="thread.closed", notice=CLOSE_NOTICE, deleted=forgotten)
+    return forgotten
 
 
 class NotRetryable(Exception):

@@ -34,9 +34,9 @@ from conversations.context import (
     unsummarized,
 )
 from conversations.models import Attachment, ChatUser, Message, Request, Thread
+from conversations.notices import publish_thread_notice
 from routing.models import Route
 from routing.selectors import NoRouteAvailable, default_route
-from trollama import events
 from trollama.tls import tls_context
 
 logger = logging.getLogger(__name__)
@@ -294,16 +294,7 @@ def update_summary(*, thread: Thread, user: ChatUser | None = None, notify: bool
 
 
 def publish_notice(thread: Thread, *, covered: int) -> None:
-    events.publish(
-        {
-            "type": "thread.summarized",
-            "thread_id": thread.pk,
-            "platform": thread.platform,
-            "thread_external_id": thread.external_id,
-            "covered": covered,
-            "notice": NOTICE,
-        }
-    )
+    publish_thread_notice(thread, kind="thread.summarized", notice=NOTICE, covered=covered)
 
 
 def summarize_if_needed(*, thread_id: int, user_id: int | None = None) -> bool:

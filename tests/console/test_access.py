@@ -18,6 +18,7 @@ PAGES = [
     ("console:usage", {}),
     ("console:conversations", {}),
     ("console:conversation", {"thread_id": None}),
+    ("console:artifacts", {}),
 ]
 
 

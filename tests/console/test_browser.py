@@ -234,7 +234,14 @@ class ConsoleBrowserTests:
 
     def test_every_page_loads_only_from_the_server(self, page, system):
         sign_in(page)
-        for path in ("/console/", "/console/health/", "/console/usage/", "/console/conversations/", "/admin/"):
+        for path in (
+            "/console/",
+            "/console/health/",
+            "/console/usage/",
+            "/console/conversations/",
+            "/console/artifacts/",
+            "/admin/",
+        ):
             page.goto(path)
             page.wait_for_load_state("networkidle")
         page.get_by_role("link", name="Console").click()
@@ -268,3 +275,38 @@ class ConsoleBrowserTests:
             page.get_by_label("Off: answering normally").check()
             page.get_by_role("button", name="Apply").click()
         expect(page.locator("#maintenance")).to_have_attribute("data-maintenance", "off")
+
+    def test_a_file_from_an_answer_downloads_byte_for_byte_from_the_artifacts_page(self, page, system, fake):
+        script = "import sys\n\n\tdef main():\n    print('thé ☕', sys.argv[1:])  # tabs, Unicode, no CRLF\n"
+        fake.script(f'Here it is:\n\n```python title="fetch_tea.py"\n{script}```\n')
+        asked = system.chat("write a tea fetcher and save it as fetch_tea.py", "--user", "jill")
+        assert asked.returncode == 0, asked.stdout + asked.stderr + system.logs()
+        sign_in(page, "/console/")
+
+        page.get_by_role("link", name="Artifacts").click()
+        row = page.locator("table.artifacts tbody tr", has_text="fetch_tea.py")
+        expect(row).to_contain_text("jill")
+        expect(row).to_contain_text("text/x-python")
+        with page.expect_download() as downloading:
+            row.get_by_role("link", name="fetch_tea.py", exact=True).click()
+
+        download = downloading.value
+        assert download.suggested_filename == "fetch_tea.py"
+        assert Path(download.path()).read_bytes() == script.encode()
+        page.reload()
+        expect(row.locator("td").last).to_have_text("1")  # the download was counted
+
+    def test_reset_from_a_conversation_page_forgets_its_messages(self, page, system, fake):
+        fake.script("Noted.")
+        asked = system.chat("remember that my locker is 42", "--user", "kim")
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        sign_in(page, "/console/conversations/?q=kim")
+        page.locator("table a").first.click()
+        expect(page.locator("li.message")).to_have_count(2)
+
+        page.get_by_text("Reset: forget the history, keep the thread").click()
+        page.get_by_role("button", name="Reset this conversation").click()
+
+        expect(page.locator(".note")).to_contain_text("Forgot 2 messages")
+        expect(page.locator("li.message")).to_have_count(0)
+        expect(page.locator("ol.messages")).to_contain_text("This thread has no messages.")

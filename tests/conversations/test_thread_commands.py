@@ -13,14 +13,18 @@ from asgiref.sync import async_to_sync
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from artifacts.models import Artifact
+from artifacts.services import store_answer_artifacts
 from bots.client import TrollamaBot
 from bots.commands.general import help_text
 from bots.commands.threads import NO_CONVERSATION
+from bots.delivery import thread_notice
 from budgets.models import UsageEntry
 from conversations.models import Attachment, Message, Request, Thread
-from conversations.services import close_thread, reset_thread
+from conversations.services import CLOSE_NOTICE, close_thread, reset_thread
 from routing.models import Route
-from tests.conversations.helpers import History
+from tests.conversations.helpers import History, listening
+from trollama import events
 
 CHANNEL_ID = 4242
 OWNER = SimpleNamespace(id=1001, name="alice", display_name="Alice")
@@ -210,6 +214,22 @@ class CloseCommandTests:
         assert not default_storage.exists(name)
         assert not Attachment.objects.exists()
 
+    @pytest.mark.parametrize("forget", [reset_thread, close_thread])
+    def test_resetting_or_closing_deletes_the_stored_files_made_from_its_answers(self, forget):
+        history = conversation()
+        request = history.ask("save it as a.py")
+        (artifact,) = store_answer_artifacts(
+            request=request, content='```python title="a.py"\nprint(1)\n```\n', wanted=True
+        ).artifacts
+        storage, name = artifact.file.storage, artifact.file.name
+        assert storage.exists(name)
+
+        with self.capture_commits():
+            forget(thread=history.thread, by="test")
+
+        assert not storage.exists(name)
+        assert not Artifact.objects.exists()
+
     @staticmethod
     def capture_commits():
         from django.test import TestCase
@@ -274,3 +294,67 @@ def test_help_lists_the_thread_commands():
     text = help_text(Route.objects.none())
 
     assert "/summarize" in text and "/reset" in text and "/close" in text
+
+
+def thread_events(received) -> list[dict]:
+    return [event for event in received() if event["type"].startswith("thread.")]
+
+
+@pytest.mark.django_db
+class OperatorNoticeTests:
+    """A reset or close made outside the conversation (the console) is said in its Discord channel."""
+
+    def test_a_notified_reset_publishes_a_notice_the_bot_posts_in_the_channel(self, django_capture_on_commit_callbacks):
+        history = conversation()
+
+        with listening(events.SYSTEM_GROUP) as received:
+            with django_capture_on_commit_callbacks(execute=True):
+                reset_thread(thread=history.thread, by="console:ada", notify=True)
+            (event,) = thread_events(received)
+
+        notice = (
+            "An operator reset this conversation: I've forgotten its 2 messages. Your next message starts afresh, here."
+        )
+        assert event == {
+            "type": "thread.reset",
+            "thread_id": history.thread.pk,
+            "platform": "discord",
+            "thread_external_id": str(CHANNEL_ID),
+            "forgotten": 2,
+            "notice": notice,
+        }
+        assert thread_notice(event) == (CHANNEL_ID, notice)
+
+    def test_a_notified_close_publishes_a_notice_the_bot_posts_in_the_channel(self, django_capture_on_commit_callbacks):
+        history = conversation()
+
+        with listening(events.SYSTEM_GROUP) as received:
+            with django_capture_on_commit_callbacks(execute=True):
+                close_thread(thread=history.thread, by="console:ada", notify=True)
+            (event,) = thread_events(received)
+
+        assert not Thread.objects.filter(pk=history.thread.pk).exists()
+        assert (event["type"], event["thread_id"], event["deleted"]) == ("thread.closed", history.thread.pk, 2)
+        assert thread_notice(event) == (CHANNEL_ID, CLOSE_NOTICE)
+        assert "Write to me again" in CLOSE_NOTICE
+
+    def test_without_notify_nothing_is_announced_because_the_command_answers_in_the_channel_itself(
+        self, django_capture_on_commit_callbacks
+    ):
+        first, second = conversation(), History()
+
+        with listening(events.SYSTEM_GROUP) as received:
+            with django_capture_on_commit_callbacks(execute=True):
+                reset_thread(thread=first.thread, by="discord:1001 (Alice)")
+                close_thread(thread=second.thread, by="discord:1001 (Alice)")
+            assert thread_events(received) == []
+
+    def test_the_bot_posts_reset_and_close_notices_of_discord_threads_only(self):
+        reset = {"type": "thread.reset", "platform": "discord", "thread_external_id": "5550001", "notice": "Reset."}
+        closed = {**reset, "type": "thread.closed", "notice": "Closed."}
+
+        assert thread_notice(reset) == (5550001, "Reset.")
+        assert thread_notice(closed) == (5550001, "Closed.")
+        assert thread_notice({**reset, "platform": "local", "thread_external_id": "general-chat"}) is None
+        assert thread_notice({**reset, "notice": ""}) is None
+        assert thread_notice({**reset, "type": "thread.renamed"}) is None
