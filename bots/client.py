@@ -23,6 +23,7 @@ from django.conf import settings
 from artifacts.selectors import request_artifacts
 from artifacts.services import read_artifact
 from bots import services
+from bots.channels import archive_and_lock, is_thread
 from bots.commands import register_all
 from bots.commands.checks import Denied
 from bots.delivery import DM_UPLOAD_LIMIT, FAILED_PREFIX, Delivery, Outcome, deliver_files, thread_notice
@@ -272,11 +273,7 @@ class TrollamaBot(discord.Client):
                 self.events_connected = True
                 await self.deliver_outbox()
                 async for event in listener:
-                    notice = thread_notice(event)
-                    if notice is not None:
-                        await self.post_notice(*notice)
-                    else:
-                        await self.delivery.handle(event)
+                    await self.handle_event(event)
             except (WebUnreachable, websockets.ConnectionClosed, OSError) as exc:
                 logger.warning("Event stream from web unavailable (%s); retrying in %.0f s", exc, backoff)
             except Exception:
@@ -285,13 +282,26 @@ class TrollamaBot(discord.Client):
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 
-    async def post_notice(self, channel_id: int, text: str) -> None:
-        """Say something in a conversation's channel; a channel that is gone or closed is skipped."""
+    async def handle_event(self, event: dict[str, Any]) -> Outcome | None:
+        """One event from web: a notice for a conversation's channel, or a step in delivering an answer."""
+        notice = thread_notice(event)
+        if notice is None:
+            return await self.delivery.handle(event)
+        channel = await self.post_notice(*notice)
+        # Closed from outside (the console): lock the thread as /close would.
+        if event["type"] == "thread.closed" and is_thread(channel) and not await archive_and_lock(channel):
+            logger.warning("Could not lock thread %s after it was closed: the bot lacks Manage Threads", notice[0])
+        return None
+
+    async def post_notice(self, channel_id: int, text: str) -> Any:
+        """Say something in a conversation's channel, and return the channel; None when it is gone or closed."""
         try:
             channel = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
             await ChannelTarget(channel).send(text)  # type: ignore[arg-type]
         except discord.HTTPException as exc:
             logger.info("Could not post a notice in channel %s: %s", channel_id, exc)
+            return None
+        return channel
 
     async def keep_beating(self) -> None:
         """Write the heartbeat that health checks, the console and metrics read."""

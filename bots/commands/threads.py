@@ -10,6 +10,7 @@ import discord
 from asgiref.sync import sync_to_async
 
 from bots import services
+from bots.channels import archive_and_lock, is_thread
 from bots.commands.checks import require_owner_or_moderator
 from bots.render import split_message
 from conversations.models import Thread
@@ -95,16 +96,13 @@ def register(bot: TrollamaBot) -> None:
         await sync_to_async(close_thread)(thread=thread, by=_audit_name(interaction.user))
         channel = interaction.channel
         await interaction.followup.send(
-            close_text(by=_name(interaction.user), is_thread=isinstance(channel, discord.Thread)),
+            close_text(by=_name(interaction.user), is_thread=is_thread(channel)),
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        if isinstance(channel, discord.Thread):
-            try:
-                await channel.edit(archived=True, locked=True)
-            except discord.Forbidden:
-                with contextlib.suppress(discord.HTTPException):
-                    await interaction.followup.send(
-                        "The history is deleted, but I couldn't lock this thread: "
-                        "I need the Manage Threads permission for that.",
-                        ephemeral=True,
-                    )
+        if is_thread(channel) and not await archive_and_lock(channel):
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.send(
+                    "The history is deleted, but I couldn't lock this thread: "
+                    "I need the Manage Threads permission for that.",
+                    ephemeral=True,
+                )

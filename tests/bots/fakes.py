@@ -12,6 +12,7 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import discord
@@ -95,7 +96,19 @@ class FakeChannel:
     typing_sessions: int = 0
     archived: bool = False
     locked: bool = False
+    may_manage_threads: bool = True  # the bot's permission here: without it, locking is Forbidden
+    edits: int = 0  # attempts to change the channel itself, refused ones included
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def edit(self, *, archived: bool | None = None, locked: bool | None = None) -> FakeChannel:
+        self.edits += 1
+        self.changed.set()
+        if not self.may_manage_threads:
+            raise discord.Forbidden(SimpleNamespace(status=403, reason="Forbidden"), "Missing Permissions")
+        self.archived = self.archived if archived is None else archived
+        self.locked = self.locked if locked is None else locked
+        self.changed.set()
+        return self
 
     async def send(self, content: str, *, allowed_mentions: Any = None, **_: Any) -> FakeSentMessage:
         message = FakeSentMessage(self, content)

@@ -24,6 +24,7 @@ from budgets.models import RoleTier, Tier, UserRoleTier
 from budgets.usage import record_usage
 from conversations.models import ChatUser, Message, Request, Thread
 from conversations.processing import process_request
+from conversations.services import CLOSE_NOTICE, close_thread, reset_thread
 from tests.bots.fakes import FakeChannel, FakeGuild, FakeInteraction, FakeMessage, FakeRole, FakeUser
 from trollama.listeners import LayerListener
 from trollama.maintenance import set_maintenance
@@ -78,7 +79,7 @@ class World:
 
         async def deliver() -> None:
             async for event in self.listener:
-                await self.bot.delivery.handle(event)
+                await self.bot.handle_event(event)
 
         delivering = asyncio.create_task(deliver())
         try:
@@ -91,7 +92,7 @@ class World:
     async def deliver_until_finished(self, request_id: int) -> None:
         async def follow() -> None:
             async for event in self.listener:
-                outcome = await self.bot.delivery.handle(event)
+                outcome = await self.bot.handle_event(event)
                 if outcome is not None and outcome.request_id == request_id:
                     return
 
@@ -426,6 +427,47 @@ def reaction(message_id: int, user: FakeUser) -> discord.RawReactionActionEvent:
 
 def deleted(message_id: int) -> discord.RawMessageDeleteEvent:
     return discord.RawMessageDeleteEvent({"id": message_id, "channel_id": 1})
+
+
+@db
+class OperatorNoticeTests:
+    """A reset or close made from the console is said in the conversation's Discord thread."""
+
+    async def conversation(self, world, fake_ollama) -> tuple[FakeChannel, Thread]:
+        fake_ollama.script("Noted.")
+        message = world.say(world.alice, "my locker is 42", mention=True)
+        await world.post(message)
+        request = await world.run_worker()
+        [channel] = message.threads
+        return channel, await Thread.objects.aget(pk=request.thread_id)
+
+    async def test_a_reset_from_the_console_is_announced_in_the_thread(self, world, fake_ollama):
+        channel, thread = await self.conversation(world, fake_ollama)
+
+        await sync_to_async(reset_thread)(thread=thread, by="console:ada", notify=True)
+        await world.deliver_until_shown(channel, lambda shown: len(shown.shown) == 2)
+
+        assert channel.shown[-1].startswith("An operator reset this conversation: I've forgotten its 2 messages.")
+        assert not channel.locked
+
+    async def test_a_close_from_the_console_is_announced_and_the_thread_archived_and_locked(self, world, fake_ollama):
+        channel, thread = await self.conversation(world, fake_ollama)
+
+        await sync_to_async(close_thread)(thread=thread, by="console:ada", notify=True)
+        await world.deliver_until_shown(channel, lambda shown: shown.locked)
+
+        assert channel.shown[-1] == CLOSE_NOTICE
+        assert channel.archived and channel.locked
+
+    async def test_without_manage_threads_the_close_is_still_announced(self, world, fake_ollama, caplog):
+        channel, thread = await self.conversation(world, fake_ollama)
+        channel.may_manage_threads = False
+
+        await sync_to_async(close_thread)(thread=thread, by="console:ada", notify=True)
+        await world.deliver_until_shown(channel, lambda shown: shown.edits == 1)
+
+        assert channel.shown[-1] == CLOSE_NOTICE and not channel.locked
+        assert "lacks Manage Threads" in caplog.text
 
 
 @db

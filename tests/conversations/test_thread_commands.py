@@ -71,6 +71,7 @@ class FakeInteraction:
 def discord_thread_channel(*, moderators: tuple[int, ...] = ()) -> Any:
     channel = mock.Mock(spec=discord.Thread)
     channel.id = CHANNEL_ID
+    channel.type = discord.ChannelType.public_thread
     channel.edit = mock.AsyncMock()
 
     def permissions_for(member: Any) -> SimpleNamespace:

@@ -1,0 +1,25 @@
+"""Changes the bot makes to Discord channels themselves, beyond writing in them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+THREAD_TYPES = frozenset({discord.ChannelType.public_thread, discord.ChannelType.private_thread})
+
+
+def is_thread(channel: Any) -> bool:
+    return getattr(channel, "type", None) in THREAD_TYPES
+
+
+async def archive_and_lock(thread: Any) -> bool:
+    """Archive and lock a closed conversation's thread; False when Discord says the bot may not.
+
+    Locking needs the Manage Threads permission, which the invite link does not ask for.
+    """
+    try:
+        await thread.edit(archived=True, locked=True)
+    except discord.Forbidden:
+        return False
+    return True
