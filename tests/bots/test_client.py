@@ -29,6 +29,9 @@ from tests.bots.fakes import FakeChannel, FakeGuild, FakeInteraction, FakeMessag
 from trollama.listeners import LayerListener
 from trollama.maintenance import set_maintenance
 
+# Long enough for the renderer's paced edit (DISCORD_EDIT_INTERVAL is 0.2 s here) on a busy machine.
+RENDER_WAIT = 2.0
+
 
 @dataclass
 class World:
@@ -73,21 +76,20 @@ class World:
     async def deliver_until_shown(self, channel: FakeChannel, condition: Callable[[FakeChannel], bool]) -> None:
         """Hand events to the bot until ``channel`` shows what ``condition`` looks for.
 
-        The renderer writes statuses from a task of its own (edits are paced),
-        so this watches the channel rather than checking after each event.
+        The renderer writes statuses from a task of its own (edits are paced), so
+        after each event this waits a moment for the channel to change. A receive
+        is cancelled only on failure: channels-redis leaks a lock when one is, and
+        a later test receiving on another event loop then finds it taken.
         """
 
-        async def deliver() -> None:
+        async def follow() -> None:
             async for event in self.listener:
                 await self.bot.handle_event(event)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(channel.wait_until(condition), timeout=RENDER_WAIT)
+                    return
 
-        delivering = asyncio.create_task(deliver())
-        try:
-            await asyncio.wait_for(channel.wait_until(condition), timeout=10)
-        finally:
-            delivering.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await delivering
+        await asyncio.wait_for(follow(), timeout=30)
 
     async def deliver_until_finished(self, request_id: int) -> None:
         async def follow() -> None:
