@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from artifacts.models import Artifact
 from artifacts.services import store_answer_artifacts
 from conversations.models import Request
 from conversations.services import submit_request
 from tests import personas
+from tests.layer import listening
 from trollama import events
 
 
@@ -54,17 +52,5 @@ def make_artifacts() -> Callable[..., list[Artifact]]:
 @pytest.fixture
 def published() -> Iterator[Callable[[], list[dict]]]:
     """Events sent to the ``requests`` group while the test ran, read when called."""
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)("artifacts-test.")
-    async_to_sync(layer.group_add)(events.REQUESTS_GROUP, channel)
-
-    async def drain() -> list[dict]:
-        received = []
-        while True:
-            try:
-                received.append((await asyncio.wait_for(layer.receive(channel), timeout=0.3))["event"])
-            except TimeoutError:
-                return received
-
-    yield async_to_sync(drain)
-    async_to_sync(layer.group_discard)(events.REQUESTS_GROUP, channel)
+    with listening(events.REQUESTS_GROUP) as received:
+        yield received

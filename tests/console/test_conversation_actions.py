@@ -10,7 +10,7 @@ from bots.delivery import thread_notice
 from conversations.models import Message, Request, Thread
 from conversations.services import submit_request
 from tests import personas
-from tests.conversations.helpers import listening
+from tests.layer import listening
 from trollama import events
 
 CHANNEL_ID = 5550001

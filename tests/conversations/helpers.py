@@ -1,15 +1,10 @@
-"""Small tools the conversation tests share: the task queue and event groups, read after the fact."""
+"""Small tools the conversation tests share: the task queue, read after the fact, and written histories."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from conversations.models import ChatUser, Message, Request
@@ -29,31 +24,6 @@ def drain_queue() -> list[dict[str, Any]]:
             if ack_id is not None:
                 broker.acknowledge(ack_id)
     return tasks
-
-
-async def _receive(layer: Any, channel: str) -> dict[str, Any]:
-    return await asyncio.wait_for(layer.receive(channel), timeout=0.3)
-
-
-@contextmanager
-def listening(group: str) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """A channel in ``group``; calling what it yields returns the events received so far."""
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)("test.")
-    async_to_sync(layer.group_add)(group, channel)
-
-    def received() -> list[dict[str, Any]]:
-        events = []
-        while True:
-            try:
-                events.append(async_to_sync(_receive)(layer, channel)["event"])
-            except TimeoutError:
-                return events
-
-    try:
-        yield received
-    finally:
-        async_to_sync(layer.group_discard)(group, channel)
 
 
 class History:

@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from conversations.models import Message, Request, Thread
 from conversations.services import Refusal, cancel_request, find_local_thread, submit_request
 from tests import personas
+from tests.layer import listening
 from trollama import events
 
 
 @pytest.fixture
 def listener():
     """A channel joined to the ``requests`` group, read after the fact."""
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)("test.")
-    async_to_sync(layer.group_add)(events.REQUESTS_GROUP, channel)
-
-    def received() -> list[dict]:
-        messages: list[dict] = []
-        while True:
-            try:
-                message = async_to_sync(_receive_nowait)(layer, channel)
-            except TimeoutError:
-                return messages
-            messages.append(message["event"])
-
-    yield received
-    async_to_sync(layer.group_discard)(events.REQUESTS_GROUP, channel)
-
-
-async def _receive_nowait(layer, channel):
-    import asyncio
-
-    return await asyncio.wait_for(layer.receive(channel), timeout=0.3)
+    with listening(events.REQUESTS_GROUP) as received:
+        yield received
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -21,7 +21,8 @@ from conversations.summaries import (
     update_summary,
 )
 from routing.models import Route
-from tests.conversations.helpers import History, drain_queue, listening
+from tests.conversations.helpers import History, drain_queue
+from tests.layer import listening
 from trollama import events
 
 SUMMARY_PROMPT = "Write the updated summary"

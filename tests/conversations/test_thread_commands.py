@@ -23,7 +23,8 @@ from budgets.models import UsageEntry
 from conversations.models import Attachment, Message, Request, Thread
 from conversations.services import CLOSE_NOTICE, close_thread, reset_thread
 from routing.models import Route
-from tests.conversations.helpers import History, listening
+from tests.conversations.helpers import History
+from tests.layer import listening
 from trollama import events
 
 CHANNEL_ID = 4242

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from conversations.models import Message, Request
 from conversations.phases import describe_queued
 from conversations.processing import claim_request, requeue_abandoned_requests
 from conversations.services import Refusal, submit_request
 from tests import personas
+from tests.layer import listening
 from tests.trollama.queue_helpers import empty_queue, enqueued_request_ids
 from trollama import events
 from trollama.maintenance import (
@@ -26,28 +23,9 @@ from trollama.models import Maintenance
 
 @pytest.fixture
 def heard():
-    """Events sent to the ``requests`` and ``system`` groups, read once, after the fact.
-
-    Once only: channels-redis binds its receive buffer to the event loop of
-    the first read, and each ``async_to_sync`` call runs a new loop.
-    """
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)("test.")
-    for group in (events.REQUESTS_GROUP, events.SYSTEM_GROUP):
-        async_to_sync(layer.group_add)(group, channel)
-
-    async def drain() -> list[dict]:
-        received: list[dict] = []
-        while True:
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), timeout=0.3)
-            except TimeoutError:
-                return received
-            received.append(message["event"])
-
-    yield async_to_sync(drain)
-    for group in (events.REQUESTS_GROUP, events.SYSTEM_GROUP):
-        async_to_sync(layer.group_discard)(group, channel)
+    """Events sent to the ``requests`` and ``system`` groups, read after the fact."""
+    with listening(events.REQUESTS_GROUP, events.SYSTEM_GROUP) as received:
+        yield received
 
 
 def submit(content: str = "hello", *, name: str = "alice", external_id: str = "1001") -> Request:
