@@ -188,6 +188,15 @@ def _told_in_discord(thread: Thread) -> str:
     return " The bot posts a notice about it in the Discord channel." if thread.platform == Platform.DISCORD else ""
 
 
+def _after_close(thread: Thread) -> str:
+    if thread.platform == Platform.DISCORD:
+        return (
+            "A new message in its channel starts a new conversation. The bot posts a notice about it in the Discord "
+            "channel, and archives and locks the channel if it is a thread."
+        )
+    return "`manage.py chat` without --thread starts a new conversation."
+
+
 def _messages(count: int) -> str:
     return f"{count} message{'s' if count != 1 else ''}"
 
@@ -213,7 +222,7 @@ def conversation_close(request: HttpRequest, thread_id: int) -> HttpResponse:
     messages.success(
         request,
         f"Closed “{thread}”: deleted it with its {_messages(deleted)} and cancelled anything still running in it. "
-        f"A new message in its channel starts a new conversation.{_told_in_discord(thread)}",
+        f"{_after_close(thread)}",
     )
     return redirect("console:conversations")
 

@@ -120,7 +120,8 @@ class CloseTests:
         assert response.redirect_chain == [(reverse("console:conversations"), 302)]
         assert notes(response) == [
             "Closed “bread”: deleted it with its 3 messages and cancelled anything still running in it. A new message "
-            "in its channel starts a new conversation. The bot posts a notice about it in the Discord channel."
+            "in its channel starts a new conversation. The bot posts a notice about it in the Discord channel, and "
+            "archives and locks the channel if it is a thread."
         ]
         assert not Thread.objects.filter(pk=thread.pk).exists()
         assert not Message.objects.exists() and not Request.objects.exists()
@@ -130,6 +131,18 @@ class CloseTests:
             "An operator closed this conversation and deleted its history. Write to me again any time to start a "
             "new one.",
         )
+
+    def test_a_local_thread_is_closed_with_how_to_start_anew_from_the_terminal(self, staff_client):
+        bob = personas.local_user()
+        thread = personas.thread_of(bob, "notes")
+        submit_request(user=bob, thread=thread, content="hi", enqueue=False)
+
+        response = staff_client.post(url("console:conversation-close", thread.pk), follow=True)
+
+        (note,) = notes(response)
+        assert note.endswith("`manage.py chat` without --thread starts a new conversation.")
+        assert "Discord" not in note
+        assert not Thread.objects.filter(pk=thread.pk).exists()
 
 
 @pytest.mark.django_db
