@@ -53,6 +53,14 @@ class ConversationPageActionsTests:
         assert "the bot posts a notice in its Discord channel" in html
 
 
+def local_conversation() -> Thread:
+    """A terminal (``manage.py chat``) thread with one waiting request."""
+    bob = personas.local_user()
+    thread = personas.thread_of(bob, "notes")
+    submit_request(user=bob, thread=thread, content="hi", enqueue=False)
+    return thread
+
+
 @pytest.mark.django_db
 class ResetTests:
     def test_it_forgets_the_messages_keeps_the_thread_cancels_what_waits_and_says_so(
@@ -94,9 +102,7 @@ class ResetTests:
         assert kinds == ["request.cancelled"]
 
     def test_a_local_thread_is_reset_without_mention_of_discord(self, staff_client):
-        bob = personas.local_user()
-        thread = personas.thread_of(bob, "notes")
-        submit_request(user=bob, thread=thread, content="hi", enqueue=False)
+        thread = local_conversation()
 
         response = staff_client.post(url("console:conversation-reset", thread.pk), follow=True)
 
@@ -133,9 +139,7 @@ class CloseTests:
         )
 
     def test_a_local_thread_is_closed_with_how_to_start_anew_from_the_terminal(self, staff_client):
-        bob = personas.local_user()
-        thread = personas.thread_of(bob, "notes")
-        submit_request(user=bob, thread=thread, content="hi", enqueue=False)
+        thread = local_conversation()
 
         response = staff_client.post(url("console:conversation-close", thread.pk), follow=True)
 
