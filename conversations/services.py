@@ -384,7 +384,7 @@ def close_thread(*, thread: Thread, by: str, notify: bool = False) -> int:
     Returns how many messages were deleted. A later message in the same
     Discord channel starts a new conversation. ``notify`` publishes a
     ``thread.closed`` event, after commit, whose notice the bot posts in that
-    channel (the channel is not archived or locked).
+    channel before archiving and locking it, when it is a thread.
     """
     Thread.objects.select_for_update().filter(pk=thread.pk).first()  # one reset or close at a time
     _stop_in_flight(thread)
