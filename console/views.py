@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from console import selectors
 from console.forms import MaintenanceForm
 from conversations.models import Platform, Request, Thread
+from conversations.notices import count_messages
 from conversations.phases import PHASE_LABELS
 from conversations.selectors import RequestFilters, recent_requests_snapshot
 from conversations.services import cancel_request, close_thread, reset_thread
@@ -197,10 +198,6 @@ def _after_close(thread: Thread) -> str:
     return "`manage.py chat` without --thread starts a new conversation."
 
 
-def _messages(count: int) -> str:
-    return f"{count} message{'s' if count != 1 else ''}"
-
-
 @require_POST
 @staff_required
 def conversation_reset(request: HttpRequest, thread_id: int) -> HttpResponse:
@@ -208,8 +205,8 @@ def conversation_reset(request: HttpRequest, thread_id: int) -> HttpResponse:
     forgotten = reset_thread(thread=thread, by=_operator(request), notify=True)
     messages.success(
         request,
-        f"Forgot {_messages(forgotten)} of “{thread}” and cancelled anything still running in it. The thread stays; "
-        f"its next message starts afresh.{_told_in_discord(thread)}",
+        f"Forgot {count_messages(forgotten)} of “{thread}” and cancelled anything still running in it. "
+        f"The thread stays; its next message starts afresh.{_told_in_discord(thread)}",
     )
     return redirect("console:conversation", thread_id=thread.pk)
 
@@ -221,8 +218,8 @@ def conversation_close(request: HttpRequest, thread_id: int) -> HttpResponse:
     deleted = close_thread(thread=thread, by=_operator(request), notify=True)
     messages.success(
         request,
-        f"Closed “{thread}”: deleted it with its {_messages(deleted)} and cancelled anything still running in it. "
-        f"{_after_close(thread)}",
+        f"Closed “{thread}”: deleted it with its {count_messages(deleted)} and cancelled anything still running "
+        f"in it. {_after_close(thread)}",
     )
     return redirect("console:conversations")
 

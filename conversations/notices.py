@@ -11,6 +11,11 @@ from conversations.models import Thread
 from trollama import events
 
 
+def count_messages(count: int) -> str:
+    """``"1 message"``, ``"3 messages"``: how every notice about a thread counts what it held."""
+    return f"{count} message{'s' if count != 1 else ''}"
+
+
 def publish_thread_notice(thread: Thread, *, kind: str, notice: str, **details: object) -> None:
     events.publish(
         {

@@ -28,7 +28,7 @@ from budgets import services as budget_services
 from conversations import selectors
 from conversations.attachments import MAX_FILES, Limits, ReadFile, Unreadable, Upload, read_upload, upload_limit
 from conversations.models import Attachment, ChatUser, Message, Platform, Request, Thread
-from conversations.notices import publish_thread_notice
+from conversations.notices import count_messages, publish_thread_notice
 
 # The console and the bot summarize through this module, like every other thread use case.
 from conversations.summaries import SummaryFailed, summarize_thread  # noqa: F401
@@ -371,8 +371,7 @@ def reset_thread(*, thread: Thread, by: str, notify: bool = False) -> int:
     thread.summary, thread.summary_until, thread.summary_token_count, thread.summarized_at = "", None, 0, None
     logger.info("Thread %s (%s) reset by %s: %d messages forgotten", thread.pk, thread, by, forgotten)
     if notify:
-        messages = f"{forgotten} message{'s' if forgotten != 1 else ''}"
-        notice = RESET_NOTICE.format(messages=messages)
+        notice = RESET_NOTICE.format(messages=count_messages(forgotten))
         publish_thread_notice(thread, kind="thread.reset", notice=notice, forgotten=forgotten)
     return forgotten
 

@@ -14,6 +14,7 @@ from bots.channels import archive_and_lock, is_thread
 from bots.commands.checks import require_owner_or_moderator
 from bots.render import split_message
 from conversations.models import Thread
+from conversations.notices import count_messages
 from conversations.services import SummaryFailed, close_thread, reset_thread, summarize_thread
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ def summary_text(summary: str) -> str:
 
 
 def reset_text(forgotten: int, *, by: str) -> str:
-    turns = f"{forgotten} message{'s' if forgotten != 1 else ''}"
-    return f"{by} reset this conversation: I've forgotten its {turns}. Your next message starts afresh, here."
+    forgotten_text = count_messages(forgotten)
+    return f"{by} reset this conversation: I've forgotten its {forgotten_text}. Your next message starts afresh, here."
 
 
 def close_text(*, by: str, is_thread: bool) -> str:
