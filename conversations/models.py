@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -188,13 +189,24 @@ class Request(models.Model):
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
 
     attempts = models.PositiveSmallIntegerField(default=0)
+    handbacks = models.PositiveSmallIntegerField(
+        default=0, help_text="Attempts a stopping worker handed back; they do not count against MAX_ATTEMPTS."
+    )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(
+        max_length=120, blank=True, help_text="The worker process running it now: host:cluster pid/worker pid."
+    )
     error = models.TextField(blank=True, help_text="Why it failed, written for the user.")
     cancel_requested = models.BooleanField(default=False)
     partial_content = models.TextField(blank=True, help_text="The answer so far, saved every few seconds.")
     thinking = models.TextField(blank=True, help_text="The model's reasoning, never shown in the answer.")
     delivered_at = models.DateTimeField(
         null=True, blank=True, help_text="When the final answer (or failure) reached Discord."
+    )
+    discord_message_ids = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The bot's Discord messages that show this answer, in order, so a restarted bot finishes it there.",
     )
 
     class Meta:
@@ -206,6 +218,10 @@ class Request(models.Model):
 
     def __str__(self) -> str:
         return f"Request {self.pk} ({self.status})"
+
+    @property
+    def attempts_left(self) -> int:
+        return settings.MAX_ATTEMPTS + self.handbacks - self.attempts
 
     @property
     def is_finished(self) -> bool:

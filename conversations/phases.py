@@ -11,6 +11,7 @@ PHASE_LABELS = {
     "thinking": "Thinking…",
     "generating": "Writing…",
     "retrying": "Retrying: {reason}",
+    "resuming": "{reason}",
     "searching": "Searching: {reason}",
     "reading": "Reading: {reason}",
 }

@@ -1,12 +1,16 @@
-"""The worker side of a request: claim it, answer it, finish it.
+"""The worker side of a request: claim it, answer it, finish it, or hand it back.
 
 Locking: a request is worked on only by the holder of its lease. Claiming is
 one conditional UPDATE (queued, or running with an expired lease), which bumps
 ``attempts``; every later write is filtered on that attempt number, so a
 worker that was presumed dead and then wakes up cannot overwrite the work of
-the one that took over. A worker renews its lease whenever it saves the
-partial answer; a request whose lease ran out (its worker was killed) is
-claimed again by the next delivery of its task or by the sweeper.
+the one that took over. While it holds a request, a worker renews the lease
+from a heartbeat thread (``conversations.workers.LeaseKeeper``) every quarter
+of ``REQUEST_LEASE``. A request whose lease ran out (its worker was killed) is
+put back in the queue by the reaper in every ``qcluster``
+(``requeue_abandoned_requests``); a worker that is stopping hands its request
+back itself (``hand_back``). Either way the next claim tells listeners to drop
+the interrupted attempt's text.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -30,9 +33,10 @@ from artifacts.intent import FILE_INSTRUCTIONS, wants_files
 from artifacts.selectors import artifact_summary
 from artifacts.services import store_answer_artifacts
 from budgets.services import BudgetDenied, charge_answer, charge_interrupted, reserve_for_request
-from conversations import selectors
+from conversations import selectors, workers
 from conversations.context import build_chat_messages
 from conversations.models import Message, Request, Thread
+from conversations.services import RUN_REQUEST_TASK
 from conversations.streaming import AnswerStream, AttemptResult, Callbacks, Job, Outcome, Tick
 from conversations.summaries import after_answer
 from routing import hosts
@@ -49,37 +53,45 @@ from trollama.maintenance import release_if_maintenance_ended
 logger = logging.getLogger(__name__)
 
 
-def _lease_expiry() -> datetime:
-    return timezone.now() + timedelta(seconds=settings.REQUEST_TIMEOUT)
+RESUMED_REASON = "The answer was interrupted (a worker stopped); starting it again."
 
 
 def _owned(job: Job) -> Q:
     return Q(pk=job.request_id, attempts=job.attempt, status__in=Request.RUNNING)
 
 
+def _attempts_left() -> Q:
+    """Attempts a stopping worker handed back are not held against the request."""
+    return Q(attempts__lt=F("handbacks") + settings.MAX_ATTEMPTS)
+
+
 def claim_request(*, request_id: int) -> Request | None:
     """Take a request for this worker, or None if it is not ours to run.
 
     Not ours: already finished, cancelled, held, running under a live lease,
-    or out of attempts (``recover_abandoned`` settles those).
+    or out of attempts (``recover_abandoned`` settles those). A claim that
+    follows an interrupted attempt tells listeners to drop that attempt's text.
     """
     now = timezone.now()
     claimable = Q(status=Request.Status.QUEUED) | Q(status__in=Request.RUNNING, lease_expires_at__lt=now)
-    claimed = Request.objects.filter(
-        claimable, pk=request_id, cancel_requested=False, attempts__lt=settings.MAX_ATTEMPTS
-    ).update(
+    claimed = Request.objects.filter(claimable, _attempts_left(), pk=request_id, cancel_requested=False).update(
         status=Request.Status.ROUTING,
         phase="routing",
         attempts=F("attempts") + 1,
-        lease_expires_at=_lease_expiry(),
+        lease_expires_at=workers.lease_expiry(),
+        worker=workers.worker_name(),
         partial_content="",
+        first_token_at=None,
         error="",
     )
     if not claimed:
         return None
     Request.objects.filter(pk=request_id, started_at__isnull=True).update(started_at=now)
     request = Request.objects.select_related("thread", "user", "message").get(pk=request_id)
-    _publish_status(request)
+    if request.attempts > 1:
+        _publish_status(request, reset=True, reason=RESUMED_REASON)
+    else:
+        _publish_status(request)
     return request
 
 
@@ -175,7 +187,7 @@ def note_host_health(job: Job, result: AttemptResult) -> None:
     if result.outcome is Outcome.DONE:
         hosts.record_success(job.host_id)
     elif result.host_failure:
-        hosts.record_failure(job.host_id, result.error)
+        hosts.record_failure(job.host_id, result.error, request_id=job.request_id)
 
 
 def switch_model(job: Job, result: AttemptResult) -> Job | None:
@@ -213,7 +225,7 @@ def all_models_failed(error: str, tried: list[str]) -> str:
 def tick(job: Job, partial: str | None) -> Tick:
     """Check for cancellation and ownership; save the partial answer when given."""
     if partial is not None:
-        Request.objects.filter(_owned(job)).update(partial_content=partial, lease_expires_at=_lease_expiry())
+        Request.objects.filter(_owned(job)).update(partial_content=partial)
     state = Request.objects.filter(pk=job.request_id).values("attempts", "status", "cancel_requested").first()
     if state is None or state["attempts"] != job.attempt or state["status"] not in Request.RUNNING:
         return Tick.LOST
@@ -230,6 +242,7 @@ async def stream_attempt(job: Job) -> AttemptResult:
     callbacks = Callbacks(
         tick=sync_to_async(lambda partial: tick(job, partial)),
         phase=sync_to_async(lambda phase: record_phase(job, phase)),
+        stopping=workers.stopping,
     )
     async with AsyncPublisher() as publisher:
         return await AnswerStream(job, publisher=publisher, callbacks=callbacks).run()
@@ -265,6 +278,7 @@ def finish_request(job: Job, result: AttemptResult) -> bool:
     request.partial_content = ""
     request.thinking = result.thinking
     request.lease_expires_at = None
+    request.worker = ""
     request.save()
     Thread.objects.filter(pk=request.thread_id).update(updated_at=now)
     files = store_reply_files(request, result.content)
@@ -304,6 +318,7 @@ def _settle(request_id: int, status: str, *, error: str = "", guard: Q, partial:
             "phase": "",
             "finished_at": timezone.now(),
             "lease_expires_at": None,
+            "worker": "",
             "reserved_tokens": 0,
         }
         if partial is not None:
@@ -334,7 +349,7 @@ def begin_retry(job: Job, reason: str) -> Job | None:
         phase="retrying",
         partial_content="",
         first_token_at=None,
-        lease_expires_at=_lease_expiry(),
+        lease_expires_at=workers.lease_expiry(),
     )
     if not updated:
         return None
@@ -344,10 +359,15 @@ def begin_retry(job: Job, reason: str) -> Job | None:
     return Job(**{**job.__dict__, "attempt": job.attempt + 1})
 
 
-def _pause(job: Job, seconds: float) -> Tick:
-    """Sleep for a retry backoff, returning early if the request is cancelled or taken."""
+def _pause(job: Job, seconds: float) -> Tick | None:
+    """Sleep for a retry backoff, returning early if the request is cancelled or taken.
+
+    None means this worker is stopping: hand the request back rather than retry here.
+    """
     deadline = time.monotonic() + seconds
     while True:
+        if workers.stopping():
+            return None
         state = tick(job, None)
         remaining = deadline - time.monotonic()
         if state is not Tick.CONTINUE or remaining <= 0:
@@ -389,14 +409,25 @@ def _logged(run: Callable[..., Outcome | None]) -> Callable[..., Outcome | None]
 
 @_logged
 def process_request(*, request_id: int) -> Outcome | None:
-    """Run a request to a final state. Safe to call for any id, any number of times.
+    """Run a request to a final state, or hand it back. Safe to call for any id, any number of times.
 
     Returns what happened, or None when the request was not this worker's to run.
     """
+    if workers.stopping():
+        # A task this stopping worker had already taken from the broker: send it on to another.
+        resend_task(request_id, why="handed-on")
+        return None
     request = claim_request(request_id=request_id)
     if request is None:
         recover_abandoned(request_id=request_id)
         return None
+    with workers.LeaseKeeper(request_id, request.attempts) as lease:
+        return _answer(request, lease)
+
+
+def _answer(request: Request, lease: workers.LeaseKeeper) -> Outcome:
+    """Answer a claimed request, retrying and falling back as needed (see ``process_request``)."""
+    request_id = request.pk
     try:
         job = reserve_budget(prepare_job(request), request=request)
     except (NoRouteAvailable, NoHostAvailable, BudgetDenied) as exc:
@@ -405,8 +436,13 @@ def process_request(*, request_id: int) -> Outcome | None:
 
     tried = [job.model]
     while True:
+        lease.attempt = job.attempt
+        if workers.stopping():
+            return _handed_back(job, partial="")
         result = async_to_sync(stream_attempt)(job)
         note_host_health(job, result)
+        if result.outcome is Outcome.STOPPED:
+            return _handed_back(job, partial=result.content)
         if result.outcome in (Outcome.CANCELLED, Outcome.FAILED):
             charge_interrupted(request_id=request_id, model=job.model, messages=job.messages, partial=result.content)
         if result.outcome is Outcome.DONE:
@@ -424,6 +460,8 @@ def process_request(*, request_id: int) -> Outcome | None:
             logger.warning("Request %s attempt %s failed, retrying: %s", request_id, job.attempt, result.error)
             backoff = settings.RETRY_BACKOFF * 2 ** (job.model_attempts - 1)
             state = _pause(job, backoff)
+            if state is None:
+                return _handed_back(job, partial="")
             if state is Tick.CANCEL:
                 cancel_running(job, partial="")
                 return Outcome.CANCELLED
@@ -450,6 +488,98 @@ def process_request(*, request_id: int) -> Outcome | None:
         return Outcome.FAILED
 
 
+def _handed_back(job: Job, *, partial: str) -> Outcome:
+    return (
+        Outcome.STOPPED if hand_back(request_id=job.request_id, attempt=job.attempt, partial=partial) else Outcome.LOST
+    )
+
+
+def resend_task(request_id: int, *, why: str) -> None:
+    """Send the broker a task for ``request_id``; a duplicate is harmless (its claim finds nothing to do)."""
+    async_task(RUN_REQUEST_TASK, request_id, task_name=f"request-{request_id}-{why}")
+
+
+def _requeue(request_id: int, guard: Q, *, why: str, partial: str | None = None) -> bool:
+    """Put a running request back in the queue if ``guard`` still holds, tell listeners, and send its task.
+
+    The attempt number stays as it is; the next claim takes the next one, so a
+    late write of the interrupted attempt is fenced off. Handed back by a
+    stopping worker, the attempt is not held against the request.
+    """
+    updates: dict[str, Any] = {
+        "status": Request.Status.QUEUED,
+        "phase": "",
+        "lease_expires_at": None,
+        "worker": "",
+        "reserved_tokens": 0,
+    }
+    if why == "handed-back":
+        updates["handbacks"] = F("handbacks") + 1
+    if partial is not None:
+        updates["partial_content"] = partial
+    with transaction.atomic():
+        if not Request.objects.filter(guard, pk=request_id, status__in=Request.RUNNING).update(**updates):
+            return False
+        request = Request.objects.select_related("user", "thread", "route").get(pk=request_id)
+        events.publish(
+            {
+                "type": "request.status",
+                "request_id": request_id,
+                "status": request.status,
+                "phase": "resuming",
+                "attempt": request.attempts,
+                "position": selectors.queue_position(request),
+                "reset": True,
+                "reason": RESUMED_REASON,
+            },
+            request_id=request_id,
+        )
+        transaction.on_commit(lambda: resend_task(request_id, why=why))
+    return True
+
+
+def hand_back(*, request_id: int, attempt: int, partial: str) -> bool:
+    """A stopping worker gives its request back to the queue, keeping the partial answer for listeners.
+
+    False if the attempt was no longer this worker's (cancelled, taken over).
+    """
+    handed = _requeue(request_id, Q(attempts=attempt), why="handed-back", partial=partial)
+    if handed:
+        logger.info("Request %s handed back to the queue: this worker is stopping", request_id)
+    return handed
+
+
+def hand_back_held_by(cluster: str) -> int:
+    """Requeue every request still held by a worker of ``cluster``; returns how many.
+
+    For a stopping ``qcluster`` whose workers did not hand back in time (one
+    was still routing, say). The attempt stays fenced, so whatever that worker
+    writes later is ignored.
+    """
+    held = Request.objects.filter(status__in=Request.RUNNING, worker__startswith=f"{cluster}/")
+    count = 0
+    for request_id, attempts in held.values_list("pk", "attempts"):
+        count += _requeue(request_id, Q(attempts=attempts, worker__startswith=f"{cluster}/"), why="handed-back")
+    return count
+
+
+def held_by(cluster: str) -> int:
+    """How many running requests workers of ``cluster`` hold."""
+    return Request.objects.filter(status__in=Request.RUNNING, worker__startswith=f"{cluster}/").count()
+
+
+def resend_waiting_tasks() -> int:
+    """Send a task for every queued request; returns how many.
+
+    A cluster does this as it starts: tasks a killed cluster had taken from the
+    broker but not run died with it. Duplicates are harmless.
+    """
+    waiting = list(Request.objects.filter(status=Request.Status.QUEUED).values_list("pk", flat=True))
+    for request_id in waiting:
+        resend_task(request_id, why="resent")
+    return len(waiting)
+
+
 def recover_abandoned(*, request_id: int) -> bool:
     """Settle a request whose worker vanished and that may not be run again.
 
@@ -467,27 +597,26 @@ def recover_abandoned(*, request_id: int) -> bool:
             f"The worker answering this stopped unexpectedly, {settings.MAX_ATTEMPTS} times in a row. "
             "Please try again; if it keeps happening, tell an operator."
         ),
-        guard=abandoned & Q(attempts__gte=settings.MAX_ATTEMPTS),
+        guard=abandoned & ~_attempts_left(),
     )
 
 
 def requeue_abandoned_requests() -> dict[str, int]:
-    """Find running requests whose lease expired and get each going or settled.
+    """Find running requests whose lease expired and get each going again or settled.
 
-    A request that may still run is handed to a worker again; the claim in
-    ``process_request`` makes a duplicate delivery harmless. Requests still
-    held after maintenance ended are released too.
+    A request that may still run goes back to the queue, with a reset for
+    listeners and a task for the broker; the claim makes a duplicate task
+    harmless. Requests still held after maintenance ended are released too.
     """
+    now = timezone.now()
     stale = list(
-        Request.objects.filter(status__in=Request.RUNNING, lease_expires_at__lt=timezone.now()).values_list(
-            "pk", flat=True
-        )
+        Request.objects.filter(status__in=Request.RUNNING, lease_expires_at__lt=now).values_list("pk", "attempts")
     )
     counts = {"requeued": 0, "settled": 0, "released": release_if_maintenance_ended()}
-    for request_id in stale:
+    for request_id, attempts in stale:
         if recover_abandoned(request_id=request_id):
             counts["settled"] += 1
-        else:
-            async_task("conversations.tasks.run_request", request_id, task_name=f"request-{request_id}-recovered")
+        elif _requeue(request_id, Q(attempts=attempts, lease_expires_at__lt=now), why="recovered"):
+            logger.warning("Request %s: its worker stopped renewing the lease; requeued", request_id)
             counts["requeued"] += 1
     return counts

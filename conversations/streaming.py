@@ -52,6 +52,7 @@ class Outcome(Enum):
     CANCELLED = "cancelled"
     LOST = "lost"  # another worker owns the request now
     FAILED = "failed"
+    STOPPED = "stopped"  # this worker is stopping: the request goes back to the queue
 
 
 @dataclass
@@ -83,6 +84,8 @@ class Callbacks:
     tick: Callable[[str | None], Awaitable[Tick]]
     # phase name -> None; records the phase (and first token) on the request.
     phase: Callable[[str], Awaitable[None]]
+    # () -> whether this worker process was asked to stop (SIGTERM/SIGINT).
+    stopping: Callable[[], bool] = lambda: False
 
 
 class EventPump:
@@ -245,21 +248,33 @@ class AnswerStream:
             await client.close()
 
     async def _supervise(self, consumer: asyncio.Task[None]) -> AttemptResult:
-        last_save = time.monotonic()
+        started = last_save = time.monotonic()
         while True:
             done, _ = await asyncio.wait({consumer}, timeout=settings.CANCEL_CHECK_INTERVAL)
             if done:
                 return self._result_of(consumer)
+            if self.callbacks.stopping():
+                return await self._stop(consumer, Outcome.STOPPED)
+            if time.monotonic() - started > settings.REQUEST_TIMEOUT:
+                result = await self._stop(consumer, Outcome.FAILED)
+                result.error = (
+                    f"The answer took longer than {settings.REQUEST_TIMEOUT:,} seconds, the most one answer may take "
+                    "here, so I stopped it. Try a shorter or simpler request; an operator can raise REQUEST_TIMEOUT."
+                )
+                return result
             partial = None
             if time.monotonic() - last_save >= settings.PARTIAL_SAVE_INTERVAL:
                 partial = "".join(self.progress.content)
                 last_save = time.monotonic()
             tick = await self.callbacks.tick(partial)
             if tick is not Tick.CONTINUE:
-                consumer.cancel()
-                await asyncio.gather(consumer, return_exceptions=True)
-                outcome = Outcome.CANCELLED if tick is Tick.CANCEL else Outcome.LOST
-                return AttemptResult(outcome, content="".join(self.progress.content))
+                return await self._stop(consumer, Outcome.CANCELLED if tick is Tick.CANCEL else Outcome.LOST)
+
+    async def _stop(self, consumer: asyncio.Task[None], outcome: Outcome) -> AttemptResult:
+        """End the attempt early: cancelling the consumer closes the HTTP stream, which stops Ollama."""
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        return AttemptResult(outcome, content="".join(self.progress.content))
 
     def _result_of(self, consumer: asyncio.Task[None]) -> AttemptResult:
         progress = self.progress

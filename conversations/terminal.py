@@ -2,7 +2,10 @@
 
 The answer goes to stdout exactly as the model wrote it; progress goes to
 stderr. Deltas carry their offset in the answer, so a duplicate is trimmed and
-a gap is filled from the full text that ``request.done`` carries.
+a gap is filled from the full text that ``request.done`` carries. The
+websocket is only a hint: on every (re)connect, and while web is away, the
+request is resynced from the database, so a web restart costs seconds and
+the whole answer is still printed once.
 """
 
 from __future__ import annotations
@@ -34,12 +37,17 @@ class Finished:
     artifact_notes: list[str] = field(default_factory=list)
 
 
+BROKE_OFF = "[The answer broke off; starting it again.]"
+WHOLE_AGAIN = "[The answer shown above is not the final one; here is the whole answer.]"
+
+
 class TerminalRenderer:
     def __init__(self, request_id: int, *, out: Output, err: Output) -> None:
         self.request_id = request_id
         self.out = out
         self.err = err
         self.written = ""  # the part of the current attempt's answer already on stdout
+        self.attempt: int | None = None  # the attempt whose text is on stdout
         self.gap = False
         self.last_status = ""
 
@@ -53,9 +61,13 @@ class TerminalRenderer:
         elif kind == "request.status":
             self._on_status(event)
         elif kind == "request.delta":
+            self._follow_attempt(event.get("attempt"))
             self._on_delta(event["offset"], event["text"])
         elif kind == "request.done":
-            self._write(event["content"][len(self.written) :] if event["content"].startswith(self.written) else "")
+            content = event["content"]
+            if not content.startswith(self.written):
+                self._start_over(WHOLE_AGAIN)
+            self._write(content[len(self.written) :])
             summary = event.get("request", {})
             return Finished(
                 "done",
@@ -70,13 +82,65 @@ class TerminalRenderer:
             return Finished(kind.removeprefix("request."), error=event.get("error", ""))
         return None
 
+    def resync(self, snapshot: dict[str, Any] | None) -> Finished | None:
+        """Catch up from the request as stored (``conversations.selectors.request_snapshot``).
+
+        Returns how it ended once it has; otherwise prints what the websocket
+        missed: a retry, or text the stored partial answer has beyond ours.
+        """
+        if snapshot is None:
+            return Finished("failed", error="The request no longer exists (it was deleted).")
+        status = snapshot["status"]
+        if status == "done":
+            return self.handle(
+                {
+                    "type": "request.done",
+                    "request_id": self.request_id,
+                    "content": snapshot["content"],
+                    "request": snapshot,
+                    "artifacts": snapshot.get("artifacts") or [],
+                }
+            )
+        if status in ("failed", "cancelled"):
+            return Finished(status, error=snapshot.get("error", ""))
+        self._follow_attempt(snapshot.get("attempts"))
+        partial = snapshot.get("content") or ""
+        if status in ("queued", "held"):
+            if self.written:  # it went back to the queue after text was shown
+                self._start_over(BROKE_OFF)
+            return None
+        if partial.startswith(self.written):
+            self._write(partial[len(self.written) :])
+            self.gap = False
+        elif not self.written.startswith(partial):
+            self._start_over(BROKE_OFF)
+            self._write(partial)
+        return None
+
+    def _follow_attempt(self, attempt: int | None) -> None:
+        """A newer attempt than the one on screen means a retry whose reset we missed."""
+        if attempt is None:
+            return
+        if self.attempt is not None and attempt > self.attempt and self.written:
+            self._start_over(BROKE_OFF)
+        if self.attempt is None or attempt > self.attempt:
+            self.attempt = attempt
+
+    def _start_over(self, note: str) -> None:
+        if self.written:
+            self._end_line()
+            self.err.write(note + "\n")
+            self.err.flush()
+        self.written = ""
+        self.gap = False
+
     def _on_status(self, event: dict[str, Any]) -> None:
         if event.get("reset"):
-            if self.written:
-                self._end_line()
-                self.err.write("[The answer broke off; starting it again.]\n")
-            self.written = ""
-            self.gap = False
+            self._start_over(BROKE_OFF)
+            if event.get("attempt") is not None:
+                self.attempt = event["attempt"]
+        else:
+            self._follow_attempt(event.get("attempt"))
         label = describe_phase(event.get("phase") or "", model=event.get("model") or "", reason=event.get("reason", ""))
         if label and not self.written and event.get("phase") != "generating":
             self._status(label)
@@ -126,6 +190,9 @@ class TerminalRenderer:
 
 NO_WORKER_HINT_AFTER = 10.0
 CANCEL_GRACE = 10.0
+# Reconnecting to web after it went away: the first wait, doubled up to the last.
+RECONNECT_FIRST, RECONNECT_MAX = 0.25, 2.0
+LOST_WEB = "Lost the connection to web; reconnecting… (the answer is still being written and will be shown here)"
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -267,6 +334,68 @@ async def _settle_after_worker(worker: Any, following: Any, request_id: int) -> 
     return Finished("failed", error=f"Answering failed inside this process ({reason}).")
 
 
+async def _resync(renderer: TerminalRenderer) -> Finished | None:
+    from asgiref.sync import sync_to_async
+
+    from conversations.selectors import request_snapshot
+
+    return renderer.resync(await sync_to_async(request_snapshot)(renderer.request_id))
+
+
+async def follow_request(renderer: TerminalRenderer, listener: Any, *, inline: bool, err: Output) -> Finished:
+    """Follow one request until it ends, over ``listener`` and the database.
+
+    ``listener`` is connected before the request is submitted, so no event can
+    slip past. Each time it (re)connects the request is resynced from the
+    database; while web is away it is resynced on every try to reconnect, so
+    an answer that finishes meanwhile is shown without waiting for web. The
+    listener is closed on the way out.
+    """
+    import asyncio
+
+    import websockets
+
+    from trollama.listeners import WebsocketListener, WebUnreachable
+
+    wait = RECONNECT_FIRST
+    try:
+        while True:
+            if listener is not None:
+                try:
+                    finished = await _resync(renderer)  # after connecting: nothing falls in between
+                    if finished is not None:
+                        return finished
+                    async for event in listener:
+                        if event.get("type") == "sync":
+                            continue
+                        finished = renderer.handle(event)
+                        if finished is not None:
+                            return finished
+                except (websockets.ConnectionClosed, OSError):
+                    pass
+                if inline:
+                    raise RuntimeError("this process's own event stream ended")
+                await listener.close()
+                listener = None
+                err.write(LOST_WEB + "\n")
+                err.flush()
+            finished = await _resync(renderer)
+            if finished is not None:
+                return finished
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RECONNECT_MAX)
+            try:
+                listener = await WebsocketListener.connect()
+            except WebUnreachable:
+                continue
+            wait = RECONNECT_FIRST
+            err.write("Reconnected to web.\n")
+            err.flush()
+    finally:
+        if listener is not None:
+            await listener.close()
+
+
 async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
     """Submit one message and follow it to the end. Returns the exit code.
 
@@ -334,16 +463,7 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
         else None
     )
 
-    async def follow() -> Finished:
-        async for event in listener:
-            if event.get("type") == "sync":
-                continue
-            finished = renderer.handle(event)
-            if finished is not None:
-                return finished
-        raise ConnectionError("web closed the event stream")
-
-    following = asyncio.ensure_future(follow())
+    following = asyncio.ensure_future(follow_request(renderer, listener, inline=turn.inline, err=err))
     try:
         done, _ = await asyncio.wait({following}, timeout=NO_WORKER_HINT_AFTER)
         if not done and worker is None:
@@ -356,16 +476,13 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
             result = await _settle_after_worker(worker, following, request.pk)
         else:
             result = await following
-    except ConnectionError as exc:
-        err.write(
-            f"Lost the connection to web ({exc}). The answer will still be stored; see request {request.pk} in the admin.\n"
-        )
-        return EXIT_FAILED
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         if worker is not None:
             await asyncio.wait({worker}, timeout=CANCEL_GRACE)
-        await listener.close()
+        if not following.done():
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
 
     renderer.finish(result)
     if result.status == "done":

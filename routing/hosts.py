@@ -72,14 +72,23 @@ def choose_host(model: str, *, exclude: set[int] | frozenset[int] = frozenset())
 def record_success(host_id: int) -> None:
     OllamaHost.objects.filter(pk=host_id).filter(
         Q(consecutive_failures__gt=0) | Q(breaker_opened_at__isnull=False)
-    ).update(consecutive_failures=0, breaker_opened_at=None, last_error="")
+    ).update(consecutive_failures=0, breaker_opened_at=None, last_error="", last_failed_request_id=None)
 
 
-def record_failure(host_id: int, error: str) -> bool:
-    """Count a failure that says the host is unwell; True when this opened the breaker."""
-    OllamaHost.objects.filter(pk=host_id).update(
-        consecutive_failures=F("consecutive_failures") + 1, last_error=error[:300]
-    )
+def record_failure(host_id: int, error: str, *, request_id: int | None = None) -> bool:
+    """Count a failure that says the host is unwell; True when this opened the breaker.
+
+    A failure counts only when it comes from a different request than the
+    failure before it: one request whose prompt makes the host fail on every
+    retry must not take the host away from everyone else. It takes failures
+    of ``OLLAMA_BREAKER_FAILURES`` requests in a row to open the breaker.
+    """
+    OllamaHost.objects.filter(pk=host_id).update(last_error=error[:300])
+    hosts = OllamaHost.objects.filter(pk=host_id)
+    if request_id is not None:
+        # exclude() also matches a NULL last_failed_request_id.
+        hosts = hosts.exclude(last_failed_request_id=request_id)
+    hosts.update(consecutive_failures=F("consecutive_failures") + 1, last_failed_request_id=request_id)
     opened = OllamaHost.objects.filter(
         pk=host_id, consecutive_failures__gte=settings.OLLAMA_BREAKER_FAILURES, breaker_opened_at__isnull=True
     ).update(breaker_opened_at=timezone.now())

@@ -28,7 +28,12 @@ class OllamaHost(models.Model):
         help_text="e.g. http://gpu-box:11434. Empty: the OLLAMA_HOST setting (the default host).",
     )
     enabled = models.BooleanField(default=True)
-    consecutive_failures = models.PositiveIntegerField(default=0)
+    consecutive_failures = models.PositiveIntegerField(
+        default=0, help_text="Failures in a row, each from a different request than the one before."
+    )
+    last_failed_request_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The request that failed last, so its own retries count once."
+    )
     breaker_opened_at = models.DateTimeField(
         null=True, blank=True, help_text="Set while the circuit breaker is open (the host is being skipped)."
     )

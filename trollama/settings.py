@@ -224,10 +224,11 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    # Before django_q: its `qcluster` command replaces django-q2's (conversations.cluster).
+    "conversations",
     "django_q",
     "trollama",
     "routing",
-    "conversations",
     "budgets",
     "artifacts",
     "bots",
@@ -374,9 +375,17 @@ TOOL_TIME_LIMIT = _read("TOOL_TIME_LIMIT", _float(1), 60.0)
 MAX_QUEUE_SIZE = _read("MAX_QUEUE_SIZE", _int(1), 50)
 MAX_ATTEMPTS = _read("MAX_ATTEMPTS", _int(1, 20), 3)
 RETRY_BACKOFF = _read("RETRY_BACKOFF", _float(0), 1.0)
-# A request whose worker has shown no sign of life for this long is taken to
-# be abandoned (the worker was killed) and is picked up again.
+# The longest one generation (one attempt at an answer) may take; past it the
+# answer fails with a reason instead of holding a worker and the GPU.
 REQUEST_TIMEOUT = _read("REQUEST_TIMEOUT", _int(5), 1200)
+# Liveness, separate from REQUEST_TIMEOUT: a running request's worker renews its
+# lease every REQUEST_LEASE/4 seconds from a heartbeat thread. A request whose
+# lease ran out (its worker was killed) is handed to another worker by the
+# reaper in every `qcluster`, which looks every REQUEST_LEASE/4 seconds too.
+REQUEST_LEASE = _read("REQUEST_LEASE", _int(4, 3600), 20)
+# On SIGTERM/SIGINT, `qcluster` hands the requests in flight back to the queue
+# and exits within this many seconds (honcho waits 5 s before SIGKILL).
+WORKER_STOP_GRACE = _read("WORKER_STOP_GRACE", _float(0.5), 4.0)
 MAX_MESSAGE_CHARS = _read("MAX_MESSAGE_CHARS", _int(1), 20_000)
 Q_WORKERS = _read("Q_WORKERS", _int(1, 64), 4)
 Q_POLL = _read("Q_POLL", _float(0.01), 0.05)
@@ -386,10 +395,13 @@ Q_CLUSTER: dict[str, Any] = {
     "workers": Q_WORKERS,
     # A worker process is recycled after this many tasks to bound memory.
     "recycle": 500,
-    # django-q2 kills a task after `timeout`; the lease in the request row is
-    # what makes a crashed attempt safe to redo, so the two agree.
-    "timeout": REQUEST_TIMEOUT,
-    "retry": REQUEST_TIMEOUT + 60,
+    # A backstop only: a task runs every attempt of a request (retries and
+    # fallback models), each bounded by REQUEST_TIMEOUT inside the task, and
+    # liveness is the lease's job (see REQUEST_LEASE). django-q2 kills a task
+    # past `timeout`; the ORM broker hands an unacknowledged task out again
+    # after `retry`, which a claim then ignores if the request moved on.
+    "timeout": REQUEST_TIMEOUT * MAX_ATTEMPTS + 120,
+    "retry": REQUEST_TIMEOUT * MAX_ATTEMPTS + 180,
     # Retrying is done by the task itself, with backoff and a bound.
     "max_attempts": 1,
     "ack_failures": True,

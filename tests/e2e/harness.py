@@ -40,6 +40,21 @@ result = {{
 """
 
 
+def read_unbuffered(stream: Any, size: int) -> bytes:
+    """The first ``size`` bytes from a pipe, read without Python's buffering.
+
+    A buffered ``read(n)`` takes more than ``n`` bytes from the pipe, and
+    ``communicate()`` later reads the pipe itself, so that text would be lost.
+    """
+    data = b""
+    while len(data) < size:
+        chunk = os.read(stream.fileno(), size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -202,6 +217,12 @@ class System:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"request {request_id} is {state['status']}, not {status}\n{self.logs()}")
             time.sleep(0.5)
+
+    def request_worker(self, request_id: int) -> str:
+        """``host:cluster pid/worker pid`` of the worker running the request, or empty."""
+        return self.query(  # type: ignore[return-value]
+            f"from conversations.models import Request\nresult = Request.objects.get(pk={int(request_id)}).worker"
+        )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes[name]

@@ -100,20 +100,24 @@ class FallbackTests:
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class BreakerInTheWorkerTests:
-    def test_failures_open_the_breaker_and_later_requests_fail_fast_with_a_reason(self, fake_ollama, settings):
+    def test_failures_of_two_requests_open_the_breaker_and_later_requests_fail_fast(self, fake_ollama, settings):
         settings.OLLAMA_BREAKER_FAILURES = 2
         settings.MAX_ATTEMPTS = 2
         fake_ollama.script(error=(503, "overloaded"))
 
         assert process_request(request_id=submit().pk) is Outcome.FAILED
         host = OllamaHost.objects.get(name="default")
+        # Two attempts of one request count once: one bad request does not take the host away.
+        assert host.breaker_state() == "closed" and host.consecutive_failures == 1
+        assert process_request(request_id=submit().pk) is Outcome.FAILED
+        host.refresh_from_db()
         assert host.breaker_state() == "open" and host.consecutive_failures == 2
 
         later = submit()
         assert process_request(request_id=later.pk) is Outcome.FAILED
         later.refresh_from_db()
         assert "failing or switched off right now" in later.error
-        assert len(chats(fake_ollama)) == 2  # the open breaker spared the host
+        assert len(chats(fake_ollama)) == 4  # two attempts each for the first two; the open breaker spared the host
 
     def test_a_request_goes_to_a_healthy_host_when_the_first_is_broken(self, fake_ollama, second_ollama, settings):
         OllamaHost.objects.filter(name="default").update(consecutive_failures=9, breaker_opened_at="2999-01-01T00:00Z")

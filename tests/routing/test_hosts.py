@@ -49,6 +49,27 @@ class CircuitBreakerTests:
         assert host.breaker_state() == "open" and host.last_error == "boom"
         assert hosts.choose_host("gpt-oss:20b") is None
 
+    def test_one_requests_own_retries_count_once(self, fake_ollama, settings):
+        settings.OLLAMA_BREAKER_FAILURES = 3
+        host = self.host()
+
+        opened = [hosts.record_failure(host.pk, "boom", request_id=7) for _ in range(5)]
+
+        host.refresh_from_db()
+        assert opened == [False] * 5
+        assert (host.consecutive_failures, host.breaker_state()) == (1, "closed")
+        assert hosts.choose_host("gpt-oss:20b") is not None
+
+    def test_failures_of_different_requests_in_a_row_open_it(self, fake_ollama, settings):
+        settings.OLLAMA_BREAKER_FAILURES = 3
+        host = self.host()
+
+        opened = [hosts.record_failure(host.pk, "boom", request_id=request_id) for request_id in (1, 1, 2, 3)]
+
+        host.refresh_from_db()
+        assert opened == [False, False, False, True]
+        assert host.breaker_state() == "open"
+
     def test_a_success_closes_it_and_resets_the_count(self, fake_ollama):
         host = self.host()
         hosts.record_failure(host.pk, "boom")

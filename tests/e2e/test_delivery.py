@@ -1,0 +1,129 @@
+"""The delivery contract through real processes, with the settings a fresh install has.
+
+A worker killed with SIGKILL, the whole cluster stopped with SIGTERM or
+killed, web killed and restarted: each time the answer the user waits for
+arrives once, complete, in the terminal that asked for it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.e2e.harness import System, read_unbuffered, running_system
+
+pytestmark = pytest.mark.e2e
+
+ANSWER = "The whole story, told once.\n```python\ndef f():\n\treturn {'a': [1, (2, 3)]}\n```\n"
+SLOW = "".join(f"word{i} " for i in range(160))  # 8 s at 20 tokens/s: long enough to break in the middle
+
+
+@pytest.fixture(scope="module")
+def system(_fake_ollama_server, tmp_path_factory):
+    with running_system(tmp_path_factory.mktemp("delivery"), ollama_url=_fake_ollama_server.url) as system:
+        yield system
+
+
+def start_slow_chat(system: System, fake, text: str, *, then: str = ANSWER):
+    """A chat whose first attempt streams slowly (and whose next attempt answers ``then``), once text flows."""
+    fake.script(then, match=f"^{text}$")
+    fake.script(SLOW, match=f"^{text}$", tokens_per_second=20, times=1)
+    chat = system.spawn_chat(text, "--user", "erin")
+    assert read_unbuffered(chat.stdout, 6) == b"word0 "
+    request_id = system.latest_request_id()
+    assert request_id is not None
+    return chat, request_id, b"word0 "
+
+
+def finish_chat(chat, first: bytes) -> tuple[str, str]:
+    out, err = chat.communicate(timeout=120)
+    return (first + out).decode(), err.decode()
+
+
+class WorkerKilledTests:
+    def test_a_worker_killed_mid_answer_is_resumed_by_the_cluster_and_answered_once(self, system, fake):
+        chat, request_id, first = start_slow_chat(system, fake, "killed worker")
+        worker = system.request_worker(request_id)
+        assert worker  # host:cluster pid/worker pid
+
+        os.kill(int(worker.rsplit("/", 1)[1]), signal.SIGKILL)
+
+        final = system.wait_for_state(request_id, "done", timeout=120)
+        out, err = finish_chat(chat, first)
+        assert chat.returncode == 0, err + system.logs()
+        assert final["assistant_messages"] == [ANSWER]
+        assert final["attempts"] == 2
+        assert out.count(ANSWER) == 1  # the broken attempt's words, then the whole answer once
+        assert "[The answer broke off; starting it again.]" in err
+        assert "Traceback" not in err
+
+    def test_a_cluster_killed_mid_answer_is_resumed_by_the_next_one(self, system, fake):
+        chat, request_id, first = start_slow_chat(system, fake, "killed cluster")
+
+        system.kill("worker")
+        system.start_workers()
+
+        final = system.wait_for_state(request_id, "done", timeout=120)
+        out, err = finish_chat(chat, first)
+        assert chat.returncode == 0, err + system.logs()
+        assert final["assistant_messages"] == [ANSWER] and final["attempts"] == 2
+        assert out.count(ANSWER) == 1
+
+
+class GracefulStopTests:
+    def test_sigterm_hands_the_answer_back_and_the_cluster_exits_by_itself(self, system, fake):
+        chat, request_id, first = start_slow_chat(system, fake, "stopped cluster")
+        cluster = system.processes["worker"]
+
+        os.kill(cluster.pid, signal.SIGTERM)  # the main process only, as `kill PID` or systemd's main PID does
+
+        assert cluster.wait(timeout=30) == 0  # exited on its own, so no process manager needed SIGKILL
+        handed = system.query(
+            f"from conversations.models import Request\nr = Request.objects.get(pk={request_id})\n"
+            "result = [r.status, r.attempts, r.handbacks, r.partial_content[:6]]"
+        )
+        assert handed == ["queued", 1, 1, "word0 "]
+        assert "Cluster" in system.log("worker") and "stopped" in system.log("worker")
+        assert "Traceback" not in system.log("worker")
+
+        system.start_workers()
+        final = system.wait_for_state(request_id, "done", timeout=60)
+        out, err = finish_chat(chat, first)
+        assert chat.returncode == 0, err + system.logs()
+        assert final["assistant_messages"] == [ANSWER]
+        assert out.count(ANSWER) == 1
+
+    def test_sigterm_to_the_whole_process_group_loses_nothing_either(self, system, fake):
+        # What honcho (Ctrl-C on `honcho start`) and systemd's default KillMode do.
+        chat, request_id, first = start_slow_chat(system, fake, "stopped group")
+        cluster = system.processes["worker"]
+
+        os.killpg(cluster.pid, signal.SIGTERM)
+
+        assert cluster.wait(timeout=30) == 0
+        assert system.request_state(request_id)["status"] == "queued"
+        system.start_workers()
+        final = system.wait_for_state(request_id, "done", timeout=60)
+        out, err = finish_chat(chat, first)
+        assert chat.returncode == 0, err + system.logs()
+        assert final["assistant_messages"] == [ANSWER] and out.count(ANSWER) == 1
+
+
+class WebRestartTests:
+    def test_the_terminal_survives_web_being_killed_and_prints_the_whole_answer_once(self, system, fake):
+        text = "web restarts"
+        fake.script(SLOW, match=f"^{text}$", tokens_per_second=20)
+        chat = system.spawn_chat(text, "--user", "erin")
+        first = read_unbuffered(chat.stdout, 6)
+
+        system.kill("web")
+        system.start_web()
+
+        out, err = finish_chat(chat, first)
+        assert chat.returncode == 0, err + system.logs()
+        assert out.startswith(SLOW + "\n\n[")  # every word once, in order, nothing spliced
+        assert "Lost the connection to web; reconnecting" in err
+        assert "Traceback" not in err
+        system.wait_until_ready(workers=True, timeout=60)
