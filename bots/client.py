@@ -20,15 +20,13 @@ from asgiref.sync import sync_to_async
 from discord import app_commands
 from django.conf import settings
 
-from artifacts.selectors import request_artifacts
 from artifacts.services import read_artifact
 from bots import services
 from bots.channels import archive_and_lock, is_thread
 from bots.commands import register_all
 from bots.commands.checks import Denied
-from bots.delivery import DM_UPLOAD_LIMIT, FAILED_PREFIX, Delivery, Outcome, deliver_files, thread_notice
+from bots.delivery import DM_UPLOAD_LIMIT, Delivery, Outcome, thread_notice
 from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
-from bots.render import split_message
 from conversations.attachments import Unreadable, Upload, check_upload, upload_limit
 from conversations.services import Refusal, cancel_request
 from trollama.listeners import WebsocketListener, WebUnreachable
@@ -37,6 +35,12 @@ logger = logging.getLogger(__name__)
 
 WORKING, DONE, FAILED = "⏳", "✅", "❌"
 NO_PINGS = discord.AllowedMentions.none()
+# Reconnecting to web's event stream: the first wait, doubled up to the last.
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 5.0
+# How often the bot checks the database for answers it owes, whatever the event stream says.
+RECONCILE_INTERVAL = 30.0
+# "is typing…" never lasts longer than this, whatever happens to the answer.
+TYPING_LIMIT = 600.0
 
 
 class ChannelTarget:
@@ -61,7 +65,9 @@ class ChannelTarget:
 
     async def attach(self, handle: discord.Message, files: list[tuple[str, bytes]]) -> None:
         uploads = [discord.File(io.BytesIO(data), filename=name) for name, data in files]
-        await handle.edit(attachments=[*handle.attachments, *uploads], allowed_mentions=NO_PINGS)
+        # A PartialMessage (an answer a restarted bot took over) carries no attachments list.
+        kept = getattr(handle, "attachments", [])
+        await handle.edit(attachments=[*kept, *uploads], allowed_mentions=NO_PINGS)
 
 
 async def fetch_artifact(artifact_id: int) -> bytes:
@@ -99,6 +105,9 @@ class TrollamaBot(discord.Client):
             edit_interval=settings.DISCORD_EDIT_INTERVAL,
             mark_delivered=lambda request_id: sync_to_async(services.mark_delivered)(request_id=request_id),
             fetch_file=fetch_artifact,
+            remember_messages=lambda request_id, ids: sync_to_async(services.remember_discord_messages)(
+                request_id=request_id, message_ids=ids
+            ),
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
@@ -113,6 +122,7 @@ class TrollamaBot(discord.Client):
         else:
             await self.tree.sync()
         self._spawn(self.follow_events())
+        self._spawn(self.keep_reconciling())
         self._spawn(self.keep_beating())
 
     def _spawn(self, coroutine: Any) -> None:
@@ -201,20 +211,26 @@ class TrollamaBot(discord.Client):
 
         async def react(outcome: Outcome) -> None:
             finished.set()
-            with contextlib.suppress(discord.HTTPException):
-                if self.user is not None:
-                    await message.remove_reaction(WORKING, self.user)
-                await message.add_reaction(DONE if outcome.status == "done" else FAILED)
+            await self.mark_outcome(message, outcome)
 
         self.delivery.track(submission.request.pk, ChannelTarget(channel), on_finish=react)
         with contextlib.suppress(discord.HTTPException):
             await message.add_reaction(WORKING)
         self._spawn(self.keep_typing(channel, finished))
 
-    async def keep_typing(self, channel: Any, finished: asyncio.Event) -> None:
+    async def mark_outcome(self, message: Any, outcome: Outcome) -> None:
+        """⏳ off the asker's message, and ✅ or ❌ on (nothing when the bot gave up showing the answer)."""
         with contextlib.suppress(discord.HTTPException):
+            if self.user is not None:
+                await message.remove_reaction(WORKING, self.user)
+            if outcome.status in ("done", "failed", "cancelled"):
+                await message.add_reaction(DONE if outcome.status == "done" else FAILED)
+
+    async def keep_typing(self, channel: Any, finished: asyncio.Event) -> None:
+        """ "is typing…" until the answer ends, and never longer than TYPING_LIMIT."""
+        with contextlib.suppress(discord.HTTPException, TimeoutError):
             async with channel.typing():
-                await finished.wait()
+                await asyncio.wait_for(finished.wait(), timeout=TYPING_LIMIT)
 
     async def cancel_from_message(self, message: discord.Message) -> None:
         request = await sync_to_async(services.active_request_in_channel)(
@@ -264,26 +280,38 @@ class TrollamaBot(discord.Client):
     # -- Events from web ---------------------------------------------------
 
     async def follow_events(self) -> None:
-        """Follow web's event stream for as long as the bot runs, reconnecting with backoff."""
-        backoff = 1.0
+        """Follow web's event stream for as long as the bot runs, reconnecting with backoff.
+
+        Every (re)connect reconciles with the database first, so what happened
+        while the stream was down is shown, then events only say what changed.
+        Events are handed to each request's lane without waiting for them.
+        """
+        backoff = RECONNECT_FIRST
         while not self.is_closed():
             try:
                 listener = await WebsocketListener.connect()
-                backoff = 1.0
+                backoff = RECONNECT_FIRST
                 self.events_connected = True
-                await self.deliver_outbox()
+                await self.reconcile()
                 async for event in listener:
-                    await self.handle_event(event)
+                    self.dispatch_event(event)
             except (WebUnreachable, websockets.ConnectionClosed, OSError) as exc:
-                logger.warning("Event stream from web unavailable (%s); retrying in %.0f s", exc, backoff)
+                logger.warning("Event stream from web unavailable (%s); retrying in %.1f s", exc, backoff)
             except Exception:
                 logger.exception("Event stream failed; reconnecting")
             self.events_connected = False
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
+            backoff = min(backoff * 2, RECONNECT_MAX)
+
+    def dispatch_event(self, event: dict[str, Any]) -> None:
+        """Route one event from web without waiting: a notice gets a task, a request's event its lane."""
+        if thread_notice(event) is not None:
+            self._spawn(self.handle_event(event))
+        else:
+            self.delivery.dispatch(event)
 
     async def handle_event(self, event: dict[str, Any]) -> Outcome | None:
-        """One event from web: a notice for a conversation's channel, or a step in delivering an answer."""
+        """One event from web, waited for: a notice for a conversation's channel, or a step in delivering an answer."""
         notice = thread_notice(event)
         if notice is None:
             return await self.delivery.handle(event)
@@ -292,6 +320,16 @@ class TrollamaBot(discord.Client):
         if event["type"] == "thread.closed" and is_thread(channel) and not await archive_and_lock(channel):
             logger.warning("Could not lock thread %s after it was closed: the bot lacks Manage Threads", notice[0])
         return None
+
+    async def keep_reconciling(self) -> None:
+        """Reconcile every RECONCILE_INTERVAL too, connected or not: events are hints, the database is the truth."""
+        await self.wait_until_ready()
+        while not self.is_closed():
+            await asyncio.sleep(RECONCILE_INTERVAL)
+            try:
+                await self.reconcile()
+            except Exception:
+                logger.exception("Could not reconcile answers with the database")
 
     async def post_notice(self, channel_id: int, text: str) -> Any:
         """Say something in a conversation's channel, and return the channel; None when it is gone or closed."""
@@ -322,31 +360,70 @@ class TrollamaBot(discord.Client):
                 logger.exception("Could not record the bot's heartbeat")
             await asyncio.sleep(settings.BOT_HEARTBEAT_INTERVAL)
 
-    async def deliver_outbox(self) -> None:
-        """Deliver answers that finished while the bot was away, each exactly once."""
-        for request in await sync_to_async(services.undelivered_requests)():
-            if self.delivery.is_tracking(request.pk):
-                continue
-            try:
-                channel = self.get_channel(int(request.thread.external_id)) or await self.fetch_channel(
-                    int(request.thread.external_id)
-                )
-            except discord.HTTPException:
-                logger.warning("Request %s: its channel is gone; not delivered", request.pk)
-                continue
-            if not await sync_to_async(services.claim_undelivered)(request_id=request.pk):
-                continue
-            text = request.reply.content if request.reply else FAILED_PREFIX + request.error
-            target = ChannelTarget(channel)  # type: ignore[arg-type]
-            last = None
-            for part in split_message(text):
-                last = await target.send(part)
-            await self.deliver_outbox_files(target, last, request_id=request.pk)
+    async def reconcile(self) -> None:
+        """Make Discord show what the database says about every answer this bot owes.
 
-    async def deliver_outbox_files(self, target: ChannelTarget, answer_message: Any, *, request_id: int) -> None:
-        """The files of a redelivered answer, as the live delivery would have sent them."""
+        Requests shown here are resynced (an answer that finished while web's
+        stream was down is finished; a retry replaces the broken text). Then
+        every other Discord request that is in flight, or finished and never
+        delivered, is taken over: in the messages a previous run of the bot was
+        writing into, when their ids were stored, so a restarted bot finishes
+        an answer where it started.
+        """
+        tracked = self.delivery.tracked()
+        snapshots = await sync_to_async(services.request_snapshots)(request_ids=tracked)
+        for request_id in tracked:
+            self.delivery.resync(request_id, snapshots.get(request_id))
+        for request in await sync_to_async(services.requests_to_take_over)(exclude=tracked):
+            try:
+                await self.take_over(request)
+            except Exception:
+                logger.exception("Request %s: could not take over its delivery", request.pk)
+
+    async def take_over(self, request: Any) -> None:
+        """Show a request this run of the bot did not submit: in its stored messages, or in new ones."""
+        if self.delivery.is_tracking(request.pk):
+            return
         try:
-            artifacts = await sync_to_async(request_artifacts)(request_id)
-            await deliver_files(target, answer_message, artifacts, [], fetch=fetch_artifact)
-        except Exception:
-            logger.exception("Request %s: could not deliver its files", request_id)
+            channel: Any = await self.channel_of(int(request.thread.external_id))
+        except discord.HTTPException as exc:
+            logger.warning("Request %s: its channel is gone (%s); not delivered", request.pk, exc)
+            if request.is_finished:
+                await sync_to_async(services.mark_delivered)(request_id=request.pk)
+            return
+        existing = [channel.get_partial_message(message_id) for message_id in request.discord_message_ids]
+        # Never shown, and finished: send it at most once, so a crash between claim and send can't repeat it.
+        if (
+            not existing
+            and request.is_finished
+            and not await sync_to_async(services.claim_undelivered)(request_id=request.pk)
+        ):
+            return
+        asker = await self.asking_message(request)
+
+        async def react(outcome: Outcome) -> None:
+            if asker is not None:
+                await self.mark_outcome(asker, outcome)
+
+        if self.delivery.is_tracking(request.pk):  # submitted meanwhile by this process
+            return
+        self.delivery.track(request.pk, ChannelTarget(channel), existing=existing, on_finish=react)
+        snapshots = await sync_to_async(services.request_snapshots)(request_ids=[request.pk])
+        self.delivery.resync(request.pk, snapshots.get(request.pk))
+
+    async def channel_of(self, channel_id: int) -> Any:
+        return self.get_channel(channel_id) or await self.fetch_channel(channel_id)
+
+    async def asking_message(self, request: Any) -> Any:
+        """The user's Discord message a request answers, to react on; None when it cannot be found."""
+        message_id = request.message.external_id
+        if not message_id.isdigit():
+            return None
+        # A thread started from a message has that message's id, and the message is in the parent channel.
+        thread = request.thread
+        channel_id = thread.parent_channel_id if message_id == thread.external_id else thread.external_id
+        try:
+            channel = await self.channel_of(int(channel_id))
+        except (discord.HTTPException, ValueError):
+            return None
+        return channel.get_partial_message(int(message_id))

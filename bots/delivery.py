@@ -9,6 +9,7 @@ delivered from the database by the outbox instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,16 +53,25 @@ def thread_notice(event: dict[str, Any]) -> tuple[int, str] | None:
 @dataclass
 class Outcome:
     request_id: int
-    status: str  # done, failed or cancelled
+    status: str  # done, failed or cancelled; "undelivered" when the bot gave up showing it
     error: str = ""
 
 
-@dataclass
+OnFinish = Callable[[Outcome], Awaitable[None]]
+RESUMED_NOTE = "↻ {reason}"
+
+
+@dataclass(eq=False)
 class _View:
+    """One request being shown: its renderer and its lane, a queue of events applied in order."""
+
+    request_id: int
     renderer: LiveMessageRenderer
-    written: int = 0  # characters of the current attempt fed to the renderer
+    attempt: int | None = None  # the attempt whose text is shown
     gap: bool = False  # a delta was missed; the final text will set things right
-    on_finish: list[Callable[[Outcome], Awaitable[None]]] = field(default_factory=list)
+    on_finish: list[OnFinish] = field(default_factory=list)
+    lane: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Outcome | None]]] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
 
 
 # -- Files ----------------------------------------------------------------
@@ -154,7 +164,14 @@ async def deliver_files(
 
 
 class Delivery:
-    """Routes events to the renderers of the requests this bot is showing."""
+    """Routes events to the renderers of the requests this bot is showing.
+
+    Each request has a lane: its events (and resyncs from the database) are
+    applied in order by a task of its own, so one answer's slow final edit,
+    file upload or Discord error never holds up another's. An error showing
+    one answer ends that answer's lane only (the bot's reconcile picks it up
+    again); nothing here escapes into the event stream.
+    """
 
     def __init__(
         self,
@@ -162,10 +179,12 @@ class Delivery:
         edit_interval: float,
         mark_delivered: Callable[[int], Awaitable[None]],
         fetch_file: FetchFile | None = None,
+        remember_messages: Callable[[int, list[int]], Awaitable[None]] | None = None,
     ) -> None:
         self._edit_interval = edit_interval
         self._mark_delivered = mark_delivered
         self._fetch_file = fetch_file
+        self._remember_messages = remember_messages
         self._views: dict[int, _View] = {}
 
     def track(
@@ -173,14 +192,35 @@ class Delivery:
         request_id: int,
         target: DiscordTarget,
         *,
-        placeholder: Any = None,
-        on_finish: Callable[[Outcome], Awaitable[None]] | None = None,
-    ) -> None:
-        renderer = LiveMessageRenderer(target, edit_interval=self._edit_interval, placeholder_handle=placeholder)
-        self._views[request_id] = _View(renderer, on_finish=[on_finish] if on_finish else [])
+        existing: Sequence[Any] = (),
+        on_finish: OnFinish | None = None,
+    ) -> bool:
+        """Start showing a request in ``target`` (editing ``existing`` messages first).
+
+        False if it is shown already; ``on_finish`` is then added to that view.
+        """
+        view = self._views.get(request_id)
+        if view is not None:
+            if on_finish is not None:
+                view.on_finish.append(on_finish)
+            return False
+
+        async def remember(handles: list[Any]) -> None:
+            await self._remember(request_id, handles)
+
+        renderer = LiveMessageRenderer(
+            target, edit_interval=self._edit_interval, existing=existing, on_handles=remember
+        )
+        view = _View(request_id, renderer, on_finish=[on_finish] if on_finish else [])
+        self._views[request_id] = view
+        view.task = asyncio.get_running_loop().create_task(self._run_lane(view))
+        return True
 
     def is_tracking(self, request_id: int) -> bool:
         return request_id in self._views
+
+    def tracked(self) -> list[int]:
+        return list(self._views)
 
     def request_shown_in(self, message_id: int) -> int | None:
         """The in-progress request whose answer is shown in the bot's message ``message_id``."""
@@ -189,76 +229,187 @@ class Delivery:
                 return request_id
         return None
 
-    async def handle(self, event: dict[str, Any]) -> Outcome | None:
-        """Apply one event; returns the outcome when it finished a tracked request."""
+    def dispatch(self, event: dict[str, Any]) -> asyncio.Future[Outcome | None] | None:
+        """Queue an event on its request's lane; None when the request is not shown here.
+
+        The future resolves, once the event is applied, to the outcome when it
+        ended the request (or None).
+        """
         view = self._views.get(event.get("request_id"))  # type: ignore[arg-type]
         if view is None:
             return None
-        with request_context(event["request_id"]):
-            return await self._apply(view, event)
+        done: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        view.lane.put_nowait((event, done))
+        return done
+
+    async def handle(self, event: dict[str, Any]) -> Outcome | None:
+        """Apply one event and wait for it; returns the outcome when it finished a tracked request."""
+        done = self.dispatch(event)
+        return await done if done is not None else None
+
+    def resync(self, request_id: int, snapshot: dict[str, Any] | None) -> asyncio.Future[Outcome | None] | None:
+        """Bring a shown request up to date with its stored state (``conversations.selectors.request_snapshot``)."""
+        return self.dispatch({"type": "resync", "request_id": request_id, "snapshot": snapshot})
+
+    async def _run_lane(self, view: _View) -> None:
+        outcome: Outcome | None = None
+        while outcome is None:
+            event, done = await view.lane.get()
+            with request_context(view.request_id):
+                try:
+                    outcome = await self._apply(view, event)
+                except Exception as exc:
+                    outcome = await self._give_up(view, exc)
+            if not done.done():
+                done.set_result(outcome)
+        while not view.lane.empty():  # events that came after the end
+            _, done = view.lane.get_nowait()
+            if not done.done():
+                done.set_result(None)
 
     async def _apply(self, view: _View, event: dict[str, Any]) -> Outcome | None:
         kind = event.get("type")
+        request_id = view.request_id
+        if kind == "resync":
+            return await self._resync(view, event["snapshot"])
         if kind == "request.queued":
-            view.renderer.status(describe_queued(event))
+            if not view.renderer.text:
+                view.renderer.status(describe_queued(event))
         elif kind == "request.status":
             self._on_status(view, event)
         elif kind == "request.delta":
-            self._on_delta(view, event["offset"], event["text"])
+            if self._follow_attempt(view, event.get("attempt")):
+                self._on_delta(view, event["offset"], event["text"])
         elif kind == "request.done":
-            return await self._finish(
-                event["request_id"],
-                Outcome(event["request_id"], "done"),
-                event["content"],
-                files=(event.get("artifacts") or [], event.get("artifact_notes") or []),
-            )
+            files = (event.get("artifacts") or [], event.get("artifact_notes") or [])
+            return await self._finish(view, Outcome(request_id, "done"), event["content"], files=files)
         elif kind == "request.failed":
-            outcome = Outcome(event["request_id"], "failed", error=event.get("error", ""))
-            return await self._finish(event["request_id"], outcome, FAILED_PREFIX + outcome.error)
+            outcome = Outcome(request_id, "failed", error=event.get("error", ""))
+            return await self._finish(view, outcome, FAILED_PREFIX + outcome.error)
         elif kind == "request.cancelled":
-            return await self._finish(event["request_id"], Outcome(event["request_id"], "cancelled"), None)
+            return await self._finish(view, Outcome(request_id, "cancelled"), None)
         return None
 
+    def _follow_attempt(self, view: _View, attempt: int | None) -> bool:
+        """Move to a newer attempt (its text replaces the broken one's); False for an older attempt's event."""
+        if attempt is None or view.attempt is None:
+            view.attempt = attempt if view.attempt is None else view.attempt
+            return True
+        if attempt < view.attempt:
+            return False
+        if attempt > view.attempt:
+            view.attempt = attempt
+            if view.renderer.text:
+                self._start_over(view, "")
+        return True
+
+    def _start_over(self, view: _View, reason: str) -> None:
+        view.renderer.restart("")
+        view.gap = False
+        if reason:
+            view.renderer.status(RESUMED_NOTE.format(reason=reason))
+
     def _on_status(self, view: _View, event: dict[str, Any]) -> None:
+        attempt = event.get("attempt")
         if event.get("reset"):
-            # The failed attempt's text is on screen; the final text replaces it.
-            view.gap = True
-        if view.written:
+            # An event older than what is shown (read before a resync) is ignored.
+            if attempt is not None and view.attempt is not None and attempt < view.attempt:
+                return
+            view.attempt = attempt if attempt is not None else view.attempt
+            self._start_over(view, event.get("reason", ""))
+            if event.get("phase") == "resuming":
+                return  # back in the queue: the note stays until the next attempt says more
+        elif not self._follow_attempt(view, attempt):
+            return
+        if view.renderer.text:
             return
         label = describe_phase(event.get("phase") or "", model=event.get("model") or "", reason=event.get("reason", ""))
         if label:
             view.renderer.status(label)
 
     def _on_delta(self, view: _View, offset: int, text: str) -> None:
-        if view.gap or offset > view.written:
+        written = len(view.renderer.text)
+        if view.gap or offset > written:
             view.gap = True
             return
-        fresh = text[view.written - offset :]
+        fresh = text[written - offset :]
         if fresh:
             view.renderer.feed(fresh)
-            view.written += len(fresh)
+
+    async def _resync(self, view: _View, snapshot: dict[str, Any] | None) -> Outcome | None:
+        request_id = view.request_id
+        if snapshot is None:  # deleted (the conversation was reset or closed)
+            return await self._finish(view, Outcome(request_id, "cancelled"), None)
+        status = snapshot["status"]
+        if status == "done":
+            files = (snapshot.get("artifacts") or [], [])
+            return await self._finish(view, Outcome(request_id, "done"), snapshot["content"], files=files)
+        if status == "failed":
+            outcome = Outcome(request_id, "failed", error=snapshot.get("error", ""))
+            return await self._finish(view, outcome, FAILED_PREFIX + outcome.error)
+        if status == "cancelled":
+            return await self._finish(view, Outcome(request_id, "cancelled"), None)
+        self._follow_attempt(view, snapshot.get("attempts"))
+        shown, stored = view.renderer.text, snapshot.get("content") or ""
+        if status in ("queued", "held"):
+            if shown:  # it went back to the queue after text was shown
+                self._start_over(view, "")
+            view.renderer.status(describe_queued({**snapshot, "position": snapshot.get("position") or 1}))
+        elif stored.startswith(shown) and len(stored) > len(shown):
+            view.renderer.feed(stored[len(shown) :])
+            view.gap = False
+        elif not shown.startswith(stored):
+            view.renderer.restart(stored)
+            view.gap = False
+        return None
 
     async def _finish(
         self,
-        request_id: int,
+        view: _View,
         outcome: Outcome,
         final_text: str | None,
         *,
         files: tuple[list[dict[str, Any]], list[str]] = ([], []),
     ) -> Outcome:
-        view = self._views.pop(request_id)
+        self._views.pop(view.request_id, None)
         if final_text is None:
             # Cancelled: keep what was written, and say so.
             final_text = (view.renderer.text + "\n\n" if view.renderer.text else "") + CANCELLED_TEXT
         handles = await view.renderer.finish(final_text)
         await self._deliver_files(view.renderer.target, handles[-1] if handles else None, *files)
-        await self._mark_delivered(request_id)
+        await self._mark_delivered(view.request_id)
+        await self._ended(view, outcome)
+        return outcome
+
+    async def _give_up(self, view: _View, exc: Exception) -> Outcome:
+        """Stop showing a request after Discord refused what it needed; the next reconcile tries again."""
+        self._views.pop(view.request_id, None)
+        await view.renderer.close()
+        status = getattr(exc, "status", None)
+        if status in (403, 404):
+            # The channel is gone or closed to the bot: trying again would fail the same way.
+            logger.warning("Request %s: Discord refused its answer (%s); not delivered", view.request_id, exc)
+            await self._mark_delivered(view.request_id)
+        else:
+            logger.warning("Request %s: could not show its answer (%s); will try again", view.request_id, exc)
+        outcome = Outcome(view.request_id, "undelivered", error=str(exc))
+        await self._ended(view, outcome)
+        return outcome
+
+    async def _ended(self, view: _View, outcome: Outcome) -> None:
         for callback in view.on_finish:
             try:
                 await callback(outcome)
             except Exception:  # a reaction failing must not lose the next event
-                logger.exception("After-delivery step failed for request %s", request_id)
-        return outcome
+                logger.exception("After-delivery step failed for request %s", view.request_id)
+
+    async def _remember(self, request_id: int, handles: list[Any]) -> None:
+        if self._remember_messages is None:
+            return
+        try:
+            await self._remember_messages(request_id, [getattr(handle, "id", handle) for handle in handles])
+        except Exception:  # the answer is still shown; only a restart would lose track of it
+            logger.exception("Could not store the Discord messages of request %s", request_id)
 
     async def _deliver_files(
         self, target: DiscordTarget, answer_message: Any, artifacts: list[dict[str, Any]], notes: list[str]
@@ -269,6 +420,10 @@ class Delivery:
             logger.exception("Could not deliver the files of an answer")
 
     async def close(self) -> None:
-        for view in self._views.values():
+        """Stop every lane without delivering the rest (the bot shuts down)."""
+        views, self._views = list(self._views.values()), {}
+        for view in views:
+            if view.task is not None:
+                view.task.cancel()
+                await asyncio.gather(view.task, return_exceptions=True)
             await view.renderer.close()
-        self._views.clear()

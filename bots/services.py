@@ -9,12 +9,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from bots.models import BotHeartbeat
 from budgets.services import sync_role_tier
 from conversations.attachments import Upload
 from conversations.models import ChatUser, Platform, Request, Thread
+from conversations.selectors import request_snapshot
 from conversations.services import (
     Submission,
     cancel_request,
@@ -119,6 +121,38 @@ def undelivered_requests() -> list[Request]:
         .select_related("thread", "reply", "message")
         .order_by("finished_at")
     )
+
+
+def requests_to_take_over(*, exclude: Sequence[int] = ()) -> list[Request]:
+    """Discord requests a bot owes an answer and is not showing (``exclude``), oldest first.
+
+    Those still in flight (queued, held, running) and those finished but never
+    delivered, from the last DISCORD_OUTBOX_HOURS. A cancelled one is owed only
+    when its messages are known, to end them with "Cancelled.".
+    """
+    since = timezone.now() - timedelta(hours=settings.DISCORD_OUTBOX_HOURS)
+    owed = Request.objects.filter(thread__platform=Platform.DISCORD, delivered_at__isnull=True, queued_at__gte=since)
+    in_flight = Q(status__in=(*Request.WAITING, *Request.RUNNING))
+    undelivered = Q(status__in=(Request.Status.DONE, Request.Status.FAILED)) | (
+        Q(status=Request.Status.CANCELLED) & ~Q(discord_message_ids=[])
+    )
+    return list(
+        owed.filter(in_flight | undelivered)
+        .exclude(pk__in=list(exclude))
+        .select_related("thread", "message")
+        .order_by("queued_at", "pk")
+    )
+
+
+def request_snapshots(*, request_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """``conversations.selectors.request_snapshot`` of each request that still exists."""
+    snapshots = {request_id: request_snapshot(request_id) for request_id in request_ids}
+    return {request_id: snapshot for request_id, snapshot in snapshots.items() if snapshot is not None}
+
+
+def remember_discord_messages(*, request_id: int, message_ids: Sequence[int]) -> None:
+    """Store which of the bot's messages show a request's answer, so a restarted bot finishes it in them."""
+    Request.objects.filter(pk=request_id).update(discord_message_ids=list(message_ids))
 
 
 def active_request_in_channel(*, channel_id: int, user_id: int | None) -> Request | None:

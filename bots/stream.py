@@ -16,10 +16,9 @@ fake in tests and benchmarks).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,8 +80,9 @@ class LiveMessageRenderer:
         limit: int = DISCORD_LIMIT,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        placeholder_handle: Any = None,
+        existing: Sequence[Any] = (),
         empty_text: str = EMPTY_ANSWER,
+        on_handles: Callable[[list[Any]], Awaitable[None]] | None = None,
     ) -> None:
         if window_writes < 1:
             raise ValueError("window_writes must be at least 1")
@@ -94,9 +94,11 @@ class LiveMessageRenderer:
         self._clock = clock
         self._sleep = sleep
         self.empty_text = empty_text
-        self.messages: list[_Message] = []
-        if placeholder_handle is not None:
-            self.messages.append(_Message(placeholder_handle, None, -math.inf))
+        # Messages already showing this answer (a placeholder, or what a bot that
+        # restarted had written): their content is unknown, so they are edited.
+        self.messages: list[_Message] = [_Message(handle, None, -math.inf) for handle in existing]
+        self._on_handles = on_handles
+        self.lost_messages = 0  # messages someone deleted while they were being written
         self.edits = 0
         self.sends = 0
         self.rate_limited = 0
@@ -125,6 +127,15 @@ class LiveMessageRenderer:
     def status(self, text: str) -> None:
         """Show `text` in the first message while no model text has arrived."""
         self._status = text
+        self._poke()
+
+    def restart(self, text: str = "") -> None:
+        """Replace everything fed so far with ``text``: the answer started again (a retry, a resync)."""
+        if self._finishing:
+            raise RuntimeError("restart() after finish()")
+        if not text.startswith(self.text):
+            self._settled.clear()
+        self._text = text
         self._poke()
 
     def feed(self, delta: str) -> None:
@@ -156,8 +167,8 @@ class LiveMessageRenderer:
         """Stop writing without delivering the rest (say, when the bot shuts down)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Whatever stopped the writing (a cancel, a refused write) is the caller's to have handled.
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def _poke(self) -> None:
         if self._task is None:
@@ -194,10 +205,17 @@ class LiveMessageRenderer:
                 await self._write(op)
             except Exception as exc:
                 retry_after = _retry_after(exc)
-                if retry_after is None:
+                if retry_after is not None:
+                    self.rate_limited += 1
+                    await self._sleep(retry_after)
+                elif op.kind != "send" and getattr(exc, "status", None) == 404:
+                    # Someone deleted this message: the parts from here on move up one
+                    # message, and the last goes out as a new one.
+                    del self.messages[op.index]
+                    self.lost_messages += 1
+                    await self._handles_changed()
+                else:
                     raise
-                self.rate_limited += 1
-                await self._sleep(retry_after)
 
     async def _pause(self, delay: float) -> None:
         """Sleep `delay` seconds, or less if poked meanwhile: new text may need a new message."""
@@ -275,6 +293,7 @@ class LiveMessageRenderer:
             self.messages.append(_Message(handle, op.content, now))
             self._send_times.append(now)
             self.sends += 1
+            await self._handles_changed()
         elif op.kind == "edit":
             message = self.messages[op.index]
             await self.target.edit(message.handle, op.content)
@@ -284,6 +303,11 @@ class LiveMessageRenderer:
         else:
             await self.target.delete(self.messages[op.index].handle)
             del self.messages[op.index]
+            await self._handles_changed()
+
+    async def _handles_changed(self) -> None:
+        if self._on_handles is not None:
+            await self._on_handles(self.handles)
 
 
 def _retry_after(exc: Exception) -> float | None:

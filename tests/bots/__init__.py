@@ -17,6 +17,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import discord
 
@@ -109,7 +110,7 @@ class FakeDiscordChannel:
         call = self._admit("edit", handle, content)
         if handle not in self.shown:
             call.rejected = True
-            raise LookupError(f"404 Not Found: Unknown Message {handle}")
+            raise discord.NotFound(SimpleNamespace(status=404, reason="Not Found"), "Unknown Message")
         await self._travel()
         self.shown[handle] = content
         call.done_at = self.now()

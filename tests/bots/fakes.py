@@ -18,6 +18,8 @@ from typing import Any
 import discord
 
 _ids = itertools.count(10_000)
+# Every message a fake channel holds, by id, as Discord would find it.
+_messages: dict[int, Any] = {}
 
 
 def next_id() -> int:
@@ -75,7 +77,12 @@ class FakeSentMessage:
     deleted: bool = False
     edits: int = 0
 
+    def __post_init__(self) -> None:
+        _messages[self.id] = self
+
     async def edit(self, *, content: str, allowed_mentions: Any = None) -> None:
+        if self.deleted:
+            raise discord.NotFound(SimpleNamespace(status=404, reason="Not Found"), "Unknown Message")
         self.content = content
         self.edits += 1
         self.channel.changed.set()
@@ -127,6 +134,13 @@ class FakeChannel:
         self.typing_sessions += 1
         yield
 
+    def get_partial_message(self, message_id: int) -> Any:
+        """The message with that id in this channel, as discord.py's PartialMessage stands for it."""
+        message = _messages.get(message_id)
+        if message is None or message.channel is not self:
+            return FakeSentMessage(self, "", id=message_id, deleted=True)  # Discord would answer 404
+        return message
+
     def permissions_for(self, member: FakeUser) -> Permissions:
         return Permissions(manage_messages=member.moderator, manage_threads=member.moderator)
 
@@ -151,12 +165,16 @@ class FakeMessage:
     threads: list[FakeChannel] = field(default_factory=list)
     attachments: list[Any] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        _messages[self.id] = self
+
     @property
     def guild(self) -> FakeGuild | None:
         return self.channel.guild
 
     async def create_thread(self, *, name: str, auto_archive_duration: int = 1440) -> FakeChannel:
         thread = FakeChannel(
+            id=self.id,  # as in Discord: a thread started from a message has the message's id
             type=discord.ChannelType.public_thread,
             name=name,
             guild=self.channel.guild,

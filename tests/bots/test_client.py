@@ -122,9 +122,9 @@ async def world(settings):
     )
 
     async def get_channel(channel_id: int) -> FakeChannel:
-        return world.channels[channel_id]
+        return channel if channel_id == channel.id else world.channels[channel_id]
 
-    bot.get_channel = lambda channel_id: world.channels.get(channel_id)
+    bot.get_channel = lambda channel_id: channel if channel_id == channel.id else world.channels.get(channel_id)
     bot.fetch_channel = get_channel
     yield world
     await bot.delivery.close()
@@ -414,8 +414,9 @@ class OutboxTests:
         restarted._connection.user = world.me
         restarted.get_channel = world.bot.get_channel
         restarted.fetch_channel = world.bot.fetch_channel
-        await restarted.deliver_outbox()
-        await restarted.deliver_outbox()  # a reconnect: nothing more
+        await restarted.reconcile()
+        await restarted.reconcile()  # a reconnect: nothing more
+        await asyncio.wait_for(thread.wait_until(lambda shown: len(shown.shown) == 1), timeout=RENDER_WAIT)
 
         assert thread.shown == ["Answer written while the bot was down."]
         await request.arefresh_from_db()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
-from bots.delivery import Delivery
+import discord
+
+from bots.delivery import Delivery, Outcome
 from bots.render import split_message
 from tests.bots import FakeDiscordChannel, virtual_time
 
@@ -114,3 +117,122 @@ class DeliveryTests:
         channel, outcomes, _ = await run([{"type": "request.done", "request_id": 2, "content": "not ours"}])
 
         assert channel.contents() == [] and outcomes == []
+
+
+def forbidden() -> discord.Forbidden:
+    return discord.Forbidden(SimpleNamespace(status=403, reason="Forbidden"), "Missing Permissions")
+
+
+class LaneTests:
+    """Each request's events are applied in order, and one request's trouble stays its own."""
+
+    async def test_discord_refusing_one_answer_leaves_the_others_alone(self):
+        delivered: list[int] = []
+        outcomes: list[Outcome] = []
+
+        async def mark(request_id: int) -> None:
+            delivered.append(request_id)
+
+        async def remember(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+
+        with virtual_time():
+            refused, fine = FakeDiscordChannel(), FakeDiscordChannel()
+            delivery = Delivery(edit_interval=1.1, mark_delivered=mark)
+            delivery.track(1, refused, on_finish=remember)
+            delivery.track(2, fine, on_finish=remember)
+            refused.fail_next("send", forbidden())
+            first = delivery.dispatch({"type": "request.done", "request_id": 1, "content": "For one."})
+            second = delivery.dispatch({"type": "request.done", "request_id": 2, "content": "For two."})
+            await asyncio.gather(first, second)
+
+        assert fine.contents() == ["For two."]
+        assert sorted((o.request_id, o.status) for o in outcomes) == [(1, "undelivered"), (2, "done")]
+        assert sorted(delivered) == [1, 2]  # a 403 will not get better: not retried
+        assert delivery.tracked() == []  # nothing kept for finished requests
+
+    async def test_a_slow_answer_does_not_hold_up_another(self):
+        with virtual_time() as clock:
+            slow, quick = FakeDiscordChannel(latency=30.0), FakeDiscordChannel()
+            delivery = Delivery(edit_interval=1.1, mark_delivered=lambda request_id: asyncio.sleep(0))
+            delivery.track(1, slow)
+            delivery.track(2, quick)
+            began = clock()
+            slow_done = delivery.dispatch({"type": "request.done", "request_id": 1, "content": "Slow."})
+            await delivery.handle({"type": "request.done", "request_id": 2, "content": "Quick."})
+            quick_at = clock() - began
+            await slow_done
+
+        assert quick.contents() == ["Quick."] and slow.contents() == ["Slow."]
+        assert quick_at < 30.0  # not behind the slow channel's 30 s write
+
+    async def test_a_deleted_answer_message_is_written_again(self):
+        with virtual_time():
+            channel = FakeDiscordChannel()
+            delivery = Delivery(edit_interval=1.1, mark_delivered=lambda request_id: asyncio.sleep(0))
+            delivery.track(1, channel)
+            await delivery.handle({"type": "request.queued", "request_id": 1, "position": 1})
+            await asyncio.sleep(2.0)
+            channel.shown.clear()  # a moderator deleted the placeholder
+            outcome = await delivery.handle({"type": "request.done", "request_id": 1, "content": "Still here."})
+
+        assert outcome.status == "done"
+        assert channel.contents() == ["Still here."]
+
+
+class ResyncTests:
+    async def test_an_answer_finished_while_events_were_missed_is_finished_from_the_database(self):
+        snapshot = {"status": "done", "attempts": 1, "content": "Stored answer.", "artifacts": []}
+
+        with virtual_time():
+            channel = FakeDiscordChannel()
+            delivery = Delivery(edit_interval=1.1, mark_delivered=lambda request_id: asyncio.sleep(0))
+            delivery.track(1, channel)
+            for event in deltas("Stored ans"):
+                await delivery.handle(event)
+            outcome = await delivery.resync(1, snapshot)
+
+        assert outcome is not None and outcome.status == "done"
+        assert channel.contents() == ["Stored answer."]
+
+    async def test_a_retry_missed_while_disconnected_replaces_the_broken_text(self):
+        running = {"status": "generating", "attempts": 2, "content": "New att", "position": None}
+
+        with virtual_time():
+            channel = FakeDiscordChannel()
+            delivery = Delivery(edit_interval=1.1, mark_delivered=lambda request_id: asyncio.sleep(0))
+            delivery.track(1, channel)
+            for event in deltas("Broken first attempt"):
+                await delivery.handle({**event, "attempt": 1})
+            await delivery.resync(1, running)
+            stale = {"type": "request.delta", "request_id": 1, "attempt": 1, "offset": 0, "text": "Broken first"}
+            await delivery.handle(stale)  # read before the resync: ignored
+            await delivery.handle(
+                {"type": "request.delta", "request_id": 1, "attempt": 2, "offset": 7, "text": "empt."}
+            )
+            await delivery.handle({"type": "request.done", "request_id": 1, "content": "New attempt."})
+
+        assert channel.contents() == ["New attempt."]
+
+    async def test_a_reset_says_the_answer_started_again(self):
+        events = [
+            *deltas("Half an answ"),
+            2.0,
+            {
+                "type": "request.status",
+                "request_id": 1,
+                "status": "queued",
+                "phase": "resuming",
+                "reset": True,
+                "reason": "The answer was interrupted (a worker stopped); starting it again.",
+                "attempt": 1,
+            },
+            2.0,
+            {"type": "request.done", "request_id": 1, "content": "Whole."},
+        ]
+
+        channel, _, _ = await run(events)
+
+        shown = [call.content for call in channel.calls if call.op in ("send", "edit") and not call.rejected]
+        assert "↻ The answer was interrupted (a worker stopped); starting it again." in shown
+        assert channel.contents() == ["Whole."]

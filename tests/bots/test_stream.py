@@ -233,7 +233,7 @@ class LiveMessageRendererTests:
     async def test_it_edits_the_placeholder_instead_of_sending_a_message(self, clock):
         channel = FakeDiscordChannel()
         placeholder = await channel.send("Queued…")
-        renderer = LiveMessageRenderer(channel, placeholder_handle=placeholder)
+        renderer = LiveMessageRenderer(channel, existing=[placeholder])
 
         renderer.feed("Done quickly.")
         handles = await renderer.finish()
