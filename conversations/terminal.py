@@ -61,8 +61,8 @@ class TerminalRenderer:
         elif kind == "request.status":
             self._on_status(event)
         elif kind == "request.delta":
-            self._follow_attempt(event.get("attempt"))
-            self._on_delta(event["offset"], event["text"])
+            if self._follow_attempt(event.get("attempt")):
+                self._on_delta(event["offset"], event["text"])
         elif kind == "request.done":
             content = event["content"]
             if not content.startswith(self.written):
@@ -117,14 +117,19 @@ class TerminalRenderer:
             self._write(partial)
         return None
 
-    def _follow_attempt(self, attempt: int | None) -> None:
-        """A newer attempt than the one on screen means a retry whose reset we missed."""
+    def _follow_attempt(self, attempt: int | None) -> bool:
+        """A newer attempt than the one on screen means a retry whose reset we missed.
+
+        False for an older attempt's event (read before a resync that showed a later one).
+        """
         if attempt is None:
-            return
+            return True
+        if self.attempt is not None and attempt < self.attempt:
+            return False
         if self.attempt is not None and attempt > self.attempt and self.written:
             self._start_over(BROKE_OFF)
-        if self.attempt is None or attempt > self.attempt:
-            self.attempt = attempt
+        self.attempt = attempt
+        return True
 
     def _start_over(self, note: str) -> None:
         if self.written:
@@ -135,12 +140,15 @@ class TerminalRenderer:
         self.gap = False
 
     def _on_status(self, event: dict[str, Any]) -> None:
+        attempt = event.get("attempt")
         if event.get("reset"):
+            if attempt is not None and self.attempt is not None and attempt < self.attempt:
+                return  # read before a resync that already showed a later attempt
             self._start_over(BROKE_OFF)
-            if event.get("attempt") is not None:
-                self.attempt = event["attempt"]
+            if attempt is not None:
+                self.attempt = attempt
         else:
-            self._follow_attempt(event.get("attempt"))
+            self._follow_attempt(attempt)
         label = describe_phase(event.get("phase") or "", model=event.get("model") or "", reason=event.get("reason", ""))
         if label and not self.written and event.get("phase") != "generating":
             self._status(label)
