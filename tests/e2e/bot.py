@@ -6,6 +6,7 @@ Kept apart from ``harness.py``: it only adds the bot to a ``System``.
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -46,4 +47,8 @@ def running_bot(data_dir: Path, *, ollama_url: str, discord: FakeDiscord, **env:
     """Web, workers and the bot, the bot pointed at ``discord``; stopped afterwards."""
     with running_system(data_dir, ollama_url=ollama_url, **bot_environment(discord), **env) as system:
         start_bot(system, discord)
-        yield system
+        try:
+            yield system
+        finally:
+            # The bot first, so its log does not end in complaints that web went away.
+            system.kill("bot", signal.SIGTERM)

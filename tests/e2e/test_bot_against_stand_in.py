@@ -124,3 +124,23 @@ class BotAgainstStandInTests:
 
         assert texts(fake_discord.bot_messages(fake_discord.thread_of(asked))) == ["New session, same bot."]
         assert system.processes["bot"].poll() is None
+
+    @pytest.mark.xfail(
+        strict=True, reason="issue 15 §2.1: a refused thread is a silent failure (no reply, no reaction)"
+    )
+    def test_a_refused_thread_is_answered_in_words_in_the_channel(self, system, fake, fake_discord):
+        fake.script("Answered here instead.", tokens_per_second=60)
+        fake_discord.forbid_thread_creation("general")
+
+        asked = fake_discord.send_message("alice", "general", "no threads here", mention_bot=True)
+        [refused] = fake_discord.wait_for_call("POST /channels/{channel_id}/messages/{message_id}/threads", timeout=30)
+        assert refused.status == 403
+        reply = fake_discord.wait_for(
+            lambda: next(
+                (m for m in fake_discord.bot_messages("general") if m.reference and m.reference.id == asked.id), None
+            ),
+            timeout=15,
+            what="a reply in the channel",
+        )
+
+        assert reply.content
