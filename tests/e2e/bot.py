@@ -10,14 +10,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.e2e.harness import PYTHON, System, running_system
 from tests.fake_discord import FakeDiscord
 
 BOT_READY = """
+from datetime import datetime
 from bots.models import BotHeartbeat
-result = BotHeartbeat.objects.filter(connected=True).exists()
+result = BotHeartbeat.objects.filter(connected=True, beat_at__gte=datetime.fromisoformat({since!r})).exists()
 """
 
 
@@ -27,13 +29,18 @@ def bot_environment(discord: FakeDiscord) -> dict[str, str]:
 
 
 def start_bot(system: System, discord: FakeDiscord, *, timeout: float = 60) -> subprocess.Popen[bytes]:
-    """Start ``manage.py runbot`` and wait until it has identified and written a connected heartbeat."""
+    (
+        """Start ``manage.py runbot`` (again, after ``system.kill("bot")``) and wait until it has identified and beaten."""
+        ""
+    )
     identified = sum(1 for c in discord.connections if c.kind == "identify")
+    # A restarted bot finds its old heartbeat row: only a beat from this start counts.
+    since = datetime.now(UTC).isoformat()
     process = system.popen("bot", [PYTHON, "manage.py", "runbot"])
     deadline = time.monotonic() + timeout
     try:
         discord.wait_for_ready(timeout=timeout, count=identified + 1)
-        while not system.query(BOT_READY):
+        while not system.query(BOT_READY.format(since=since)):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the bot never reported itself connected")
             time.sleep(0.5)
