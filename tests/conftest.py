@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: the fake Ollama server and personas."""
+"""Fixtures shared by the whole suite: the fake Ollama and fake Discord servers, and personas."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import LazySettings
 
+from tests.fake_discord import FakeDiscord
 from tests.fake_ollama import FakeOllama
 from trollama import events
 
@@ -49,3 +50,22 @@ def relay_to(settings: LazySettings) -> Iterator[object]:
 
     yield configure
     events._is_hub = True
+
+
+@pytest.fixture(scope="session")
+def _fake_discord_server() -> Iterator[FakeDiscord]:
+    with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_discord(_fake_discord_server: FakeDiscord, settings: LazySettings) -> Iterator[FakeDiscord]:
+    """A local Discord stand-in (REST v10 + gateway), reset, with DISCORD_API_URL pointing at it.
+
+    One server for the session: its guild, users and gateway sessions stay; calls, scripted
+    failures and rate-limit windows are forgotten before and after each test.
+    """
+    _fake_discord_server.reset()
+    settings.DISCORD_API_URL = _fake_discord_server.api_url
+    yield _fake_discord_server
+    _fake_discord_server.reset()

@@ -449,6 +449,10 @@ RATE_LIMIT_PER_MINUTE = _read("RATE_LIMIT_PER_MINUTE", _int(0), 10)
 # -- Discord ----------------------------------------------------------------
 
 DISCORD_TOKEN = _read("DISCORD_TOKEN", str, "")
+# Discord's REST API v10, or anything that speaks it: a rate-limit proxy
+# (nirn-proxy, twilight-http-proxy) or the test suite's stand-in. The gateway
+# URL is then taken from this API's GET /gateway/bot.
+DISCORD_API_URL = _read("DISCORD_API_URL", _http_url, "https://discord.com/api/v10")
 DISCORD_EDIT_INTERVAL = _read("DISCORD_EDIT_INTERVAL", _float(0.2), 1.1)
 DISCORD_ALLOWED_GUILDS: list[int] = _read("DISCORD_ALLOWED_GUILDS", _int_list, [])
 DISCORD_ALLOWED_CHANNELS: list[int] = _read("DISCORD_ALLOWED_CHANNELS", _int_list, [])

@@ -21,6 +21,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.background import BackgroundServer
+
 from .specs import (
     DEFAULT_MODELS,
     Hangup,
@@ -132,8 +134,10 @@ class _Loaded:
     in_use: int = 0
 
 
-class FakeOllama:
+class FakeOllama(BackgroundServer):
     """Controller for one fake Ollama server; see the package docstring for usage."""
+
+    name = "fake Ollama"
 
     def __init__(
         self,
@@ -145,7 +149,7 @@ class FakeOllama:
         host: str = "127.0.0.1",
         default: Rule | None = None,
     ) -> None:
-        self.host = host
+        super().__init__(host=host, port=port)
         self.version = version
         self.embedder: Embedder = embedder or default_embedder
         # What happens when no scripted rule matches (the CLI sets pacing here).
@@ -153,7 +157,6 @@ class FakeOllama:
         self._initial_models = tuple(
             m if isinstance(m, ModelSpec) else ModelSpec(m) for m in (DEFAULT_MODELS if models is None else models)
         )
-        self._port = port
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._models: dict[str, ModelSpec] = {m.name: m for m in self._initial_models}
@@ -162,79 +165,21 @@ class FakeOllama:
         self._hangups: list[Hangup] = []
         self._hangup_cursor = 0
         self._loaded: dict[str, _Loaded] = {}
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._start_error: BaseException | None = None
         self.stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
-    @property
-    def port(self) -> int:
-        if self._thread is None and self._port == 0:
-            raise RuntimeError("FakeOllama is not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def build_app(self) -> web.Application:
+        return build_app(self)
 
     def start(self) -> Self:
-        """Bind and serve in a background thread; restarting reuses the same port."""
-        if self._thread is not None:
-            raise RuntimeError("FakeOllama is already running")
         self.stopping = False
-        self._start_error = None
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-ollama", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout=10):
-            raise RuntimeError("fake Ollama did not start within 10 s")
-        if self._start_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise self._start_error
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Stop serving; open streams and hangs end without being recorded as hang-ups."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
         self.stopping = True
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _serve(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=1.0)
-        try:
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, self.host, self._port)
-            loop.run_until_complete(site.start())
-            self._port = runner.addresses[0][1]
-        except Exception as exc:
-            self._start_error = exc
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-            ready.set()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            _cancel_leftovers(loop)
-            loop.close()
+        super().stop()
 
     # ------------------------------------------------------------------ models
 
@@ -463,14 +408,6 @@ class FakeOllama:
             n for n, e in self._loaded.items() if e.in_use == 0 and e.expires_at is not None and e.expires_at <= now
         ]:
             del self._loaded[name]
-
-
-def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
-    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 # ====================================================================== per-request

@@ -35,6 +35,7 @@ VARIABLES = [
     "METRICS_TOKEN",
     "METRICS_WINDOW_MINUTES",
     "DISCORD_TOKEN",
+    "DISCORD_API_URL",
 ]
 PRODUCTION = {
     "DJANGO_ENV": "production",
@@ -51,6 +52,16 @@ def load(monkeypatch, tmp_path, **env: str) -> dict:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(str(SETTINGS))
+
+
+class DiscordApiUrlTests:
+    def test_it_defaults_to_discords_own_api_v10(self, monkeypatch, tmp_path):
+        assert load(monkeypatch, tmp_path)["DISCORD_API_URL"] == "https://discord.com/api/v10"
+
+    def test_a_proxy_url_is_taken_without_its_trailing_slash(self, monkeypatch, tmp_path):
+        settings = load(monkeypatch, tmp_path, DISCORD_API_URL="http://nirn-proxy:8080/api/v10/")
+
+        assert settings["DISCORD_API_URL"] == "http://nirn-proxy:8080/api/v10"
 
 
 class EmbeddedDefaultTests:
@@ -195,6 +206,7 @@ class BadValueTests:
             ("LOG_RETENTION_DAYS", "0"),
             ("METRICS_WINDOW_MINUTES", "forever"),
             ("BEHIND_TLS_PROXY", "perhaps"),
+            ("DISCORD_API_URL", "discord.com/api/v10"),
         ],
     )
     def test_it_fails_at_start_up_naming_the_variable(self, monkeypatch, tmp_path, variable, value):

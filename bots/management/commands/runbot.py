@@ -40,8 +40,11 @@ class Command(BaseCommand):
                 stop.wait()
             return
 
+        from bots import discord_api
         from bots.client import TrollamaBot
 
         bot = TrollamaBot(sync_guild=options["sync_guild"])
-        # log_handler=None: Django's LOGGING already configures discord.py's loggers.
-        bot.run(settings.DISCORD_TOKEN, log_handler=None)
+        # Not bot.run(): that would connect to Discord's hard-coded gateway whatever
+        # DISCORD_API_URL says (see bots.discord_api). Django's LOGGING already
+        # configures discord.py's loggers, so there is no log handler to set up.
+        discord_api.run(bot, settings.DISCORD_TOKEN, api_url=settings.DISCORD_API_URL)
