@@ -69,9 +69,6 @@ class BotAgainstStandInTests:
             times = [version.at for version in message.history]
             assert all(b - a >= EDIT_INTERVAL - 0.05 for a, b in itertools.pairwise(times)), times
         assert fake_discord.rate_limited == []
-        print(
-            "HISTORY", [[(round(v.at - answer[0].history[0].at, 2), v.content[:30]) for v in m.history] for m in answer]
-        )
         assert fake_discord.message(asked.id).reactions == {"⏳": set(), "✅": {fake_discord.bot.id}}
         assert fake_discord.calls_to("POST /channels/{channel_id}/typing", channel=thread)
 

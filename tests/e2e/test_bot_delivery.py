@@ -1,0 +1,98 @@
+"""The delivery contract on Discord: the real bot process against the stand-in, through restarts and crashes.
+
+Web, workers and ``manage.py runbot`` run as OS processes with the settings a
+fresh install has. Each test breaks something in the middle of an answer and
+checks what a person in the channel ends up seeing: the exact answer once, in
+the message the bot started writing, and ✅ on the question.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from bots.render import split_message
+from tests.e2e.bot import running_bot, start_bot
+
+pytestmark = pytest.mark.e2e
+
+SLOW = "".join(f"word{i} " for i in range(160))  # 8 s at 20 tokens/s
+ANSWER = "Done.\n```python\ndef f():\n\treturn {'a': [1, (2, 3)]}\n```\n"
+ANSWER_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="module")
+def system(_fake_ollama_server, _fake_discord_server, tmp_path_factory):
+    with running_bot(
+        tmp_path_factory.mktemp("bot-delivery"), ollama_url=_fake_ollama_server.url, discord=_fake_discord_server
+    ) as system:
+        yield system
+
+
+def ask_slowly(system, fake, fake_discord, text: str, *, then: str | None = None):
+    """Mention the bot with ``text``; returns the question and its thread once the answer is visibly streaming."""
+    if then is not None:
+        fake.script(then, match=f"{text}$")
+        fake.script(SLOW, match=f"{text}$", tokens_per_second=20, times=1)
+    else:
+        fake.script(SLOW, match=f"{text}$", tokens_per_second=20)
+    asked = fake_discord.send_message("alice", "general", text, mention_bot=True)
+    thread = fake_discord.wait_for(lambda: fake_discord.thread_of(asked), timeout=30, what="a thread")
+    fake_discord.wait_for(
+        lambda: any("word3" in m.content for m in fake_discord.bot_messages(thread)), timeout=60, what="streamed text"
+    )
+    return asked, thread
+
+
+def answered(fake_discord, asked) -> bool:
+    return bool(fake_discord.message(asked.id).reactions.get("✅"))
+
+
+def wait_answered(fake_discord, asked) -> None:
+    fake_discord.wait_for(lambda: answered(fake_discord, asked), timeout=ANSWER_TIMEOUT, what="✅ on the question")
+
+
+class BotRestartTests:
+    def test_a_bot_restarted_mid_answer_finishes_it_in_the_same_message(self, system, fake, fake_discord):
+        asked, thread = ask_slowly(system, fake, fake_discord, "bot restart")
+        [first] = fake_discord.bot_messages(thread)
+
+        system.kill("bot")  # SIGKILL: nothing is flushed, nothing is said goodbye
+        start_bot(system, fake_discord)
+        wait_answered(fake_discord, asked)
+
+        messages = fake_discord.bot_messages(thread)
+        assert [m.content for m in messages] == split_message(SLOW)
+        assert messages[0].id == first.id  # finished where it started, not posted again
+        reactions = fake_discord.message(asked.id).reactions
+        assert not reactions.get("⏳") and reactions.get("✅") == {fake_discord.bot.id}
+
+
+class WebRestartTests:
+    def test_the_bots_answer_ends_with_the_exact_text_after_web_is_killed_and_restarted(
+        self, system, fake, fake_discord
+    ):
+        asked, thread = ask_slowly(system, fake, fake_discord, "web restart")
+
+        system.kill("web")
+        system.start_web()
+        wait_answered(fake_discord, asked)
+
+        assert [m.content for m in fake_discord.bot_messages(thread)] == split_message(SLOW)
+        system.wait_until_ready(workers=True, timeout=60)
+
+
+class WorkerCrashTests:
+    def test_a_worker_killed_mid_answer_shows_a_note_then_the_whole_answer(self, system, fake, fake_discord):
+        asked, thread = ask_slowly(system, fake, fake_discord, "worker crash", then=ANSWER)
+        [message] = fake_discord.bot_messages(thread)
+        worker = system.request_worker(system.latest_request_id())
+
+        os.kill(int(worker.rsplit("/", 1)[1]), signal.SIGKILL)
+        wait_answered(fake_discord, asked)
+
+        shown = fake_discord.message(message.id)
+        assert [m.content for m in fake_discord.bot_messages(thread)] == [ANSWER]
+        assert any(version.content.startswith("↻ ") for version in shown.history)  # the user was told
