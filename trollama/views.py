@@ -31,10 +31,14 @@ async def relay_event(request: HttpRequest) -> HttpResponse:
     try:
         body = json.loads(request.body)
         event, groups = body["event"], body["groups"]
+    except RecursionError:  # the C decoder's answer to deeply nested arrays or objects
+        return JsonResponse({"error": "the JSON is nested too deeply"}, status=400)
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "expected JSON with 'event' and 'groups'"}, status=400)
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return JsonResponse({"error": "'event' must be an object with a 'type'"}, status=400)
+    if not events.nests_within(event):
+        return JsonResponse({"error": f"'event' nests deeper than {events.MAX_EVENT_DEPTH} levels"}, status=400)
     if (
         not isinstance(groups, list)
         or not groups
