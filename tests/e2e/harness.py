@@ -120,7 +120,7 @@ class System:
 
     def start_web(self) -> None:
         self.popen(
-            "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "trollama.asgi:application"]
+            "web", [PYTHON, "-m", "trollama.web", "-b", "127.0.0.1", "-p", str(self.port), "trollama.asgi:application"]
         )
 
     def start_workers(self) -> None:
