@@ -543,7 +543,10 @@ if LOG_TO_FILE:
     }
     _log_handlers.append("file")
 
-# -- Metrics ----------------------------------------------------------------
+# -- Metrics and health ------------------------------------------------------
+
+# /health reuses its report this long, so a flood of probes never reaches the Ollama hosts.
+HEALTH_CACHE_SECONDS = _read("HEALTH_CACHE_SECONDS", _float(0), 5.0)
 
 # Bearer token for GET /metrics (Prometheus). Empty: staff sessions only.
 METRICS_TOKEN = _read("METRICS_TOKEN", str, "")
