@@ -10,31 +10,21 @@ from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.test import AsyncClient, Client
 from django.utils import timezone
-from django_q.brokers import get_broker
-from django_q.signing import SignedPackage
-from django_q.status import Stat, Status
 
 from bots.models import BotHeartbeat
 from bots.services import beat
 from routing.models import OllamaHost
 from tests import personas
+from tests.trollama.queue_helpers import pretend_a_worker_cluster_reported
 from trollama.health import check_bot, forget_cached_health
 from trollama.maintenance import set_maintenance
-
-
-def pretend_a_worker_cluster_reported() -> None:
-    """Save a cluster statistic the way a running qcluster's sentinel does."""
-    status = Status(pid=1, cluster_id="test-cluster")
-    status.workers = [11, 12]
-    get_broker().set_stat(Stat.get_key(status.cluster_id), SignedPackage.dumps(status, True), 3)
-
 
 METRICS_TOKEN = "health-metrics-token"
 DETAILS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @pytest.fixture(autouse=True)
-def no_cluster_statistics():
+def _no_cluster_statistics():
     """Cluster statistics live in the cache, which outlives a test's database."""
     cache.clear()
     yield
