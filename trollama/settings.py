@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 import zoneinfo
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -225,6 +226,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_q",
+    "axes",
     "trollama",
     "routing",
     "conversations",
@@ -243,6 +245,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "trollama.urls"
@@ -486,6 +490,35 @@ else:
 
 ADMIN_USERNAME = _read("ADMIN_USERNAME", str, "admin")
 ADMIN_PASSWORD = _read("ADMIN_PASSWORD", str, "")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": _read("PASSWORD_MIN_LENGTH", _int(8, 128), 10)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Failed sign-ins (admin and console) are throttled by django-axes, kept in the
+# database so every web process sees them. After LOGIN_FAILURE_LIMIT failures
+# for one user name from one address, that pair is locked out for
+# LOGIN_COOLOFF_MINUTES, even with the right password; a failure during the
+# lockout starts the cool-off again. `manage.py axes_reset` lifts every lockout.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _read("LOGIN_FAILURE_LIMIT", _int(1, 1000), 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_read("LOGIN_COOLOFF_MINUTES", _float(0.01), 15.0))
+# By user name and address together: by address alone, everyone behind one
+# proxy would share a lockout; by user name alone, anyone could lock the admin out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Not verbose: no start-up line in every process, and log lines name only the user name and address.
+AXES_VERBOSE = False
 
 # -- Logging ----------------------------------------------------------------
 
