@@ -32,6 +32,7 @@ from artifacts.services import store_answer_artifacts
 from budgets.services import BudgetDenied, charge_answer, charge_interrupted, reserve_for_request
 from conversations import selectors
 from conversations.context import build_chat_messages
+from conversations.finishing import finish_or_fail
 from conversations.models import Message, Request, Thread
 from conversations.streaming import AnswerStream, AttemptResult, Callbacks, Job, Outcome, Tick
 from conversations.summaries import after_answer
@@ -410,10 +411,11 @@ def process_request(*, request_id: int) -> Outcome | None:
         if result.outcome in (Outcome.CANCELLED, Outcome.FAILED):
             charge_interrupted(request_id=request_id, model=job.model, messages=job.messages, partial=result.content)
         if result.outcome is Outcome.DONE:
-            if not finish_request(job, result):
-                return Outcome.LOST
-            after_answer(request_id=request_id)
-            return Outcome.DONE
+            finish, fail = functools.partial(finish_request, job, result), functools.partial(fail_request, job)
+            outcome = finish_or_fail(finish=finish, fail=fail, request_id=request_id)
+            if outcome is Outcome.DONE:
+                after_answer(request_id=request_id)
+            return outcome
         if result.outcome is Outcome.CANCELLED:
             cancel_running(job, partial=result.content)
             return Outcome.CANCELLED
