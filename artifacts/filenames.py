@@ -50,6 +50,22 @@ def safe_filename(raw: str) -> str | None:
     return _shorten(name, MAX_FILENAME_BYTES)
 
 
+def storage_name(name: str) -> str:
+    """The last part of a storage path for a file shown as ``name``: ASCII letters, digits, ``.``, ``-``, ``_``.
+
+    Storage back ends are pickier than browsers (spaces, non-ASCII, a leading
+    dot that hides the file), so the stored path gets this and the display
+    name stays in the row. Never empty, never hidden, never ``..``.
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name)
+    if not any(ch.isalnum() for ch in cleaned):
+        return "file"
+    if not cleaned[0].isalnum():  # nothing left of the stem ("★★.txt"), or a hidden name (".env")
+        cleaned = "file" + cleaned
+    return _shorten(cleaned, MAX_FILENAME_BYTES)
+
+
 def _shorten(name: str, limit: int) -> str:
     if len(name.encode()) <= limit:
         return name

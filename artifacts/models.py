@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import uuid
 
-from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils import timezone
-from django.utils.text import get_valid_filename
+
+from artifacts.filenames import storage_name
 
 
 def artifact_storage() -> Storage:
@@ -18,14 +18,11 @@ def artifact_storage() -> Storage:
 
 
 def artifact_upload_to(instance: Artifact, filename: str) -> str:
-    """A path of its own for every file: the name is for people, never a path on its own."""
-    try:
-        # Storage back ends are pickier than browsers (spaces, non-ASCII); the
-        # display name stays in ``Artifact.filename``.
-        name = get_valid_filename(filename)
-    except SuspiciousFileOperation:
-        name = "file"
-    return f"artifacts/{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}/{name}"
+    """A path of its own for every file: the name is for people, never a path on its own.
+
+    The display name stays in ``Artifact.filename``.
+    """
+    return f"artifacts/{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}/{storage_name(filename)}"
 
 
 class Artifact(models.Model):

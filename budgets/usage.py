@@ -5,6 +5,7 @@ from __future__ import annotations
 from budgets.models import UsageEntry
 from conversations.models import ChatUser, Request
 from routing.models import Route
+from trollama import counters
 
 
 def record_usage(
@@ -24,6 +25,7 @@ def record_usage(
     ended before Ollama reported its own.
     """
     prompt, completion = prompt_tokens or 0, completion_tokens or 0
+    count_tokens(route=route, model=model, use=kind, prompt_tokens=prompt, completion_tokens=completion)
     return UsageEntry.objects.create(
         user_id=user if isinstance(user, int) else user.pk,
         request_id=request if isinstance(request, int) or request is None else request.pk,
@@ -35,3 +37,18 @@ def record_usage(
         total_tokens=prompt + completion,
         estimated=estimated,
     )
+
+
+def count_tokens(
+    *, route: Route | int | None, model: str, use: str, prompt_tokens: int, completion_tokens: int
+) -> None:
+    """Add one call's tokens to ``trollama_tokens_total``, which later deletions never lower."""
+    if isinstance(route, Route):
+        slug = route.slug
+    elif route is None:
+        slug = ""
+    else:
+        slug = Route.objects.filter(pk=route).values_list("slug", flat=True).first() or ""
+    for kind, amount in (("prompt", prompt_tokens), ("completion", completion_tokens)):
+        labels = {"route": slug, "model": model, "kind": kind, "use": use}
+        counters.increment(name=counters.TOKENS, labels=labels, amount=amount)

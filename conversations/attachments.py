@@ -8,8 +8,10 @@ reason written for the user.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
+import mimetypes
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -17,6 +19,8 @@ import charset_normalizer
 from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
+
+from artifacts.filenames import safe_filename
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ TEXT_EXTENSIONS = {
     *(".patch", ".srt", ".vtt", ".proto", ".graphql", ".hs", ".ex", ".exs", ".erl", ".clj", ".dart", ".zig"),
 }
 TEXT_NAMES = {"dockerfile", "makefile", "readme", "license", "procfile", "gemfile", "justfile"}
+# Dot files arrive without their dot (``.env`` is kept as ``env``: see ``upload_name``).
+TEXT_NAMES |= {"env", "gitignore", "gitattributes", "dockerignore", "editorconfig", "bashrc", "zshrc", "npmrc"}
 TEXT_TYPES = {"application/json", "application/xml", "application/x-yaml", "application/javascript"}
 # Pillow formats we accept and the MIME type of what we store.
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp"}
@@ -97,6 +103,22 @@ def upload_limit(*, max_mb: int, platform_limit: int | None = None) -> int:
     return min(limit, platform_limit) if platform_limit else limit
 
 
+def upload_name(raw: str, content_type: str) -> str:
+    """The name an upload is known by from the start: for the user, the model and storage alike.
+
+    The one cleaning path artifacts use too (``artifacts.filenames.safe_filename``):
+    no folders or ``..``, no NUL, control or bidirectional-override characters,
+    no leading dot (``.env`` becomes ``env``), at most 120 bytes with the
+    extension kept. A name with nothing usable left (``..``) becomes ``upload``
+    with the extension its declared type implies, so it is judged by its type.
+    """
+    name = safe_filename(raw)
+    if name is not None:
+        return name
+    extension = mimetypes.guess_extension(content_type.split(";")[0].strip().lower()) or ""
+    return f"upload{extension}"
+
+
 def kind_of(filename: str, content_type: str) -> str | None:
     """Which reader a file goes to, from its name and declared type; None if none does."""
     path = PurePosixPath(filename.lower())
@@ -114,7 +136,11 @@ def kind_of(filename: str, content_type: str) -> str | None:
 
 
 def check_upload(*, filename: str, content_type: str, size: int, max_bytes: int) -> str:
-    """Refuse by name, type and size before anything is downloaded; returns the kind."""
+    """Refuse by name, type and size before anything is downloaded; returns the kind.
+
+    ``filename`` is cleaned first (``upload_name``), so a refusal never repeats a hostile name.
+    """
+    filename = upload_name(filename, content_type)
     if size > max_bytes:
         raise Unreadable(filename, f"it is {megabytes(size)} and the limit is {megabytes(max_bytes)}.")
     kind = kind_of(filename, content_type)
@@ -135,6 +161,8 @@ def _describe_type(filename: str, content_type: str) -> str:
 
 
 def read_upload(upload: Upload, *, limits: Limits) -> ReadFile:
+    """What to store for ``upload``, under its cleaned name (``upload_name``); raises ``Unreadable``."""
+    upload = dataclasses.replace(upload, name=upload_name(upload.name, upload.content_type))
     kind = check_upload(
         filename=upload.name, content_type=upload.content_type, size=len(upload.data), max_bytes=limits.max_bytes
     )

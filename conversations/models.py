@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from trollama.fields import NulSafeTextField
+
 
 class Platform(models.TextChoices):
     DISCORD = "discord", "Discord"
@@ -57,7 +59,7 @@ class Thread(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    summary = models.TextField(blank=True, help_text="What was said before the turns the model still sees verbatim.")
+    summary = NulSafeTextField(blank=True, help_text="What was said before the turns the model still sees verbatim.")
     summary_until = models.ForeignKey(
         "Message",
         null=True,
@@ -87,7 +89,7 @@ class Message(models.Model):
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
     author = models.ForeignKey(ChatUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
-    content = models.TextField()
+    content = NulSafeTextField()
     token_count = models.PositiveIntegerField(null=True, blank=True, help_text="Ollama's count, once known.")
     route = models.ForeignKey("routing.Route", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     model = models.CharField(max_length=200, blank=True)
@@ -120,7 +122,7 @@ class Attachment(models.Model):
     content_type = models.CharField(max_length=100, blank=True)
     size = models.PositiveBigIntegerField(help_text="Bytes, as uploaded.")
     file = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True, help_text="Empty once the upload has expired.")
-    extracted_text = models.TextField(blank=True, help_text="What the model reads; kept after the file expires.")
+    extracted_text = NulSafeTextField(blank=True, help_text="What the model reads; kept after the file expires.")
     note = models.CharField(max_length=300, blank=True, help_text="E.g. that the text was truncated.")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="When the uploaded file is deleted.")
@@ -176,7 +178,7 @@ class Request(models.Model):
         max_length=300, blank=True, help_text="Why, in a few words (rule, score, classifier answer)."
     )
     route_ms = models.FloatField(null=True, blank=True, help_text="Milliseconds the routing decision took.")
-    system_prompt = models.TextField(blank=True, help_text="The exact system prompt sent to the model.")
+    system_prompt = NulSafeTextField(blank=True, help_text="The exact system prompt sent to the model.")
     dropped_turns = models.PositiveIntegerField(default=0, help_text="Earlier turns left out to fit the context.")
     reserved_tokens = models.PositiveIntegerField(default=0, help_text="Budget held back while the request runs.")
 
@@ -196,10 +198,10 @@ class Request(models.Model):
     worker = models.CharField(
         max_length=120, blank=True, help_text="The worker process running it now: host:cluster pid/worker pid."
     )
-    error = models.TextField(blank=True, help_text="Why it failed, written for the user.")
+    error = NulSafeTextField(blank=True, help_text="Why it failed, written for the user.")
     cancel_requested = models.BooleanField(default=False)
-    partial_content = models.TextField(blank=True, help_text="The answer so far, saved every few seconds.")
-    thinking = models.TextField(blank=True, help_text="The model's reasoning, never shown in the answer.")
+    partial_content = NulSafeTextField(blank=True, help_text="The answer so far, saved every few seconds.")
+    thinking = NulSafeTextField(blank=True, help_text="The model's reasoning, never shown in the answer.")
     delivered_at = models.DateTimeField(
         null=True, blank=True, help_text="When the final answer (or failure) reached Discord."
     )

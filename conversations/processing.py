@@ -35,6 +35,7 @@ from artifacts.services import store_answer_artifacts
 from budgets.services import BudgetDenied, charge_answer, charge_interrupted, reserve_for_request
 from conversations import selectors, workers
 from conversations.context import build_chat_messages
+from conversations.finishing import finish_or_fail
 from conversations.models import Message, Request, Thread
 from conversations.services import RUN_REQUEST_TASK
 from conversations.streaming import AnswerStream, AttemptResult, Callbacks, Job, Outcome, Tick
@@ -446,10 +447,11 @@ def _answer(request: Request, lease: workers.LeaseKeeper) -> Outcome:
         if result.outcome in (Outcome.CANCELLED, Outcome.FAILED):
             charge_interrupted(request_id=request_id, model=job.model, messages=job.messages, partial=result.content)
         if result.outcome is Outcome.DONE:
-            if not finish_request(job, result):
-                return Outcome.LOST
-            after_answer(request_id=request_id)
-            return Outcome.DONE
+            finish, fail = functools.partial(finish_request, job, result), functools.partial(fail_request, job)
+            outcome = finish_or_fail(finish=finish, fail=fail, request_id=request_id)
+            if outcome is Outcome.DONE:
+                after_answer(request_id=request_id)
+            return outcome
         if result.outcome is Outcome.CANCELLED:
             cancel_running(job, partial=result.content)
             return Outcome.CANCELLED

@@ -13,16 +13,15 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django.utils.text import get_valid_filename
 from django_q.tasks import async_task
 
+from artifacts.filenames import storage_name
 from artifacts.models import Artifact, artifact_storage
 from budgets import services as budget_services
 from conversations import selectors
@@ -133,11 +132,10 @@ def _store_attachments(*, message: Message, uploads: Sequence[Upload], files: Se
     """Keep each file until UPLOAD_CLEANUP_HOURS, and its text for good."""
     expires_at = message.created_at + timedelta(hours=settings.UPLOAD_CLEANUP_HOURS)
     for upload, read in zip(uploads, files, strict=True):
-        filename = PurePath(read.filename.replace("\\", "/")).name[:255] or "file"
         attachment = Attachment(
             message=message,
             kind=read.kind,
-            filename=filename,
+            filename=read.filename,  # already cleaned by read_upload (conversations.attachments.upload_name)
             content_type=read.content_type[:100],
             size=len(upload.data),
             extracted_text=read.extracted_text,
@@ -145,7 +143,7 @@ def _store_attachments(*, message: Message, uploads: Sequence[Upload], files: Se
             created_at=message.created_at,
             expires_at=expires_at,
         )
-        attachment.file.save(get_valid_filename(filename) or "file", ContentFile(read.data), save=False)
+        attachment.file.save(storage_name(read.filename), ContentFile(read.data), save=False)
         attachment.save()
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
-from django.http.request import split_domain_port, validate_host
 
 from conversations.selectors import RequestFilters, recent_requests_snapshot, request_snapshot
 from trollama import events
 from trollama.auth import bearer_token, is_internal_token
 from trollama.maintenance import maintenance_snapshot
+from trollama.origins import origin_is_allowed
 
 # Close codes in the 4000-4999 range reserved for applications.
 CLOSE_UNAUTHORIZED = 4401
@@ -28,14 +27,6 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-def origin_is_allowed(origin: str | None) -> bool:
-    """Browsers must connect from a page served by us (ALLOWED_HOSTS)."""
-    if not origin:
-        return False
-    domain, _port = split_domain_port(urlsplit(origin).netloc)
-    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
-
-
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     """Forwards request events to a listener, after a snapshot from the database.
 
@@ -48,7 +39,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     not filtered.
 
     Browsers authenticate with a staff session and must send an allowed
-    Origin; the bot and the terminal send ``Authorization: Bearer <token>``.
+    Origin (exact scheme, host and port: see ``trollama.origins``); the bot and the terminal send ``Authorization: Bearer <token>``.
     """
 
     groups: list[str]

@@ -73,6 +73,27 @@ def groups_for(*, request_id: int | None) -> list[str]:
     return [REQUESTS_GROUP, request_group(request_id)]
 
 
+# Events are flat dicts with a list or two of small dicts (artifacts); anything
+# deeper is not an event, and would break msgpack (channels-redis) or json.dumps.
+MAX_EVENT_DEPTH = 16
+
+
+def nests_within(value: Any, limit: int = MAX_EVENT_DEPTH) -> bool:
+    """True when ``value`` has at most ``limit`` levels of dicts and lists.
+
+    Iterative, so a hostile structure cannot exhaust the interpreter's stack.
+    """
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return True
+
+
 def is_valid_group(name: str) -> bool:
     if name in (REQUESTS_GROUP, SYSTEM_GROUP):
         return True

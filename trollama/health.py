@@ -1,7 +1,17 @@
 """Health checks of the real components: each check really talks to its component.
 
 A check returns a JSON-able dict with at least ``ok`` and ``critical``. The
-report is unhealthy when any critical check fails.
+report's ``status`` is ``unhealthy`` when any critical check fails,
+``degraded`` when everything critical works but something else does not (the
+bot, when a Discord token is set; one Ollama host of several), else ``ok``.
+
+``health_report()`` runs every check now, asking each Ollama host one
+question (``/api/ps``; its version is asked once per ``VERSION_TTL``).
+``cached_health_report()`` is what ``/health`` serves: the same report, reused
+for ``HEALTH_CACHE_SECONDS`` and computed once however many hits arrive
+together, so a flood of anonymous probes never reaches the Ollama hosts.
+``public_health()`` is the part anyone may see: the status and the
+maintenance mode, without URLs, versions, models or workers.
 """
 
 from __future__ import annotations
@@ -9,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,6 +33,7 @@ from django_q.status import Stat
 
 from bots.selectors import latest_heartbeat
 from routing.models import OllamaHost
+from trollama.maintenance import maintenance_snapshot
 from trollama.tls import tls_context
 
 Check = dict[str, Any]
@@ -46,6 +58,15 @@ def check_database() -> Check:
     return {"ok": True, "critical": True, "vendor": connection.vendor, "latency_ms": _timed(started)}
 
 
+def live_clusters(broker: Any = None) -> list[dict[str, Any]]:
+    """Each django-q2 cluster that reported in the last ``CLUSTER_STALE_SECONDS``: its id, host and worker count."""
+    stats = [stat for stat in Stat.get_all(broker=broker or get_broker()) if _is_recent(stat)]
+    return [
+        {"cluster": str(stat.cluster_id), "host": stat.host, "workers": len(stat.workers)}
+        for stat in sorted(stats, key=lambda stat: (stat.host, str(stat.cluster_id)))
+    ]
+
+
 def check_broker() -> Check:
     """Queue depth and the workers that reported recently."""
     started = time.perf_counter()
@@ -54,10 +75,10 @@ def check_broker() -> Check:
         if not broker.ping():
             return {"ok": False, "critical": True, "error": "the broker did not answer"}
         depth = broker.queue_size()
-        clusters = [stat for stat in Stat.get_all(broker=broker) if _is_recent(stat)]
+        clusters = live_clusters(broker)
     except Exception as exc:
         return {"ok": False, "critical": True, "error": str(exc)}
-    workers = sum(len(stat.workers) for stat in clusters)
+    workers = sum(cluster["workers"] for cluster in clusters)
     check: Check = {
         "ok": workers > 0,
         "critical": True,
@@ -65,6 +86,7 @@ def check_broker() -> Check:
         "queue_depth": depth,
         "clusters": len(clusters),
         "workers": workers,
+        "cluster_workers": clusters,
         "latency_ms": _timed(started),
     }
     if not workers:
@@ -94,19 +116,37 @@ async def check_channel_layer() -> Check:
     return {"ok": True, "critical": True, "backend": type(layer).__name__, "latency_ms": _timed(started)}
 
 
-async def check_ollama_host(client: httpx.AsyncClient, url: str) -> Check:
-    """The host's version, and the models it holds in memory (``/api/ps``) with their VRAM."""
-    started = time.perf_counter()
+# A host's version changes only when someone upgrades it: ask for it this rarely.
+VERSION_TTL = 600.0
+_versions: dict[str, tuple[float, str | None]] = {}
+
+
+async def _version(client: httpx.AsyncClient, url: str) -> str | None:
+    """The host's Ollama version, from ``/api/version`` at most once per ``VERSION_TTL``; None when it will not say."""
+    known = _versions.get(url)
+    if known is not None and time.monotonic() - known[0] < VERSION_TTL:
+        return known[1]
     try:
         response = await client.get(f"{url}/api/version")
         response.raise_for_status()
         version = response.json().get("version")
-        latency = _timed(started)
+    except Exception:
+        return known[1] if known else None  # the host answered /api/ps, so it is up; the version can wait
+    _versions[url] = (time.monotonic(), version)
+    return version
+
+
+async def check_ollama_host(client: httpx.AsyncClient, url: str) -> Check:
+    """The models the host holds in memory (``/api/ps``) with their VRAM, and its (cached) version."""
+    started = time.perf_counter()
+    try:
         response = await client.get(f"{url}/api/ps")
         response.raise_for_status()
+        latency = _timed(started)
         loaded = [_loaded_model(entry) for entry in response.json().get("models") or []]
     except Exception as exc:
         return {"url": url, "ok": False, "error": str(exc) or type(exc).__name__}
+    version = await _version(client, url)
     return {"url": url, "ok": True, "version": version, "latency_ms": latency, "loaded_models": loaded}
 
 
@@ -138,8 +178,10 @@ def check_bot() -> Check:
     """The Discord bot's heartbeat. Not critical: the rest works without Discord."""
     heartbeat = latest_heartbeat()
     if heartbeat is None:
-        reason = "the bot has never run" if settings.DISCORD_TOKEN else "DISCORD_TOKEN is not set, so the bot is off"
-        return {"ok": False, "critical": False, "error": reason}
+        if not settings.DISCORD_TOKEN:
+            # Switched off on purpose: not a fault, so the report is not degraded by it.
+            return {"ok": False, "critical": False, "off": True, "error": "DISCORD_TOKEN is not set, so the bot is off"}
+        return {"ok": False, "critical": False, "error": "the bot has never run"}
     alive = heartbeat.is_alive(settings.BOT_HEARTBEAT_INTERVAL)
     check: Check = {
         "ok": alive and heartbeat.connected,
@@ -158,11 +200,86 @@ def check_bot() -> Check:
     return check
 
 
+def _guarded(check: Callable[[], Check], *, critical: bool) -> Callable[[], Check]:
+    """``check`` that reports its own crash (a missing table, a dead cache) as a failed check, not a 500."""
+
+    def run() -> Check:
+        try:
+            return check()
+        except Exception as exc:
+            return {"ok": False, "critical": critical, "error": str(exc) or type(exc).__name__}
+
+    return run
+
+
+def overall_status(checks: dict[str, Check]) -> str:
+    """``unhealthy``, ``degraded`` or ``ok``: see the module docstring."""
+    if not all(check["ok"] for check in checks.values() if check.get("critical")):
+        return "unhealthy"
+    hosts = checks.get("ollama", {}).get("hosts", [])
+    troubled = any(not check["ok"] and not check.get("off") for check in checks.values() if not check.get("critical"))
+    return "degraded" if troubled or not all(host["ok"] for host in hosts) else "ok"
+
+
 async def health_report() -> dict[str, Any]:
-    database = await sync_to_async(check_database)()
-    broker = await sync_to_async(check_broker)()
-    bot = await sync_to_async(check_bot)()
+    """Every check, run now, and the maintenance state."""
+    database = await sync_to_async(_guarded(check_database, critical=True))()
+    broker = await sync_to_async(_guarded(check_broker, critical=True))()
+    bot = await sync_to_async(_guarded(check_bot, critical=False))()
+    try:
+        maintenance = await sync_to_async(maintenance_snapshot)()
+    except Exception:  # the database is down: its check says so
+        maintenance = {"mode": "unknown"}
     layer, ollama_hosts = await asyncio.gather(check_channel_layer(), check_ollama())
     checks = {"database": database, "broker": broker, "channel_layer": layer, "ollama": ollama_hosts, "bot": bot}
-    healthy = all(check["ok"] for check in checks.values() if check.get("critical"))
-    return {"status": "ok" if healthy else "unhealthy", "checked_at": timezone.now().isoformat(), "checks": checks}
+    return {
+        "status": overall_status(checks),
+        "maintenance": maintenance,
+        "checked_at": timezone.now().isoformat(),
+        "checks": checks,
+    }
+
+
+def public_health(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see: the status, the maintenance mode and when it was checked."""
+    return {
+        "status": report["status"],
+        "maintenance": report["maintenance"]["mode"],
+        "checked_at": report["checked_at"],
+    }
+
+
+_cached: tuple[float, dict[str, Any]] | None = None
+_refreshing: dict[asyncio.AbstractEventLoop, asyncio.Task[dict[str, Any]]] = {}
+
+
+async def _refresh() -> dict[str, Any]:
+    global _cached
+    report = await health_report()
+    _cached = (time.monotonic(), report)
+    return report
+
+
+async def cached_health_report() -> dict[str, Any]:
+    """``health_report()``, reused for ``HEALTH_CACHE_SECONDS``; hits that arrive while it runs wait for that run.
+
+    Kept in this process's memory (one web process asks each host at most once
+    per period): the cache backend would cost a database query a hit on the
+    embedded default, and a flood is exactly when that matters.
+    """
+    if _cached is not None and time.monotonic() - _cached[0] < settings.HEALTH_CACHE_SECONDS:
+        return _cached[1]
+    loop = asyncio.get_running_loop()
+    task = _refreshing.get(loop)
+    if task is None or task.done():
+        task = _refreshing[loop] = loop.create_task(_refresh())
+        task.add_done_callback(lambda done: _refreshing.pop(loop, None) if _refreshing.get(loop) is done else None)
+    # Shielded: a client that hangs up must not cancel the run the others wait for.
+    return await asyncio.shield(task)
+
+
+def forget_cached_health() -> None:
+    """Drop the cached report and versions (tests, and after changing hosts in a shell)."""
+    global _cached
+    _cached = None
+    _versions.clear()

@@ -4,7 +4,10 @@
   the duration of a block; ``RequestIdFilter`` copies it onto every record, so
   the text and JSON formats both carry it without each call passing it.
 * ``RedactSecretsFilter`` replaces the Discord token and the other secrets in
-  any record, whoever logged it (discord.py, httpx, a traceback).
+  any record, whoever logged it (discord.py, httpx, a traceback), and the
+  token of every signed download link (``/a/<token>/``): Daphne's access log
+  (see ``trollama.web``) and Django's "Gone: /a/…" warnings carry the path,
+  and whoever holds the token can download the file.
 * ``SharedTimedRotatingFileHandler`` lets several processes share one file.
 
 No Django model imports here: this module is loaded while logging is being
@@ -17,6 +20,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -25,6 +29,14 @@ from logging.handlers import TimedRotatingFileHandler
 REDACTED = "[redacted]"
 # Secrets shorter than this are not searched for: they would match ordinary words.
 MIN_SECRET_LENGTH = 8
+
+# The token of a signed download link (artifacts.links: base64 and ':' from
+# django.core.signing), in a path or a full URL. Eight characters at least, so
+# an ordinary path such as /a/b is left alone.
+DOWNLOAD_TOKEN = re.compile(r"(/a/)[A-Za-z0-9_\-.:%]{8,}")
+# LogRecord's own attributes; anything else on a record is an extra a formatter
+# may print (python-json-logger prints them all, e.g. django.request's request).
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
 request_id_var: ContextVar[int | None] = ContextVar("trollama_request_id", default=None)
 
@@ -61,23 +73,32 @@ def _configured_secrets() -> list[str]:
 
 
 def redact(text: str, secrets: list[str]) -> str:
+    """``text`` without the secrets and without the token of any signed download link."""
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if "/a/" in text:
+        text = DOWNLOAD_TOKEN.sub(rf"\1{REDACTED}", text)
     return text
 
 
 class RedactSecretsFilter(logging.Filter):
-    """Never let a secret reach a log line, formatted message or traceback alike."""
+    """Never let a secret or a download token reach a log line: message, extras and traceback alike."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = _configured_secrets()
-        if not secrets:
-            return True
         message = record.getMessage()
         cleaned = redact(message, secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        for name, value in list(vars(record).items()):
+            if name in _RECORD_ATTRIBUTES or isinstance(value, int | float | bool | type(None)):
+                continue
+            # An extra such as django.request's HttpRequest is printed as its str().
+            text = value if isinstance(value, str) else str(value)
+            cleaned = redact(text, secrets)
+            if cleaned != text:
+                setattr(record, name, cleaned)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

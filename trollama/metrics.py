@@ -11,9 +11,16 @@ is then the same whichever web process answers.
   and ``..._total_seconds``: histograms over the requests that finished in the
   last ``METRICS_WINDOW_MINUTES`` (a window, not since start: read them with
   ``histogram_quantile`` directly, not ``rate``).
-* ``trollama_tokens_total{route,model,kind}``: prompt and completion tokens.
+* ``trollama_tokens_total{route,model,kind,use}``: prompt and completion
+  tokens of every Ollama call (``use``: answer, router, embedding, tool,
+  summary), counted as they are used in ``MetricCounter`` rows, so deleting a
+  thread never lowers it. Every enabled route's model has samples (0) from
+  the start.
 * ``trollama_ollama_errors_total{host,kind}``: failed requests and retried
-  attempts, by Ollama host.
+  attempts, by Ollama host; every enabled host has both kinds from the start.
+* ``trollama_workers_alive{cluster,host}``: worker processes of each django-q2
+  cluster that reported in the last 30 s, and ``trollama_worker_clusters`` how
+  many clusters that is (0 when none: alert on it).
 * ``trollama_bot_up``, ``trollama_bot_heartbeat_age_seconds``,
   ``trollama_bot_gateway_latency_seconds``: the Discord bot's connection.
 * ``trollama_maintenance{mode}``: 1 for the current maintenance mode.
@@ -34,6 +41,9 @@ from prometheus_client.registry import Collector
 
 from bots.selectors import latest_heartbeat
 from conversations.models import Request
+from routing.models import Route
+from trollama.counters import TOKENS, counter_values
+from trollama.health import enabled_host_urls, live_clusters
 from trollama.maintenance import current_maintenance
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -69,6 +79,7 @@ class DatabaseCollector(Collector):
         yield from self._timings()
         yield from self._tokens()
         yield from self._errors()
+        yield from self._workers()
         yield from self._bot()
         yield from self._maintenance()
 
@@ -117,18 +128,18 @@ class DatabaseCollector(Collector):
             yield HistogramMetricFamily(name, documentation + window, buckets=buckets, sum_value=total)
 
     def _tokens(self) -> Iterator[Metric]:
+        labels = ["route", "model", "kind", "use"]
         tokens = CounterMetricFamily(
-            "trollama_tokens", "Tokens used by answers, by route and model.", labels=["route", "model", "kind"]
+            "trollama_tokens", "Tokens used by Ollama calls, by route, model and use.", labels=labels
         )
-        rows = (
-            Request.objects.filter(status=Request.Status.DONE)
-            .values("route__slug", "model")
-            .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
-            .order_by()
-        )
-        for row in rows:
+        values: dict[tuple[str, ...], int] = {}
+        for route, model in Route.objects.filter(enabled=True).values_list("slug", "model"):
             for kind in ("prompt", "completion"):
-                tokens.add_metric([row["route__slug"] or "", row["model"], kind], row[kind] or 0)
+                values[(route, model, kind, "answer")] = 0
+        for counted, value in counter_values(TOKENS):
+            values[tuple(counted.get(label, "") for label in labels)] = value
+        for key, value in sorted(values.items()):
+            tokens.add_metric(list(key), value)
         yield tokens
 
     def _errors(self) -> Iterator[Metric]:
@@ -137,7 +148,10 @@ class DatabaseCollector(Collector):
             "Ollama trouble by host: requests that failed, and attempts that failed and were retried.",
             labels=["host", "kind"],
         )
-        counts: dict[tuple[str, str], int] = {}
+        # Zero for every enabled host from the start, so alerts on rate() work before the first error.
+        counts: dict[tuple[str, str], int] = {
+            (host, kind): 0 for host in enabled_host_urls() for kind in ("failed_request", "retried_attempt")
+        }
         failed = (
             Request.objects.filter(status=Request.Status.FAILED).values("host").annotate(count=Count("pk")).order_by()
         )
@@ -156,6 +170,23 @@ class DatabaseCollector(Collector):
         for (host, kind), count in sorted(counts.items()):
             errors.add_metric([host, kind], count)
         yield errors
+
+    def _workers(self) -> Iterator[Metric]:
+        try:
+            clusters = live_clusters()
+        except Exception:  # the broker is down: /health says so; report no live workers
+            clusters = []
+        alive = GaugeMetricFamily(
+            "trollama_workers_alive",
+            "Worker processes of each django-q2 cluster that reported in the last 30 s.",
+            labels=["cluster", "host"],
+        )
+        for cluster in clusters:
+            alive.add_metric([cluster["cluster"], cluster["host"]], cluster["workers"])
+        yield alive
+        yield GaugeMetricFamily(
+            "trollama_worker_clusters", "django-q2 clusters that reported in the last 30 s.", value=len(clusters)
+        )
 
     def _bot(self) -> Iterator[Metric]:
         heartbeat = latest_heartbeat()

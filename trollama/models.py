@@ -48,3 +48,25 @@ class Maintenance(models.Model):
         if self.mode == self.Mode.SOFT:
             return "Trollama is under maintenance."
         return ""
+
+
+class MetricCounter(models.Model):
+    """A Prometheus counter kept in the database: one row per metric name and label set.
+
+    Counters must never go down, so they cannot be sums over rows that are
+    later deleted (a console Close deletes a thread's requests). They are
+    incremented where the thing they count happens, through
+    ``trollama.counters.increment``, and only ever grow.
+    """
+
+    name = models.CharField(max_length=100)
+    # The labels, canonical (sorted keys, compact JSON): what the unique constraint compares.
+    key = models.CharField(max_length=1000)
+    labels = models.JSONField(default=dict)
+    value = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "key"], name="unique_metric_counter_labels")]
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.key} = {self.value}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 import zoneinfo
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -227,6 +228,8 @@ INSTALLED_APPS = [
     # Before django_q: its `qcluster` command replaces django-q2's (conversations.cluster).
     "conversations",
     "django_q",
+    "axes",
+    "csp",
     "trollama",
     "routing",
     "budgets",
@@ -244,6 +247,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "trollama.urls"
@@ -275,6 +281,25 @@ WHITENOISE_USE_FINDERS = True
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Content-Security-Policy (django-csp) on every response: the console and the
+# admin load scripts, styles and images from this server only, with no inline
+# script or style (none is needed: templates keep theirs in static files).
+# connect-src 'self' covers the console's websocket on the same host and port.
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }
 
 # -- Database ---------------------------------------------------------------
@@ -503,6 +528,35 @@ else:
 ADMIN_USERNAME = _read("ADMIN_USERNAME", str, "admin")
 ADMIN_PASSWORD = _read("ADMIN_PASSWORD", str, "")
 
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": _read("PASSWORD_MIN_LENGTH", _int(8, 128), 10)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Failed sign-ins (admin and console) are throttled by django-axes, kept in the
+# database so every web process sees them. After LOGIN_FAILURE_LIMIT failures
+# for one user name from one address, that pair is locked out for
+# LOGIN_COOLOFF_MINUTES, even with the right password; a failure during the
+# lockout starts the cool-off again. `manage.py axes_reset` lifts every lockout.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _read("LOGIN_FAILURE_LIMIT", _int(1, 1000), 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_read("LOGIN_COOLOFF_MINUTES", _float(0.01), 15.0))
+# By user name and address together: by address alone, everyone behind one
+# proxy would share a lockout; by user name alone, anyone could lock the admin out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Not verbose: no start-up line in every process, and log lines name only the user name and address.
+AXES_VERBOSE = False
+
 # -- Logging ----------------------------------------------------------------
 
 LOG_LEVEL = _read("LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info").upper()
@@ -543,6 +597,8 @@ LOGGING: dict[str, Any] = {
         "django": {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL},
         # One line per HTTP request from the ollama client is noise.
         "httpx": {"level": "WARNING"},
+        # django-axes says "Successful login… Cleaned up 0 attempts…" at info on every sign-in; failures are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 if LOG_TO_FILE:
@@ -559,7 +615,10 @@ if LOG_TO_FILE:
     }
     _log_handlers.append("file")
 
-# -- Metrics ----------------------------------------------------------------
+# -- Metrics and health ------------------------------------------------------
+
+# /health reuses its report this long, so a flood of probes never reaches the Ollama hosts.
+HEALTH_CACHE_SECONDS = _read("HEALTH_CACHE_SECONDS", _float(0), 5.0)
 
 # Bearer token for GET /metrics (Prometheus). Empty: staff sessions only.
 METRICS_TOKEN = _read("METRICS_TOKEN", str, "")

@@ -8,14 +8,21 @@ from django.views.decorators.http import require_GET, require_POST
 
 from trollama import events
 from trollama.auth import bearer_token, is_internal_token, is_metrics_token
-from trollama.health import health_report
+from trollama.health import cached_health_report, public_health
 from trollama.metrics import CONTENT_TYPE, render_metrics
 
 
 @require_GET
 async def health(request: HttpRequest) -> JsonResponse:
-    report = await health_report()
-    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    """The status and maintenance mode for anyone; every check's details for staff and the metrics token.
+
+    503 only when unhealthy, so a load balancer keeps sending traffic to a degraded web.
+    """
+    report = await cached_health_report()
+    status = 503 if report["status"] == "unhealthy" else 200
+    if is_metrics_token(bearer_token(request.headers.get("Authorization"))) or (await request.auser()).is_staff:
+        return JsonResponse(report, status=status)
+    return JsonResponse(public_health(report), status=status)
 
 
 @csrf_exempt  # authenticated by the internal token, never by a browser session
@@ -31,10 +38,14 @@ async def relay_event(request: HttpRequest) -> HttpResponse:
     try:
         body = json.loads(request.body)
         event, groups = body["event"], body["groups"]
+    except RecursionError:  # the C decoder's answer to deeply nested arrays or objects
+        return JsonResponse({"error": "the JSON is nested too deeply"}, status=400)
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "expected JSON with 'event' and 'groups'"}, status=400)
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return JsonResponse({"error": "'event' must be an object with a 'type'"}, status=400)
+    if not events.nests_within(event):
+        return JsonResponse({"error": f"'event' nests deeper than {events.MAX_EVENT_DEPTH} levels"}, status=400)
     if (
         not isinstance(groups, list)
         or not groups

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from artifacts.filenames import MAX_FILENAME_BYTES, safe_filename, unique_names
+from artifacts.filenames import MAX_FILENAME_BYTES, safe_filename, storage_name, unique_names
 from artifacts.languages import content_type_for, default_filename
 
 
@@ -37,6 +37,25 @@ class SafeFilenameTests:
         assert name is not None and name.endswith(".md")
         assert len(name.encode()) <= MAX_FILENAME_BYTES
         name.encode().decode()  # still valid UTF-8
+
+
+class StorageNameTests:
+    @pytest.mark.parametrize(
+        ("name", "stored"),
+        [
+            ("report final.pdf", "report_final.pdf"),
+            ("café.txt", "cafe.txt"),
+            ("★★.txt", "file.txt"),
+            ("..", "file"),
+            (".env", "file.env"),
+            ("日本語.md", "file.md"),
+        ],
+    )
+    def test_it_is_plain_ascii_never_hidden_and_never_empty(self, name, stored):
+        assert storage_name(name) == stored
+
+    def test_a_long_name_keeps_its_extension(self):
+        assert storage_name("é" * 200 + ".csv").endswith(".csv")
 
 
 class UniqueNamesTests:

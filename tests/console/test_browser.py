@@ -51,21 +51,43 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+# Runs before the page's own scripts, outside its Content-Security-Policy (Playwright injects it).
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline code"}`);
+});
+"""
+
+
+def is_csp_violation(text: str) -> bool:
+    return text.startswith("CSP violation:") or "Content Security Policy" in text
+
+
 @pytest.fixture
 def page(browser, system):
-    """A fresh browser context whose every request (websockets included) is recorded."""
+    """A fresh browser context whose every request (websockets included) and CSP violation is recorded.
+
+    The test fails if the page requested anything from outside the server, or
+    if the Content-Security-Policy blocked anything (chromium logs it, and the
+    page fires ``securitypolicyviolation``).
+    """
     context = browser.new_context(base_url=system.web_url)
     context.set_default_timeout(TIMEOUT_MS)
     expect.set_options(timeout=TIMEOUT_MS)
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     page.requested = []
+    page.csp_violations = []
     page.on("request", lambda request: page.requested.append(request.url))
     page.on("websocket", lambda socket: page.requested.append(socket.url))
+    page.on("console", lambda message: is_csp_violation(message.text) and page.csp_violations.append(message.text))
     yield page
     context.close()
     origin = urlsplit(system.web_url).netloc
     foreign = [url for url in page.requested if urlsplit(url).netloc != origin and not url.startswith("data:")]
     assert foreign == [], f"the page requested something from outside the server: {foreign}"
+    expected = getattr(page, "expected_csp_violations", 0)
+    assert len(page.csp_violations) == expected, f"Content-Security-Policy violations: {page.csp_violations}"
 
 
 def sign_in(page, next_path: str = "/console/") -> None:
@@ -251,6 +273,39 @@ class ConsoleBrowserTests:
         page.wait_for_load_state("networkidle")
         # The page fixture asserts that nothing left the server's origin.
         assert any(url.startswith("ws://") for url in page.requested)
+
+    def test_no_page_breaks_the_content_security_policy(self, page, system):
+        sign_in(page)
+        for path in (
+            "/console/",
+            "/console/health/",
+            "/console/usage/",
+            "/console/conversations/",
+            "/console/artifacts/",
+            "/admin/",
+            "/admin/routing/route/",
+            "/admin/routing/route/add/",
+            "/admin/budgets/tier/",
+        ):
+            response = page.goto(path)
+            page.wait_for_load_state("networkidle")
+            assert "'unsafe-inline'" not in response.headers["content-security-policy"], path
+        page.goto("/console/")
+        expect(page.locator("[data-connection]")).to_have_text("Live")  # connect-src lets the websocket through
+        # The page fixture asserts that nothing was blocked.
+
+    def test_an_inline_script_is_refused_and_reported(self, page, system):
+        sign_in(page)
+
+        ran = page.evaluate(
+            "() => { const s = document.createElement('script'); s.textContent = 'window.injected = true';"
+            " document.body.append(s); return window.injected === true; }"
+        )
+
+        assert ran is False
+        page.wait_for_function("() => true")  # let the console message arrive
+        assert any("script-src" in text for text in page.csp_violations), page.csp_violations
+        page.expected_csp_violations = len(page.csp_violations)  # this one, and only this one, was wanted
 
     def test_the_health_page_shows_workers_and_ollama_and_refreshes(self, page, system, fake):
         sign_in(page, "/console/health/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.test import Client
 
 from conversations.models import Request
@@ -12,7 +13,8 @@ from conversations.services import submit_request
 from tests import personas
 from trollama.asgi import application
 
-OUR_ORIGIN = b"http://localhost"
+# Web's own pages: the origin of WEB_URL, exactly.
+OUR_ORIGIN = settings.WEB_URL.encode()
 
 
 def session_cookie(user) -> bytes:
@@ -65,6 +67,41 @@ class WebsocketAccessTests:
         _, connected, code = await connect("/ws/events/", user=user, origin=origin)
 
         assert not connected and code == 4401
+
+    @pytest.mark.parametrize(
+        "origin",
+        [b"http://127.0.0.1:9999", b"http://localhost:3000", b"https://127.0.0.1", b"http://[::1]:8888"],
+    )
+    async def test_a_staff_session_from_an_allowed_host_on_another_scheme_or_port_is_closed(self, origin, settings):
+        settings.WEB_URL = settings.PUBLIC_URL = "http://127.0.0.1:8000"
+        settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+        user = await sync_to_async(personas.staff_admin)()
+
+        _, connected, code = await connect("/ws/events/", user=user, origin=origin)
+
+        assert not connected and code == 4401
+
+    @pytest.mark.parametrize("origin", [b"http://localhost:8000", b"http://[::1]:8000", b"https://chat.example.org"])
+    async def test_a_staff_session_from_an_allowed_host_on_webs_own_scheme_and_port_is_accepted(self, origin, settings):
+        settings.WEB_URL = "http://127.0.0.1:8000"
+        settings.PUBLIC_URL = "https://chat.example.org"
+        settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "chat.example.org"]
+        user = await sync_to_async(personas.staff_admin)()
+
+        communicator, connected, _ = await connect("/ws/events/", user=user, origin=origin)
+
+        assert connected
+        await communicator.disconnect()
+
+    async def test_the_internal_token_needs_no_origin(self):
+        communicator = WebsocketCommunicator(
+            application, "/ws/events/", headers=[(b"authorization", f"Bearer {settings.INTERNAL_TOKEN}".encode())]
+        )
+
+        connected, _ = await communicator.connect()
+
+        assert connected
+        await communicator.disconnect()
 
     async def test_a_staff_session_from_our_origin_is_accepted(self):
         user = await sync_to_async(personas.staff_admin)()

@@ -24,6 +24,7 @@ from conversations.attachments import (
     check_upload,
     read_upload,
     upload_limit,
+    upload_name,
 )
 from conversations.models import Attachment, Message, Request
 from conversations.processing import process_request
@@ -194,9 +195,53 @@ class SubmitWithAttachmentsTests:
         assert attachment.filename == "passwd.txt"
         assert ".." not in attachment.file.name and attachment.file.name.startswith("uploads/")
 
+    @pytest.mark.parametrize(
+        ("raw", "content_type", "filename"),
+        [
+            ("..", "text/plain", "upload.txt"),
+            ("notes\x00\u202etxt.exe.md", "", "notestxt.exe.md"),
+            (".env", "", "env"),
+            ("x" * 300 + ".py", "", "x" * 117 + ".py"),
+        ],
+    )
+    def test_hostile_names_are_stored_cleaned_never_hidden_or_raising(self, raw, content_type, filename):
+        user = personas.discord_user()
+
+        submit_request(
+            user=user,
+            thread=personas.thread_of(user),
+            content="x",
+            attachments=[Upload(raw, content_type, b"KEY=value\n")],
+            enqueue=False,
+        )
+
+        attachment = Attachment.objects.get()
+        assert attachment.filename == filename
+        stored = attachment.file.name.rsplit("/", 1)[-1]
+        assert not stored.startswith(".") and ".." not in attachment.file.name
+        with attachment.file.open("rb") as handle:
+            assert handle.read() == b"KEY=value\n"  # the file keeps its exact bytes
+
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class ModelSeesAttachmentsTests:
+    def test_nul_and_bidi_characters_in_a_name_never_reach_the_model(self, fake_ollama):
+        fake_ollama.script("Seen.")
+        user = personas.discord_user()
+        request = submit_request(
+            user=user,
+            thread=personas.thread_of(user),
+            content="read it",
+            attachments=[Upload("evil\x00\u202egpj.txt", "text/plain", b"hello")],
+            enqueue=False,
+        ).request
+
+        process_request(request_id=request.pk)
+
+        content = fake_ollama.requests[-1].body["messages"][-1]["content"]
+        assert "[File: evilgpj.txt]" in content
+        assert "\x00" not in content and "\u202e" not in content
+
     def test_a_model_known_to_have_no_vision_gets_the_images_name_not_the_image(self, fake_ollama):
         sync_models()  # the fake's gpt-oss:20b reports no vision
         fake_ollama.script("I can't see images.")
@@ -256,6 +301,45 @@ class ModelSeesAttachmentsTests:
         content = fake_ollama.requests[-1].body["messages"][-1]["content"]
         assert content.startswith("how much did revenue grow?\n\n[File: report.pdf]\n--- Page 1 ---\nRevenue grew 12%")
         assert "images" not in fake_ollama.requests[-1].body["messages"][-1]
+
+
+class UploadNameTests:
+    """Uploads are named by the same cleaning path as artifacts (artifacts.filenames)."""
+
+    @pytest.mark.parametrize(
+        ("raw", "content_type", "expected"),
+        [
+            ("..", "text/plain", "upload.txt"),
+            ("../..", "", "upload"),
+            ("notes\x00.txt", "", "notes.txt"),
+            ("invoice\u202egpj.exe.txt", "", "invoicegpj.exe.txt"),
+            (".env", "", "env"),
+            ("../../etc/passwd.txt", "", "passwd.txt"),
+        ],
+    )
+    def test_the_name_is_cleaned(self, raw, content_type, expected):
+        assert upload_name(raw, content_type) == expected
+
+    def test_a_300_character_name_keeps_its_extension(self):
+        name = upload_name("a" * 300 + ".py", "")
+
+        assert name.endswith(".py") and len(name.encode()) <= 120
+
+    def test_a_dot_env_file_is_read_as_text(self):
+        result = read(".env", b"DEBUG=false\n")
+
+        assert (result.kind, result.filename, result.extracted_text) == ("text", "env", "DEBUG=false\n")
+
+    def test_a_name_of_only_dots_without_a_type_is_refused_in_words(self):
+        message = refusal("..", b"data")
+
+        assert message.startswith("I can't use upload: I only read images, PDFs, and text or code files")
+
+    def test_a_refusal_never_repeats_control_or_bidi_characters(self):
+        with pytest.raises(Unreadable) as caught:
+            check_upload(filename="big\u202e\x00.txt", content_type="", size=11 * MB, max_bytes=10 * MB)
+
+        assert caught.value.message.startswith("I can't use big.txt: it is 11 MB")
 
 
 def fake_discord_attachment(filename: str, data: bytes, content_type: str | None = None) -> SimpleNamespace:

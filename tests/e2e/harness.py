@@ -97,6 +97,9 @@ class System:
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "ADMIN_PASSWORD": "e2e-password",
+            # /health shows its details (workers, hosts) only to staff and to this token.
+            "METRICS_TOKEN": "e2e-metrics-token",
+            "HEALTH_CACHE_SECONDS": "0.5",  # readiness polls /health; a longer cache only slows start-up
             "LOG_LEVEL": "info",
             "PYTHONUNBUFFERED": "1",
             # The tests script one answer per request; the router's classifier would take it.
@@ -135,11 +138,16 @@ class System:
 
     def start_web(self) -> None:
         self.popen(
-            "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "trollama.asgi:application"]
+            "web", [PYTHON, "-m", "trollama.web", "-b", "127.0.0.1", "-p", str(self.port), "trollama.asgi:application"]
         )
 
     def start_workers(self) -> None:
         self.popen("worker", [PYTHON, "manage.py", "qcluster"])
+
+    def health(self, *, timeout: float = 5) -> httpx.Response:
+        """``GET /health`` with the metrics token, so the answer carries every check's details."""
+        headers = {"Authorization": f"Bearer {self.env['METRICS_TOKEN']}"}
+        return httpx.get(f"{self.web_url}/health", headers=headers, timeout=timeout)
 
     def wait_until_ready(self, *, workers: bool, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -149,7 +157,7 @@ class System:
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
             try:
-                report = httpx.get(f"{self.web_url}/health", timeout=2).json()
+                report = self.health(timeout=2).json()
                 checks = report["checks"]
                 if (
                     checks["database"]["ok"]

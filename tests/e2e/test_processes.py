@@ -6,7 +6,6 @@ import signal
 import subprocess
 import time
 
-import httpx
 import pytest
 
 from tests.e2e.harness import PYTHON, ROOT, running_system
@@ -24,7 +23,7 @@ def system(_fake_ollama_server, tmp_path_factory):
 
 class EndToEndTests:
     def test_health_sees_web_workers_and_ollama(self, system, fake):
-        response = httpx.get(f"{system.web_url}/health", timeout=5)
+        response = system.health()
 
         assert response.status_code == 200, response.text
         assert response.json()["checks"]["broker"]["workers"] >= 1

@@ -21,7 +21,7 @@ def session_cookie(user) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-async def browser(path: str, user, origin: bytes = b"http://localhost") -> WebsocketCommunicator:
+async def browser(path: str, user, origin: bytes = settings.WEB_URL.encode()) -> WebsocketCommunicator:
     cookie = await sync_to_async(session_cookie)(user)
     return WebsocketCommunicator(application, path, headers=[(b"cookie", cookie), (b"origin", origin)])
 
@@ -51,7 +51,9 @@ async def collect_until_finished(communicator: WebsocketCommunicator, request_id
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class EventsConsumerAuthTests:
     async def test_an_anonymous_browser_is_closed(self):
-        communicator = WebsocketCommunicator(application, "/ws/events/", headers=[(b"origin", b"http://localhost")])
+        communicator = WebsocketCommunicator(
+            application, "/ws/events/", headers=[(b"origin", settings.WEB_URL.encode())]
+        )
 
         connected, code = await communicator.connect()
 

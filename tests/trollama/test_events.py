@@ -60,6 +60,29 @@ class RelayEndpointTests:
 
         assert response.status_code == 400
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            '{"groups": ["requests"], "event": {"type": "x", "a": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+            '{"groups": ["requests"], "event": {"type": "x", "a": ' + '{"b": ' * 50_000 + "1" + "}" * 50_000 + "}}",
+            json.dumps({"groups": ["requests"], "event": {"type": "x", "a": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]}}),
+        ],
+        ids=["arrays-100000-deep", "objects-50000-deep", "event-20-deep"],
+    )
+    async def test_it_answers_400_to_deeply_nested_json(self, settings, body):
+        layer = get_channel_layer()
+        channel = await layer.new_channel("test.")
+        await layer.group_add("requests", channel)
+
+        response = await AsyncClient().post(
+            RELAY, body, content_type="application/json", headers=bearer(settings.INTERNAL_TOKEN)
+        )
+
+        assert response.status_code == 400
+        assert "nest" in response.json()["error"]
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), timeout=0.2)
+
     async def test_it_only_accepts_post(self, settings):
         response = await AsyncClient().get(RELAY, headers=bearer(settings.INTERNAL_TOKEN))
 

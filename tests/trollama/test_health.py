@@ -2,45 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 from django.utils import timezone
-from django_q.brokers import get_broker
-from django_q.signing import SignedPackage
-from django_q.status import Stat, Status
 
 from bots.models import BotHeartbeat
 from bots.services import beat
 from routing.models import OllamaHost
-from trollama.health import check_bot
+from tests import personas
+from tests.trollama.queue_helpers import pretend_a_worker_cluster_reported
+from trollama.health import check_bot, forget_cached_health
+from trollama.maintenance import set_maintenance
 
-
-def pretend_a_worker_cluster_reported() -> None:
-    """Save a cluster statistic the way a running qcluster's sentinel does."""
-    status = Status(pid=1, cluster_id="test-cluster")
-    status.workers = [11, 12]
-    get_broker().set_stat(Stat.get_key(status.cluster_id), SignedPackage.dumps(status, True), 3)
+METRICS_TOKEN = "health-metrics-token"
+DETAILS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @pytest.fixture(autouse=True)
-def no_cluster_statistics():
+def _no_cluster_statistics():
     """Cluster statistics live in the cache, which outlives a test's database."""
     cache.clear()
     yield
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_health(settings):
+    """Each test checks afresh (no report cached by another), with a metrics token that sees the details."""
+    settings.METRICS_TOKEN = METRICS_TOKEN
+    settings.HEALTH_CACHE_SECONDS = 0
+    forget_cached_health()
+    yield
+    forget_cached_health()
+
+
+def ollama_calls(fake) -> list[str]:
+    return [request.path for request in fake.requests if request.path in ("/api/ps", "/api/version")]
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class HealthTests:
     async def test_it_reports_every_component_and_is_healthy_when_all_are_up(self, fake_ollama):
-        from asgiref.sync import sync_to_async
-
         await sync_to_async(pretend_a_worker_cluster_reported)()
 
-        response = await AsyncClient().get("/health")
+        response = await AsyncClient().get("/health", headers=DETAILS)
 
         report = response.json()
         assert response.status_code == 200, report
@@ -63,7 +73,7 @@ class HealthTests:
         fake_ollama.begin_use("gpt-oss:20b", keep_alive=300, context_length=8192)
         fake_ollama.end_use("gpt-oss:20b")
 
-        response = await AsyncClient().get("/health")
+        response = await AsyncClient().get("/health", headers=DETAILS)
 
         (host,) = response.json()["checks"]["ollama"]["hosts"]
         (loaded,) = host["loaded_models"]
@@ -75,7 +85,7 @@ class HealthTests:
     async def test_it_is_503_when_ollama_is_unreachable(self, fake_ollama, settings):
         settings.OLLAMA_HOST = "http://127.0.0.1:9"
 
-        response = await AsyncClient().get("/health")
+        response = await AsyncClient().get("/health", headers=DETAILS)
 
         assert response.status_code == 503
         host = response.json()["checks"]["ollama"]["hosts"][0]
@@ -85,19 +95,36 @@ class HealthTests:
         await OllamaHost.objects.acreate(name="second-gpu", url="http://127.0.0.1:9")
         await OllamaHost.objects.acreate(name="retired", url="http://127.0.0.1:10", enabled=False)
 
-        response = await AsyncClient().get("/health")
+        response = await AsyncClient().get("/health", headers=DETAILS)
 
         hosts = response.json()["checks"]["ollama"]["hosts"]
         assert [(host["url"], host["ok"]) for host in hosts] == [(fake_ollama.url, True), ("http://127.0.0.1:9", False)]
         assert response.json()["checks"]["ollama"]["ok"] is True
 
     async def test_it_is_503_when_no_worker_is_running(self, fake_ollama):
-        response = await AsyncClient().get("/health")
+        response = await AsyncClient().get("/health", headers=DETAILS)
 
         assert response.status_code == 503
         broker = response.json()["checks"]["broker"]
         assert broker["workers"] == 0
         assert "qcluster" in broker["error"]
+
+    async def test_one_of_several_hosts_down_is_degraded_not_unhealthy(self, fake_ollama):
+        await sync_to_async(pretend_a_worker_cluster_reported)()
+        await OllamaHost.objects.acreate(name="second-gpu", url="http://127.0.0.1:9")
+
+        response = await AsyncClient().get("/health")
+
+        assert response.status_code == 200
+        assert response.json()["status"] == "degraded"
+
+    async def test_it_reports_the_workers_of_each_cluster(self, fake_ollama):
+        await sync_to_async(pretend_a_worker_cluster_reported)()
+
+        response = await AsyncClient().get("/health", headers=DETAILS)
+
+        (cluster,) = response.json()["checks"]["broker"]["cluster_workers"]
+        assert cluster["cluster"] == "test-cluster" and cluster["workers"] == 2 and cluster["host"]
 
     async def test_it_only_answers_get(self):
         response = await AsyncClient().post("/health")
@@ -130,3 +157,70 @@ class BotHealthTests:
         beat(name="trollama#0001", connected=False, latency_ms=None, guilds=0, events_connected=True)
         check = check_bot()
         assert check["ok"] is False and "not connected to Discord" in check["error"]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class PublicHealthTests:
+    async def test_anyone_gets_the_status_and_maintenance_mode_only(self, fake_ollama):
+        await sync_to_async(pretend_a_worker_cluster_reported)()
+
+        response = await AsyncClient().get("/health")
+
+        assert response.status_code == 200
+        report = response.json()
+        assert set(report) == {"status", "maintenance", "checked_at"}
+        assert report["status"] == "ok" and report["maintenance"] == "off"
+        assert fake_ollama.url not in response.content.decode()
+
+    @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token"}])
+    async def test_an_unhealthy_system_says_so_with_503_and_no_details(self, fake_ollama, settings, headers):
+        settings.OLLAMA_HOST = "http://127.0.0.1:9"
+
+        response = await AsyncClient().get("/health", headers=headers)
+
+        assert response.status_code == 503
+        assert set(response.json()) == {"status", "maintenance", "checked_at"}
+        assert response.json()["status"] == "unhealthy"
+
+    def test_a_staff_session_gets_the_details(self, fake_ollama):
+        client = Client()
+        client.force_login(personas.staff_admin())
+
+        report = client.get("/health").json()
+
+        assert report["checks"]["ollama"]["hosts"][0]["url"] == fake_ollama.url
+        assert report["maintenance"]["mode"] == "off"
+
+    def test_a_signed_in_non_staff_user_gets_the_public_status(self, fake_ollama):
+        client = Client()
+        client.force_login(personas.outsider())
+
+        assert "checks" not in client.get("/health").json()
+
+    def test_it_includes_the_maintenance_mode(self, fake_ollama):
+        set_maintenance(mode="soft", message="Swapping the GPU.", changed_by="ops")
+
+        public = Client().get("/health").json()
+        details = Client().get("/health", headers=DETAILS).json()
+
+        assert public["maintenance"] == "soft"
+        assert details["maintenance"]["mode"] == "soft" and details["maintenance"]["message"] == "Swapping the GPU."
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class HealthCacheTests:
+    async def test_each_hit_asks_each_host_one_question(self, fake_ollama):
+        for _ in range(3):
+            assert (await AsyncClient().get("/health", headers=DETAILS)).json()["checks"]["ollama"]["hosts"][0]["ok"]
+
+        # /api/ps at every hit; the version once, then from memory.
+        assert ollama_calls(fake_ollama) == ["/api/ps", "/api/version", "/api/ps", "/api/ps"]
+
+    async def test_a_flood_of_hits_reaches_ollama_once_per_cache_period(self, fake_ollama, settings):
+        settings.HEALTH_CACHE_SECONDS = 60
+
+        responses = await asyncio.gather(*(AsyncClient().get("/health") for _ in range(20)))
+        responses += [await AsyncClient().get("/health", headers=DETAILS) for _ in range(5)]
+
+        assert {response.json()["checked_at"] for response in responses} == {responses[0].json()["checked_at"]}
+        assert ollama_calls(fake_ollama) == ["/api/ps", "/api/version"]

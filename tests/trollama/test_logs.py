@@ -7,13 +7,20 @@ import logging
 import os
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from django.utils import timezone
 
+from artifacts.links import make_token
+from artifacts.models import Artifact
 from conversations.processing import process_request
 from conversations.services import submit_request
 from tests import personas
+from tests.e2e.harness import free_port
 from trollama.logs import (
     REDACTED,
     RedactSecretsFilter,
@@ -106,6 +113,91 @@ class RedactionFilterTests:
         RedactSecretsFilter().filter(record)
 
         assert (record.msg, record.args) == ("request %s done", (5,))
+
+
+class DownloadLinkRedactionTests:
+    TOKEN = "eyJpZCI6NywiZXhwIjoxNzAwMDAwMDAwfQ:1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            f"Gone: /a/{TOKEN}/",
+            f"GET /a/{TOKEN}/ HTTP/1.1",
+            f"sent https://chat.example.org/a/{TOKEN}/ to the channel",
+        ],
+    )
+    def test_the_token_of_a_download_link_is_redacted_wherever_it_appears(self, text):
+        record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "%s", (text,), None)
+
+        RedactSecretsFilter().filter(record)
+
+        assert self.TOKEN not in record.getMessage()
+        assert f"/a/{REDACTED}/" in record.getMessage()
+
+    def test_extras_that_print_the_path_are_redacted_too(self):
+        class FakeRequest:
+            def __str__(self) -> str:
+                return f"<ASGIRequest: GET '/a/{DownloadLinkRedactionTests.TOKEN}/'>"
+
+        record = logging.makeLogRecord({"msg": "Gone", "request": FakeRequest(), "status_code": 410})
+
+        RedactSecretsFilter().filter(record)
+
+        assert record.request == f"<ASGIRequest: GET '/a/{REDACTED}/'>"
+        assert record.status_code == 410
+
+    def test_ordinary_paths_are_left_alone(self):
+        record = logging.makeLogRecord({"msg": "GET /a/b/ and /admin/login/"})
+
+        RedactSecretsFilter().filter(record)
+
+        assert record.getMessage() == "GET /a/b/ and /admin/login/"
+
+    @pytest.mark.parametrize("log_format", ["text", "json"])
+    def test_web_logs_neither_the_access_line_nor_the_gone_warning_with_the_token(self, tmp_path, settings, log_format):
+        expired = make_token(Artifact(pk=12345, expires_at=timezone.now() - timedelta(hours=1)))
+        forged = "eyJpZCI6MSwiZXhwIjo5OTk5OTk5OTk5fQ:forgedforgedforgedforged"
+        port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
+            "DATA_DIR": str(tmp_path),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "LOG_FORMAT": log_format,
+            "PYTHONUNBUFFERED": "1",
+        }
+        output = tmp_path / "web.out"
+        with output.open("wb") as sink:
+            web = subprocess.Popen(
+                [sys.executable, "-m", "trollama.web", "-b", "127.0.0.1", "-p", str(port), "trollama.asgi:application"],
+                cwd=ROOT,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                statuses = [self._get(f"http://127.0.0.1:{port}/a/{token}/") for token in (expired, forged)]
+                time.sleep(0.5)  # the access line is written once the response is complete
+            finally:
+                web.terminate()
+                web.wait(timeout=20)
+
+        logged = output.read_text() + (tmp_path / "logs" / "trollama.log").read_text()
+        assert statuses == [410, 404]
+        assert expired not in logged and forged not in logged
+        assert expired.split(":")[-1] not in logged
+        assert logged.count(f"/a/{REDACTED}/") >= 4, logged  # two access lines, Gone and Not Found
+        assert '"GET /a/' in logged or '\\"GET /a/' in logged  # the access log goes through logging
+
+    @staticmethod
+    def _get(url: str) -> int:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return httpx.get(url, timeout=5).status_code
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

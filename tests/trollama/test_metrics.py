@@ -9,10 +9,13 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from bots.services import beat
+from budgets.usage import record_usage
 from conversations.models import Request
-from conversations.services import submit_request
-from routing.models import Route
+from conversations.processing import process_request
+from conversations.services import close_thread, submit_request
+from routing.models import OllamaHost, Route
 from tests import personas
+from tests.trollama.queue_helpers import no_cluster_statistics, pretend_a_worker_cluster_reported
 from trollama.maintenance import set_maintenance
 from trollama.metrics import histogram_buckets
 
@@ -143,23 +146,67 @@ class MetricsContentTests:
         assert metrics[(f"{ttft}_bucket", (("le", "2.5"),))] == 1
         assert metrics[("trollama_request_total_seconds_sum", ())] == pytest.approx(4)
 
-    def test_tokens_by_route_and_model(self, scrape):
+    def test_tokens_by_route_model_and_use_as_they_are_used(self, scrape):
         general = Route.objects.get(slug="general")
-        for name, prompt in (("x", 100), ("y", 50)):
-            make_request(
-                name,
-                status=Request.Status.DONE,
-                route=general,
-                model="gpt-oss:20b",
-                prompt_tokens=prompt,
-                completion_tokens=7,
+        user = personas.discord_user()
+        for prompt in (100, 50):
+            record_usage(
+                user=user, kind="answer", model="gpt-oss:20b", prompt_tokens=prompt, completion_tokens=7, route=general
             )
+        record_usage(user=user, kind="router", model="gpt-oss:20b", prompt_tokens=30, completion_tokens=1)
 
         metrics = scrape()
 
-        labels = (("kind", "prompt"), ("model", "gpt-oss:20b"), ("route", "general"))
+        labels = (("kind", "prompt"), ("model", "gpt-oss:20b"), ("route", "general"), ("use", "answer"))
         assert metrics[("trollama_tokens_total", labels)] == 150
         assert metrics[("trollama_tokens_total", (("kind", "completion"), *labels[1:]))] == 14
+        router = (("kind", "prompt"), ("model", "gpt-oss:20b"), ("route", ""), ("use", "router"))
+        assert metrics[("trollama_tokens_total", router)] == 30
+
+    def test_tokens_never_go_down_when_a_conversation_is_closed(self, scrape, fake_ollama):
+        fake_ollama.script("An answer.", prompt_tokens=120, completion_tokens=30)
+        user = personas.discord_user()
+        thread = personas.thread_of(user, "to-close")
+        request = submit_request(user=user, thread=thread, content="hello", enqueue=False).request
+        process_request(request_id=request.pk)
+        labels = (("kind", "prompt"), ("model", "gpt-oss:20b"), ("route", "general"), ("use", "answer"))
+        before = scrape()[("trollama_tokens_total", labels)]
+
+        close_thread(thread=thread, by="console:ada")
+        after = scrape()
+
+        assert before == 120
+        assert not Request.objects.filter(pk=request.pk).exists()
+        assert after[("trollama_tokens_total", labels)] == 120
+
+    def test_every_enabled_route_has_token_samples_from_the_start(self, scrape):
+        metrics = scrape()
+
+        for route, model in Route.objects.filter(enabled=True).values_list("slug", "model"):
+            for kind in ("prompt", "completion"):
+                labels = (("kind", kind), ("model", model), ("route", route), ("use", "answer"))
+                assert metrics[("trollama_tokens_total", labels)] == 0, (route, kind)
+
+    def test_ollama_errors_have_samples_for_every_host_from_the_start(self, scrape):
+        OllamaHost.objects.create(name="second-gpu", url="http://second:11434")
+
+        metrics = scrape()
+
+        for host in ("http://gpu-box:11434", "http://second:11434"):
+            for kind in ("failed_request", "retried_attempt"):
+                assert metrics[("trollama_ollama_errors_total", (("host", host), ("kind", kind)))] == 0
+
+    @pytest.mark.usefixtures(no_cluster_statistics.__name__)
+    def test_live_workers_per_cluster(self, scrape):
+        assert scrape()[("trollama_worker_clusters", ())] == 0
+
+        pretend_a_worker_cluster_reported()
+        metrics = scrape()
+
+        assert metrics[("trollama_worker_clusters", ())] == 1
+        ((labels, value),) = [(k[1], v) for k, v in metrics.items() if k[0] == "trollama_workers_alive"]
+        assert dict(labels)["cluster"] == "test-cluster" and dict(labels)["host"]
+        assert value == 2
 
     def test_ollama_errors_by_host(self, scrape):
         make_request("broken", status=Request.Status.FAILED, host="http://other:11434")

@@ -7,8 +7,22 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+
+def generate_password(username: str) -> str:
+    """A random password that the password validators accept (retrying the rare one they would not)."""
+    User = get_user_model()
+    while True:
+        password = secrets.token_urlsafe(18)
+        try:
+            validate_password(password, User(username=username))
+        except ValidationError:
+            continue
+        return password
 
 
 class Command(BaseCommand):
@@ -25,7 +39,12 @@ class Command(BaseCommand):
         if User.objects.filter(username=username).exists():
             self.stdout.write(f"Admin account {username!r} already exists; sign in at {settings.WEB_URL}/admin/.")
             return
-        password = settings.ADMIN_PASSWORD or secrets.token_urlsafe(12)
+        password = settings.ADMIN_PASSWORD or generate_password(username)
+        try:
+            # The same rules as the admin's password form (AUTH_PASSWORD_VALIDATORS).
+            validate_password(password, User(username=username))
+        except ValidationError as error:
+            raise CommandError(f"ADMIN_PASSWORD is too weak: {' '.join(error.messages)} Choose another.") from None
         User.objects.create_superuser(username=username, password=password, email="")
         self.stdout.write(self.style.SUCCESS(f"Created admin account {username!r}."))
         if settings.ADMIN_PASSWORD:
