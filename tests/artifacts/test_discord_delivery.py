@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from artifacts.selectors import artifact_summary
+from bots import services as bot_services
 from bots.client import ChannelTarget, TrollamaBot
 from bots.delivery import DM_UPLOAD_LIMIT, MAX_ATTACHMENTS, Delivery, deliver_files, files_message, plan_files
 from tests.bots import FakeDiscordChannel, virtual_time
@@ -223,14 +224,17 @@ async def close_thread_connections():
 class OutboxFilesTests:
     async def test_a_redelivered_answer_brings_its_files(self, make_artifacts):
         artifacts = await sync_to_async(make_artifacts)('```python title="a.py"\nprint(1)\n```\n')
+        request_id = artifacts[0].request_id
         channel = FakeChannel(FakeGuild(10 * MiB))
-        target = ChannelTarget(channel)
-        answer = await target.send("the answer")
         bot = TrollamaBot()
+        bot.delivery.track(request_id, ChannelTarget(channel))
+        snapshot = (await sync_to_async(bot_services.request_snapshots)(request_ids=[request_id]))[request_id]
 
-        await bot.deliver_outbox_files(target, answer, request_id=artifacts[0].request_id)
+        # What a bot that restarted does with an answer that finished while it was away.
+        await bot.delivery.resync(request_id, {**snapshot, "status": "done", "content": "the answer"})
 
-        (edit,) = answer.edits
+        (sent,) = channel.sent
+        (edit,) = sent["message"].edits
         assert [(f.filename, f.fp.read()) for f in edit["attachments"]] == [("a.py", b"print(1)\n")]
         await bot.close()
 
