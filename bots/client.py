@@ -28,7 +28,7 @@ from bots.commands import register_all
 from bots.commands.checks import Denied
 from bots.delivery import DM_UPLOAD_LIMIT, FAILED_PREFIX, Delivery, Outcome, deliver_files, thread_notice
 from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
-from bots.render import split_message
+from bots.render import discord_footer, split_message, with_footer
 from conversations.attachments import Unreadable, Upload, check_upload, upload_limit
 from conversations.services import Refusal, cancel_request
 from trollama.listeners import WebsocketListener, WebUnreachable
@@ -337,6 +337,8 @@ class TrollamaBot(discord.Client):
             if not await sync_to_async(services.claim_undelivered)(request_id=request.pk):
                 continue
             text = request.reply.content if request.reply else FAILED_PREFIX + request.error
+            if request.reply:  # the stored notices, as a live delivery shows them
+                text = with_footer(text, discord_footer(request.notices))
             target = ChannelTarget(channel)  # type: ignore[arg-type]
             last = None
             for part in split_message(text):

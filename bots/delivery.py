@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from artifacts.extraction import describe_size
+from bots.render import discord_footer, with_footer
 from bots.stream import DiscordTarget, LiveMessageRenderer
 from conversations.phases import describe_phase, describe_queued
 from trollama.logs import request_context
@@ -209,7 +210,8 @@ class Delivery:
             return await self._finish(
                 event["request_id"],
                 Outcome(event["request_id"], "done"),
-                event["content"],
+                # The stored notices go under the model's text, which stays exactly as written.
+                with_footer(event["content"], discord_footer(event.get("request", {}).get("notices"))),
                 files=(event.get("artifacts") or [], event.get("artifact_notes") or []),
             )
         elif kind == "request.failed":
