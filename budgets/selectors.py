@@ -180,7 +180,10 @@ def expected_answer_tokens(*, route_id: int | None) -> int:
     if route_id is None:
         return default
     recent = sorted(
-        Request.objects.filter(route_id=route_id, status=Request.Status.DONE, completion_tokens__isnull=False)
+        tokens or 0
+        for tokens in Request.objects.filter(
+            route_id=route_id, status=Request.Status.DONE, completion_tokens__isnull=False
+        )
         .filter(Q(budget_cap__isnull=True) | Q(completion_tokens__lt=F("budget_cap")))
         .order_by("-queued_at")
         .values_list("completion_tokens", flat=True)[:EXPECTED_ANSWER_HISTORY]

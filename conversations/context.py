@@ -360,8 +360,9 @@ def context_notices(*, request: Request, context: Context) -> list[dict[str, Any
             .values_list("started_at", flat=True)
             .first()
         )
-        if previous is None or thread.summarized_at > previous:
-            covered = Message.objects.filter(~after(thread.summary_until), thread=thread).count()
+        until = thread.summary_until
+        if until is not None and (previous is None or thread.summarized_at > previous):
+            covered = Message.objects.filter(~after(until), thread=thread).count()
             notices.append({"code": "summarized", "covered": covered})
     return notices
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 
 # The kinds of piece, tried in this order at each position.
 _PIECES = re.compile(
@@ -107,9 +108,31 @@ def _piece_cost(kind: str | None, piece: str) -> float:
     return cost + 1 if spaced and kind in ("digits", "punct") else cost
 
 
+def _compute(text: str) -> float:
+    return sum(_piece_cost(match.lastgroup, match.group()) for match in _PIECES.finditer(text))
+
+
+# Estimates of recent texts by (length, hash): a worker builds the context of the same
+# thread again and again, and pricing its turns piece by piece is what that costs most.
+_CACHE: dict[tuple[int, int], float] = {}
+_CACHE_SIZE = 50_000
+_CACHE_FROM = 256  # characters; shorter texts are cheaper to price than to look up
+_lock = threading.Lock()
+
+
 def raw_estimate(text: str) -> float:
     """Tokens ``text`` costs by the table above, before any per-model calibration."""
-    return sum(_piece_cost(match.lastgroup, match.group()) for match in _PIECES.finditer(text))
+    if len(text) < _CACHE_FROM:
+        return _compute(text)
+    key = (len(text), hash(text))
+    cached = _CACHE.get(key)
+    if cached is None:
+        cached = _compute(text)
+        with _lock:
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))  # the oldest entry
+            _CACHE[key] = cached
+    return cached
 
 
 def scaled(raw: float, ratio: float = 1.0) -> int:
