@@ -23,6 +23,11 @@ same run:
 Nothing asserts: it prints p50/p95 per design and PASS/MISS against the
 target (p95 ≤ 2 ms for the design in use), exits 0, and non-zero only when
 it could not run.
+
+Last, it loads answered requests (200,000; 20,000 with ``--quick``) and times
+the lookup a worker makes when it reserves: the expected answer of a route,
+a high percentile of its last 200 answers (``budgets.selectors.expected_answer_tokens``),
+for a busy route and for one that gets one request in fifty.
 """
 
 from __future__ import annotations
@@ -172,6 +177,63 @@ def _try(check: Callable[..., None], user: object) -> None:
         check(user=user)
 
 
+def load_answers(count: int) -> None:
+    """``count`` answered requests spread over the seeded routes, the general route getting most, one in
+    fifty on the vision route: what ``expected_answer_tokens`` reads when a worker reserves."""
+    from django.utils import timezone
+
+    from conversations.models import ChatUser, Message, Request, Thread
+    from routing.models import Route
+
+    user = ChatUser.objects.order_by("pk").first()
+    thread = Thread.objects.create(platform="discord", external_id="bench-answers", owner=user)
+    routes = list(Route.objects.order_by("pk"))
+    general = next(route for route in routes if route.slug == "general")
+    vision = next(route for route in routes if route.slug == "vision")
+    rng = random.Random(18)
+    now = timezone.now()
+    for start in range(0, count, 5_000):
+        batch = range(start, min(start + 5_000, count))
+        messages = Message.objects.bulk_create(
+            Message(thread=thread, author=user, role="user", content="q", created_at=now) for _ in batch
+        )
+        Request.objects.bulk_create(
+            Request(
+                user=user,
+                thread=thread,
+                message=message,
+                route=vision if n % 50 == 0 else general if n % 2 else rng.choice(routes),
+                status="done" if n % 10 else "failed",
+                completion_tokens=rng.randint(20, 2_000),
+                queued_at=now,
+            )
+            for n, message in zip(batch, messages, strict=True)
+        )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE conversations_request")
+
+
+def time_expected_answers(samples: int) -> dict[str, tuple[float, float]]:
+    """p50/p95 ms of the expected-answer lookup a reservation makes, on a busy route and a rare one."""
+    from budgets.selectors import expected_answer_tokens
+    from routing.models import Route
+
+    results = {}
+    for slug in ("general", "vision"):
+        route_id = Route.objects.get(slug=slug).pk
+        for _ in range(20):
+            expected_answer_tokens(route_id=route_id)
+        timings = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            expected_answer_tokens(route_id=route_id)
+            timings.append((time.perf_counter() - started) * 1000)
+        results[slug] = (statistics.median(timings), percentile(timings, 0.95))
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.budget", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 users, 100,000 entries, 300 samples, 1 round")
@@ -225,6 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{verdict}: p95 {p95:.2f} ms with the covering index the migrations create (target ≤ {TARGET_P95_MS:g} ms); "
             f"{results['none'][1] / p95:.0f} times faster at p95 than without an index on user_id."
         )
+        answers = 20_000 if args.quick else 200_000
+        started = time.perf_counter()
+        load_answers(answers)
+        print(f"\nLoaded {answers:,} answered requests in {time.perf_counter() - started:.1f} s.")
+        print(f"{'expected answer of a route (a reservation)':<46} {'p50 ms':>8} {'p95 ms':>8}")
+        for slug, (p50, p95) in time_expected_answers(max(50, args.samples // 4)).items():
+            print(f"{slug + ' route':<46} {p50:>8.2f} {p95:>8.2f}")
         connection.close()
     finally:
         admin(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from artifacts.extraction import describe_size
+from bots.render import discord_footer, with_footer
 from bots.stream import DiscordTarget, LiveMessageRenderer
 from conversations.phases import describe_phase, describe_queued
 from trollama.logs import request_context
@@ -163,6 +164,11 @@ async def deliver_files(
         await target.send(text)
 
 
+def _with_notices(content: str, summary: dict[str, Any]) -> str:
+    """The answer with the request's stored notices under it; the model's text itself stays exactly as written."""
+    return with_footer(content, discord_footer(summary.get("notices")))
+
+
 class Delivery:
     """Routes events to the renderers of the requests this bot is showing.
 
@@ -282,7 +288,8 @@ class Delivery:
                 self._on_delta(view, event["offset"], event["text"])
         elif kind == "request.done":
             files = (event.get("artifacts") or [], event.get("artifact_notes") or [])
-            return await self._finish(view, Outcome(request_id, "done"), event["content"], files=files)
+            text = _with_notices(event["content"], event.get("request", {}))
+            return await self._finish(view, Outcome(request_id, "done"), text, files=files)
         elif kind == "request.failed":
             outcome = Outcome(request_id, "failed", error=event.get("error", ""))
             return await self._finish(view, outcome, FAILED_PREFIX + outcome.error)
@@ -343,7 +350,8 @@ class Delivery:
         status = snapshot["status"]
         if status == "done":
             files = (snapshot.get("artifacts") or [], [])
-            return await self._finish(view, Outcome(request_id, "done"), snapshot["content"], files=files)
+            text = _with_notices(snapshot["content"], snapshot)
+            return await self._finish(view, Outcome(request_id, "done"), text, files=files)
         if status == "failed":
             outcome = Outcome(request_id, "failed", error=snapshot.get("error", ""))
             return await self._finish(view, outcome, FAILED_PREFIX + outcome.error)

@@ -13,7 +13,9 @@ string may not contain backticks), and the block ends at a line of the same
 character, at least as long, followed by nothing but spaces. Inline `code` and
 ``code`` are never fences.
 
-Pure functions of their arguments: no Django, no Discord.
+Pure functions of their arguments: no Django, no Discord. The footer that says
+what was cut or what is left of the budget (`with_footer`) is appended after
+the model's text as a segment of its own.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from conversations.footnotes import notice_lines
 
 DISCORD_LIMIT = 2000
 
@@ -295,3 +300,40 @@ def _inside_grapheme(text: str, position: int) -> bool:
 
 def _regional(char: str) -> bool:
     return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+# -- The footer under an answer ---------------------------------------------------
+
+
+def _code_name(name: str) -> str:
+    return "`" + name.replace("`", "'") + "`"
+
+
+def discord_footer(notices: Iterable[Mapping[str, Any]] | None) -> str:
+    """The quiet footer for a request's stored notices: one Discord subtext line (``-# ``) each, or ""."""
+    return "\n".join(f"-# {line}" for line in notice_lines(notices, name=_code_name))
+
+
+def open_fence_at_end(text: str) -> Fence | None:
+    """The code block `text` leaves open at its very end, if any."""
+    fence: Fence | None = None
+    for line in text.split("\n"):
+        fence = _next_fence(line, fence)
+    return fence
+
+
+def with_footer(text: str, footer: str) -> str:
+    """`text` exactly as it is, then `footer` on lines of its own.
+
+    The footer is a separate segment after the model's text, never mixed into
+    it: the text stays a byte-exact prefix of the result. A blank line comes
+    between them, or, when the text leaves a code block open, the line that
+    closes it, so the footer never renders as code.
+    """
+    if not footer:
+        return text
+    if not text:
+        return footer
+    fence = open_fence_at_end(text)
+    newline = "" if text.endswith("\n") else "\n"
+    return text + newline + (fence.marker + "\n" if fence else "\n") + footer

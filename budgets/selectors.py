@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BigIntegerField, BooleanField, CharField, F, Field, QuerySet
+from django.db.models import BigIntegerField, BooleanField, CharField, F, Field, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -160,3 +160,34 @@ def rate_limit_window(*, user: ChatUser, limit: int, now: datetime) -> datetime 
         .values_list("queued_at", flat=True)[:limit]
     )
     return recent[-1] if len(recent) >= limit else None
+
+
+# How much history the expected answer of a route is learned from.
+EXPECTED_ANSWER_HISTORY = 200
+EXPECTED_ANSWER_MIN_SAMPLES = 10
+EXPECTED_ANSWER_PERCENTILE = 0.95
+
+
+def expected_answer_tokens(*, route_id: int | None) -> int:
+    """How long an answer on this route is likely to be: a high percentile of its recent ``eval_count``.
+
+    Answers the budget cut short (``budget_cap``) are left out, since they say
+    how little was left, not how long the answer wanted to be. With fewer than
+    ``EXPECTED_ANSWER_MIN_SAMPLES`` answers it is ``BUDGET_EXPECTED_ANSWER_TOKENS``.
+    The newest answers are read through the (status, queued_at) index.
+    """
+    default = settings.BUDGET_EXPECTED_ANSWER_TOKENS
+    if route_id is None:
+        return default
+    recent = sorted(
+        tokens or 0
+        for tokens in Request.objects.filter(
+            route_id=route_id, status=Request.Status.DONE, completion_tokens__isnull=False
+        )
+        .filter(Q(budget_cap__isnull=True) | Q(completion_tokens__lt=F("budget_cap")))
+        .order_by("-queued_at")
+        .values_list("completion_tokens", flat=True)[:EXPECTED_ANSWER_HISTORY]
+    )
+    if len(recent) < EXPECTED_ANSWER_MIN_SAMPLES:
+        return default
+    return max(1, recent[min(len(recent) - 1, int(EXPECTED_ANSWER_PERCENTILE * len(recent)))])

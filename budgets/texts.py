@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from budgets.week import reset_phrase
+from budgets.week import reset_moment, reset_phrase
+
+# Shares of the week's budget past which answers end with a warning, highest first.
+WARN_AT = (95, 80)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,17 @@ class BudgetStatus:
         """May be negative: a request may end slightly over its reservation."""
         return self.limit - self.used - self.reserved
 
+    @property
+    def used_share(self) -> float:
+        """Used this week (not counting reservations) as a share of the limit."""
+        return self.used / self.limit if self.limit else 1.0
+
+    @property
+    def warning_level(self) -> int:
+        """The highest of ``WARN_AT`` the week's usage has reached, or 0."""
+        percent = self.used_share * 100
+        return next((level for level in WARN_AT if percent >= level), 0) if self.enforced else 0
+
 
 def budget_spent_text(status: BudgetStatus, *, now: datetime) -> str:
     limit = f"{status.limit:,} tokens"
@@ -56,6 +70,25 @@ def too_little_left_text(*, remaining: int, needed: int, status: BudgetStatus, n
         f"needs about {needed:,}. Start a new thread for a shorter conversation, or wait until your budget "
         f"resets {reset_phrase(status.resets_at, status.zone, now=now)}."
     )
+
+
+def budget_warning_text(*, used_percent: int, remaining: int, resets: str) -> str:
+    """The note under an answer that took the user past a warning level of the week's budget."""
+    return (
+        f"You have used {used_percent}% of this week's token budget: {max(remaining, 0):,} tokens are left "
+        f"until it resets {resets}."
+    )
+
+
+def budget_warning_notice(status: BudgetStatus) -> dict[str, object]:
+    """The stored notice (``conversations.footnotes``) for the warning ``status`` calls for."""
+    return {
+        "code": "budget_warning",
+        "percent": status.warning_level,
+        "used_percent": min(100, math.floor(status.used_share * 100)),
+        "remaining": max(status.remaining, 0),
+        "resets": reset_moment(status.resets_at, status.zone),
+    }
 
 
 def rate_limited_text(*, limit: int, retry_after: float) -> str:
@@ -91,6 +124,11 @@ def usage_text(status: BudgetStatus, *, now: datetime) -> str:
         lines.append(f"• Extra granted: {status.granted:,}")
     lines.append(f"• Remaining: {max(status.remaining, 0):,}")
     lines.append(f"Resets {reset_phrase(status.resets_at, status.zone, now=now)}.")
+    if status.warning_level:
+        lines.append(
+            f"⚠️ You have used over {status.warning_level}% of this week's budget; "
+            "answers stop when it is spent, so keep the rest for what matters."
+        )
     if not status.enforced:
         lines.append("Budgets are switched off on this server right now: usage is counted but nothing is refused.")
     return "\n".join(lines)

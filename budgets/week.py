@@ -47,7 +47,12 @@ def countdown(delta: timedelta) -> str:
     return " ".join(f"{amount} {name}{'' if amount == 1 else 's'}" for amount, name in shown)
 
 
+def reset_moment(reset: datetime, zone: ZoneInfo) -> str:
+    """``Monday 23 November at 00:00 UTC``: true whenever it is read, so it can be stored."""
+    local = reset.astimezone(zone)
+    return f"{local:%A} {local.day} {local:%B} at {local:%H:%M} {zone.key}"
+
+
 def reset_phrase(reset: datetime, zone: ZoneInfo, *, now: datetime) -> str:
     """``Monday 23 November at 00:00 UTC (in 2 days 4 hours)``."""
-    local = reset.astimezone(zone)
-    return f"{local:%A} {local.day} {local:%B} at {local:%H:%M} {zone.key} (in {countdown(reset - now)})"
+    return f"{reset_moment(reset, zone)} (in {countdown(reset - now)})"

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 from budgets.admin import ChatUserBudgetMixin
 from conversations import services
-from conversations.models import ChatUser, Message, Request, Thread
+from conversations.models import ChatUser, Message, Request, Thread, TokenCalibration
 
 
 @admin.register(ChatUser)
@@ -91,6 +91,10 @@ class RequestAdmin(admin.ModelAdmin):
         "attempts",
         "prompt_tokens",
         "completion_tokens",
+        "notices",
+        "prompt_estimate",
+        "budget_cap",
+        "budget_warning",
     ]
     actions = ["cancel_selected"]
 
@@ -101,3 +105,12 @@ class RequestAdmin(admin.ModelAdmin):
             services.cancel_request(request=chat_request)
             cancelled += 1
         self.message_user(request, f"Asked {cancelled} request(s) to stop.", messages.SUCCESS)
+
+
+@admin.register(TokenCalibration)
+class TokenCalibrationAdmin(admin.ModelAdmin):
+    """Learned per model from Ollama's counts; delete a row to start that model over at 1.0."""
+
+    list_display = ["model", "ratio", "samples", "updated_at"]
+    search_fields = ["model"]
+    readonly_fields = ["model", "samples", "updated_at"]

@@ -2,10 +2,15 @@
 
 The budget is the route's context window (Ollama's ``num_ctx``) minus a
 reserve for the answer. Token counts come from Ollama where it reported them
-(``Message.token_count``) and from a characters-per-token estimate for
-everything else. The new message is always sent; if it alone does not fit it is
-cut, with a note saying so, rather than overflowing the window (Ollama would
-silently drop the start of the prompt, system prompt included).
+(``Message.token_count``) and from a script-aware estimate for everything
+else (``conversations.tokens``), corrected for the model by its calibrated
+ratio (``conversations.calibration``). The new message is always sent; if it
+alone does not fit it is cut, with a note saying so, rather than overflowing
+the window (Ollama would silently drop the start of the prompt, system prompt
+included).
+
+What was left out or cut is recorded on the request as ``notices``, so the user
+is told under the answer (``conversations.footnotes``), not only the model.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from typing import Any
 
 from django.db.models import Q
 
+from conversations import tokens
+from conversations.calibration import ratio_for
 from conversations.models import Attachment, Message, Request, Thread
 from routing.models import Route
 
 logger = logging.getLogger(__name__)
 
-# Ollama's counts are unknown before a request runs, and tiktoken needs the
-# network; four characters a token is the usual estimate for English and code.
+# Only for rough sums computed in SQL over many rows (``summaries.context_tokens``);
+# everything else uses the script-aware estimate.
 CHARS_PER_TOKEN = 4
 # Share of the context window kept free for the answer.
 ANSWER_RESERVE = 0.25
@@ -38,8 +45,9 @@ BATCH = 64
 MAX_BATCH = 512
 
 
-def estimate_tokens(text: str) -> int:
-    return max(1, len(text) // CHARS_PER_TOKEN)
+def estimate_tokens(text: str, *, ratio: float = 1.0) -> int:
+    """Tokens ``text`` costs, at least 1; ``ratio`` is the model's calibration."""
+    return tokens.estimate_tokens(text, ratio=ratio)
 
 
 def context_budget(context_size: int) -> int:
@@ -47,19 +55,36 @@ def context_budget(context_size: int) -> int:
     return int(context_size * (1 - ANSWER_RESERVE))
 
 
-def truncate_to_tokens(text: str, max_tokens: int, *, what: str = "message") -> str:
-    """Cut ``text`` to about ``max_tokens``, keeping its start and end, with a note where it was cut.
+OMITTED_NOTE = (
+    "\n\n[… {omitted:,} characters of this {what} were left out here to fit the model's context window …]\n\n"
+)
+
+
+def cut_to_tokens(text: str, max_tokens: int, *, what: str = "message", ratio: float = 1.0) -> tuple[str, int]:
+    """``text`` cut to about ``max_tokens`` keeping its start and end, with a note where it was cut;
+    and how many characters were left out (0 when it fit).
 
     Both ends are kept because a long paste is usually followed, or preceded,
-    by the question about it.
+    by the question about it. Two thirds of the room go to the start.
     """
-    if estimate_tokens(text) <= max_tokens:
-        return text
-    note = f"\n\n[… {{omitted:,}} characters of this {what} were left out here to fit the model's context window …]\n\n"
-    room = max(0, max_tokens * CHARS_PER_TOKEN - len(note) - 12)
-    head, tail = room * 2 // 3, room // 3
-    omitted = len(text) - head - tail
-    return text[:head] + note.format(omitted=omitted) + (text[len(text) - tail :] if tail else "")
+    if estimate_tokens(text, ratio=ratio) <= max_tokens:
+        return text, 0
+    room = max_tokens - estimate_tokens(OMITTED_NOTE.format(omitted=len(text), what=what), ratio=ratio) - 2
+    for _ in range(4):  # pieces cut inside are priced pro rata, so check and shrink if needed
+        raw_room = max(0.0, room / ratio)
+        head = tokens.head_within(text, raw_room * 2 / 3)
+        tail = tokens.tail_within(text, raw_room / 3, start=head)
+        omitted = tail - head
+        cut = text[:head] + OMITTED_NOTE.format(omitted=omitted, what=what) + text[tail:]
+        excess = estimate_tokens(cut, ratio=ratio) - max_tokens
+        if excess <= 0 or room <= 0:
+            return cut, omitted
+        room -= excess
+    return cut, omitted
+
+
+def truncate_to_tokens(text: str, max_tokens: int, *, what: str = "message", ratio: float = 1.0) -> str:
+    return cut_to_tokens(text, max_tokens, what=what, ratio=ratio)[0]
 
 
 # -- Pure rendering -----------------------------------------------------------
@@ -89,9 +114,9 @@ class Turn:
         text = "\n\n".join([part for part in (self.content, *map(render_file, self.files)) if part])
         return f"{self.author}: {text}" if label and self.author and self.role == "user" else text
 
-    def cost(self, rendered: str) -> int:
-        tokens = self.counted if self.counted is not None else estimate_tokens(rendered)
-        return tokens + MESSAGE_OVERHEAD + IMAGE_TOKENS * len(self.images)
+    def cost(self, rendered: str, *, ratio: float = 1.0) -> int:
+        counted = self.counted if self.counted is not None else estimate_tokens(rendered, ratio=ratio)
+        return counted + MESSAGE_OVERHEAD + IMAGE_TOKENS * len(self.images)
 
 
 def render_file(file: FileText) -> str:
@@ -108,6 +133,10 @@ class Context:
     dropped_turns: int
     tokens: int  # the estimate the budget was checked against
     truncated: bool = False  # the new message was cut to fit
+    omitted_chars: int = 0  # how much of it was left out
+    # Our uncalibrated estimate of the whole prompt, when every part of it was
+    # estimated (no Ollama counts, no images): what calibration compares with Ollama's count.
+    raw_tokens: int | None = None
 
 
 def fit_context(
@@ -119,34 +148,40 @@ def fit_context(
     earlier_newest_first: Iterable[Turn],
     earlier_total: int,
     label: bool,
+    ratio: float = 1.0,
 ) -> Context:
     """Place system prompt, summary, the earlier turns that fit, and the new message.
 
     ``earlier_newest_first`` is consumed only as far as needed, so a caller
     can stream it from the database. The result never exceeds ``budget``
-    by our estimate.
+    by our estimate, which ``ratio`` calibrates for the model.
     """
     head: list[dict[str, Any]] = []
     used = 0
+    raw = 0.0
+    exact = not current.images  # every part estimated by us, so calibration can learn from it
+
+    def price(text: str) -> int:
+        nonlocal raw
+        estimate = tokens.raw_estimate(text)
+        raw += estimate + MESSAGE_OVERHEAD
+        return tokens.scaled(estimate, ratio) + MESSAGE_OVERHEAD
+
     if system_prompt:
-        content = truncate_to_tokens(system_prompt, budget // 2, what="system prompt")
+        content = truncate_to_tokens(system_prompt, budget // 2, what="system prompt", ratio=ratio)
         head.append({"role": "system", "content": content})
-        used += estimate_tokens(content) + MESSAGE_OVERHEAD
+        used += price(content)
     if summary:
         content = SUMMARY_HEADER + summary
-        content = truncate_to_tokens(content, max(64, (budget - used) // 3), what="summary")
+        content = truncate_to_tokens(content, max(64, (budget - used) // 3), what="summary", ratio=ratio)
         head.append({"role": "system", "content": content})
-        used += estimate_tokens(content) + MESSAGE_OVERHEAD
+        used += price(content)
 
     text = current.render(label=label)
-    cost = current.cost(text)
-    truncated = False
-    if used + cost > budget:
-        room = budget - used - MESSAGE_OVERHEAD - IMAGE_TOKENS * len(current.images)
-        text = truncate_to_tokens(text, max(room, 16))
-        cost = estimate_tokens(text) + MESSAGE_OVERHEAD + IMAGE_TOKENS * len(current.images)
-        truncated = True
-    used += cost
+    images = IMAGE_TOKENS * len(current.images)
+    room = budget - used - MESSAGE_OVERHEAD - images
+    text, omitted = cut_to_tokens(text, max(room, 16), ratio=ratio)
+    used += price(text) + images
     last: dict[str, Any] = {"role": "user", "content": text}
     if current.images:
         last["images"] = current.images
@@ -154,17 +189,23 @@ def fit_context(
     kept: list[dict[str, Any]] = []
     for turn in earlier_newest_first:
         rendered = turn.render(label=label)
-        cost = turn.cost(rendered)
+        estimate = tokens.raw_estimate(rendered) if turn.counted is None else 0.0
+        counted = tokens.scaled(estimate, ratio) if turn.counted is None else turn.counted
+        cost = counted + MESSAGE_OVERHEAD + IMAGE_TOKENS * len(turn.images)
         if used + cost > budget:
             break
         used += cost
+        raw += estimate + MESSAGE_OVERHEAD
+        exact = exact and turn.counted is None
         kept.append({"role": turn.role, "content": rendered})
     kept.reverse()
     return Context(
         messages=[*head, *kept, last],
         dropped_turns=earlier_total - len(kept),
         tokens=used,
-        truncated=truncated,
+        truncated=omitted > 0,
+        omitted_chars=omitted,
+        raw_tokens=round(raw) if exact else None,
     )
 
 
@@ -271,7 +312,8 @@ def image_payloads(message: Message) -> list[str]:
 def build_context(*, request: Request, route: Route, system_prompt: str, images: bool = True) -> Context:
     """The messages for ``request`` on ``route``, and how many earlier turns did not fit.
 
-    ``images=False`` leaves the new message's images out (a model without vision).
+    ``images=False`` leaves the new message's images out (a model without
+    vision). The estimate is calibrated for ``request.model``.
     """
     thread = Thread.objects.select_related("summary_until").get(pk=request.thread_id)
     new = request.message
@@ -289,7 +331,40 @@ def build_context(*, request: Request, route: Route, system_prompt: str, images:
         earlier_newest_first=earlier,
         earlier_total=total,
         label=label,
+        ratio=ratio_for(request.model),
     )
+
+
+def context_notices(*, request: Request, context: Context) -> list[dict[str, Any]]:
+    """What the user should be told about how their message reached the model (``conversations.footnotes``).
+
+    A file cut when it was read, the message cut to fit, earlier turns left
+    out, and a summary written since the thread's previous request.
+    """
+    notices: list[dict[str, Any]] = [
+        {"code": "file_cut", "file": filename, "detail": note}
+        for filename, note in request.message.attachments.exclude(kind=Attachment.Kind.IMAGE)
+        .exclude(note="")
+        .values_list("filename", "note")
+    ]
+    if context.truncated:
+        notices.append({"code": "message_cut", "omitted_chars": context.omitted_chars})
+    if context.dropped_turns:
+        notices.append({"code": "turns_dropped", "count": context.dropped_turns})
+    thread = request.thread
+    if thread.summary and thread.summarized_at is not None and thread.summary_until_id:
+        previous = (
+            Request.objects.filter(thread=thread, started_at__isnull=False)
+            .exclude(pk=request.pk)
+            .order_by("-started_at")
+            .values_list("started_at", flat=True)
+            .first()
+        )
+        until = thread.summary_until
+        if until is not None and (previous is None or thread.summarized_at > previous):
+            covered = Message.objects.filter(~after(until), thread=thread).count()
+            notices.append({"code": "summarized", "covered": covered})
+    return notices
 
 
 def build_chat_messages(
@@ -299,11 +374,19 @@ def build_chat_messages(
 
     The new message's images go in its ``images`` field unless ``images`` is
     False (the chosen model has no vision). Records on the request how many
-    earlier turns were left out.
+    earlier turns were left out, what the user should be told about it
+    (``notices``) and the prompt's estimate for calibration.
     """
     context = build_context(request=request, route=route, system_prompt=system_prompt, images=images)
-    Request.objects.filter(pk=request.pk).update(dropped_turns=context.dropped_turns)
-    request.dropped_turns = context.dropped_turns
+    notices = context_notices(request=request, context=context)
+    Request.objects.filter(pk=request.pk).update(
+        dropped_turns=context.dropped_turns, notices=notices, prompt_estimate=context.raw_tokens
+    )
+    request.dropped_turns, request.notices, request.prompt_estimate = (
+        context.dropped_turns,
+        notices,
+        context.raw_tokens,
+    )
     if context.truncated:
         logger.info("Request %s: the new message was cut to fit %s tokens", request.pk, route.context_size)
     return context.messages

@@ -181,6 +181,24 @@ class Request(models.Model):
     system_prompt = NulSafeTextField(blank=True, help_text="The exact system prompt sent to the model.")
     dropped_turns = models.PositiveIntegerField(default=0, help_text="Earlier turns left out to fit the context.")
     reserved_tokens = models.PositiveIntegerField(default=0, help_text="Budget held back while the request runs.")
+    notices = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the user is told under the answer: [{code, ...parameters}] (conversations.footnotes).",
+    )
+    prompt_estimate = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Our uncalibrated estimate of the prompt as sent (none with images); calibrates the model.",
+    )
+    budget_cap = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The answer's num_predict when the budget made it shorter than the route allows.",
+    )
+    budget_warning = models.PositiveSmallIntegerField(
+        default=0, help_text="The share of the weekly budget (80 or 95 %) this answer warned about, or 0."
+    )
 
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -242,3 +260,15 @@ class Request(models.Model):
     @property
     def elapsed(self) -> timedelta:
         return (self.finished_at or timezone.now()) - self.queued_at
+
+
+class TokenCalibration(models.Model):
+    """How a model's tokenizer compares with our estimate (``conversations.calibration``)."""
+
+    model = models.CharField(max_length=200, unique=True)
+    ratio = models.FloatField(default=1.0, help_text="Ollama's prompt_eval_count divided by our estimate.")
+    samples = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.model}: ratio {self.ratio:.2f} ({self.samples} samples)"

@@ -6,6 +6,7 @@ from typing import Any
 
 PHASE_LABELS = {
     "routing": "Choosing a model…",
+    "budget": "Waiting for your other answers to finish: they hold the rest of your token budget…",
     "loading_model": "Loading the model {model}…",
     "starting": "Waiting for {model}…",
     "thinking": "Thinking…",

@@ -32,7 +32,13 @@ from django_q.tasks import async_task
 from artifacts.intent import FILE_INSTRUCTIONS, wants_files
 from artifacts.selectors import artifact_summary
 from artifacts.services import store_answer_artifacts
-from budgets.services import BudgetDenied, charge_answer, charge_interrupted, reserve_for_request
+from budgets.services import (
+    BudgetDenied,
+    ReservationPending,
+    charge_answer,
+    charge_interrupted,
+    reserve_for_request,
+)
 from conversations import selectors, workers
 from conversations.context import build_chat_messages
 from conversations.finishing import finish_or_fail
@@ -376,21 +382,54 @@ def _pause(job: Job, seconds: float) -> Tick | None:
         time.sleep(min(remaining, settings.CANCEL_CHECK_INTERVAL))
 
 
+class Interrupted(Exception):
+    """The request was cancelled or taken by another worker, or this worker is stopping, before it streamed.
+
+    ``tick`` is None when this worker is stopping (see ``_pause``).
+    """
+
+    def __init__(self, tick: Tick | None) -> None:
+        super().__init__(tick.value)
+        self.tick = tick
+
+
 def reserve_budget(job: Job, *, request: Request) -> Job:
     """``job`` with its answer's ``num_predict`` capped to the budget reserved for it.
 
-    Reserves on the request what the job may cost (see
-    ``budgets.services.reserve_for_request``); raises ``BudgetDenied`` when
-    too little of the user's budget remains.
+    Reserves on the request what the job is likely to cost (see
+    ``budgets.services.reserve_for_request``). While the user's other running
+    requests hold what it needs, it waits for them (phase ``budget``), up to
+    ``BUDGET_WAIT_SECONDS``, then takes what is left. Raises ``BudgetDenied``
+    when too little remains, ``Interrupted`` when cancelled or taken meanwhile.
     """
-    reservation = reserve_for_request(
-        request=request, messages=job.messages, context_size=int(job.options.get("num_ctx") or 0)
-    )
+    own = job.options.get("num_predict")
+    deadline = time.monotonic() + settings.BUDGET_WAIT_SECONDS
+    while True:
+        try:
+            reservation = reserve_for_request(
+                request=request,
+                messages=job.messages,
+                context_size=int(job.options.get("num_ctx") or 0),
+                num_predict=own if isinstance(own, int) and own > 0 else None,
+                may_wait=time.monotonic() < deadline,
+            )
+            break
+        except ReservationPending:
+            if request.phase != "budget":
+                record_phase(job, "budget")
+                request.phase = "budget"
+                _publish_status(request)
+            # The lease keeper renews the lease meanwhile; a stop or a cancel ends the wait.
+            state = _pause(job, min(BUDGET_RETRY_INTERVAL, max(deadline - time.monotonic(), 0.0)))
+            if state is not Tick.CONTINUE:
+                raise Interrupted(state) from None
     if reservation.num_predict is None:
         return job
-    own = job.options.get("num_predict")
-    cap = min(own, reservation.num_predict) if isinstance(own, int) and own > 0 else reservation.num_predict
-    return replace(job, options={**job.options, "num_predict": cap})
+    return replace(job, options={**job.options, "num_predict": reservation.num_predict})
+
+
+# How often a request waiting for budget tries its reservation again.
+BUDGET_RETRY_INTERVAL = 0.5
 
 
 def _logged(run: Callable[..., Outcome | None]) -> Callable[..., Outcome | None]:
@@ -434,6 +473,14 @@ def _answer(request: Request, lease: workers.LeaseKeeper) -> Outcome:
     except (NoRouteAvailable, NoHostAvailable, BudgetDenied) as exc:
         _settle(request_id, Request.Status.FAILED, error=str(exc), guard=Q(attempts=request.attempts))
         return Outcome.FAILED
+    except Interrupted as stop:
+        if stop.tick is None:
+            handed = hand_back(request_id=request_id, attempt=request.attempts, partial="")
+            return Outcome.STOPPED if handed else Outcome.LOST
+        if stop.tick is Tick.CANCEL:
+            _settle(request_id, Request.Status.CANCELLED, guard=Q(attempts=request.attempts))
+            return Outcome.CANCELLED
+        return Outcome.LOST
 
     tried = [job.model]
     while True:

@@ -63,6 +63,7 @@ def request_summary(request: Request) -> dict[str, Any]:
         "completion_tokens": request.completion_tokens,
         "attempts": request.attempts,
         "error": request.error,
+        "notices": request.notices or [],
         "position": queue_position(request),
     }
 

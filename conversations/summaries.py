@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from budgets.usage import record_usage
+from conversations.calibration import calibrate
 from conversations.context import (
     CHARS_PER_TOKEN,
     before,
@@ -95,7 +96,8 @@ def needs_summary(thread: Thread, route: Route) -> bool:
 
 
 def after_answer(*, request_id: int) -> None:
-    """Bookkeeping once a request is answered: its turn's token count, and a summary if due."""
+    """Bookkeeping once a request is answered: its turn's token count, the model's token
+    calibration, and a summary if due."""
     try:
         _after_answer(request_id)
     except Exception:  # the answer is stored and delivered; bookkeeping must not turn it into a failure
@@ -107,6 +109,7 @@ def _after_answer(request_id: int) -> None:
     if request is None or request.status != Request.Status.DONE:
         return
     record_turn_tokens(request)
+    calibrate(model=request.model, estimate=request.prompt_estimate, prompt_tokens=request.prompt_tokens)
     try:
         route = request.route or default_route()
     except NoRouteAvailable:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from conversations.footnotes import notice_lines
 from conversations.phases import describe_phase, describe_queued
 
 
@@ -35,6 +36,7 @@ class Finished:
     model: str = ""
     artifacts: list[dict[str, Any]] = field(default_factory=list)  # artifacts.selectors.artifact_summary
     artifact_notes: list[str] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)  # Request.notices (conversations.footnotes)
 
 
 BROKE_OFF = "[The answer broke off; starting it again.]"
@@ -77,6 +79,7 @@ class TerminalRenderer:
                 model=summary.get("model", ""),
                 artifacts=event.get("artifacts") or [],
                 artifact_notes=event.get("artifact_notes") or [],
+                notices=summary.get("notices") or [],
             )
         elif kind in ("request.failed", "request.cancelled"):
             return Finished(kind.removeprefix("request."), error=event.get("error", ""))
@@ -184,7 +187,10 @@ class TerminalRenderer:
             tokens = f"{result.prompt_tokens or 0} prompt + {result.completion_tokens or 0} completion tokens"
             self.out.write(f"\n[{tokens} · route {result.route or '-'} · model {result.model or '-'}]\n")
             self._list_files(result)
+        for line in notice_lines(result.notices):  # what was cut, budget warnings: stderr, like progress
+            self.err.write(f"{line}\n")
         self.out.flush()
+        self.err.flush()
 
     def _list_files(self, result: Finished) -> None:
         """One line per file on stdout, with its link; notes about files left out on stderr."""
@@ -293,6 +299,7 @@ def _final_state(request_id: int) -> Finished | None:
         route=snapshot["route"],
         model=snapshot["model"],
         artifacts=snapshot["artifacts"],
+        notices=snapshot["notices"],
     )
 
 

@@ -470,6 +470,12 @@ BUDGET_TIMEZONE = _read("BUDGET_TIMEZONE", _timezone, "UTC")
 DISABLE_TOKEN_BUDGET = _read("DISABLE_TOKEN_BUDGET", _bool, False)
 # Requests a user may submit per minute (0: no limit); tiers can be exempt.
 RATE_LIMIT_PER_MINUTE = _read("RATE_LIMIT_PER_MINUTE", _int(0), 10)
+# A running request reserves its prompt plus the answer its route usually needs,
+# learned from the route's recent answers; this is the answer assumed before a route has any.
+BUDGET_EXPECTED_ANSWER_TOKENS = _read("BUDGET_EXPECTED_ANSWER_TOKENS", _int(32), 1024)
+# How long a request waits for the user's other running requests to give back what they
+# reserved and did not use, when what is left would not hold it otherwise.
+BUDGET_WAIT_SECONDS = _read("BUDGET_WAIT_SECONDS", _float(0), 120.0)
 
 # -- Discord ----------------------------------------------------------------
 

@@ -422,6 +422,27 @@ class OutboxTests:
         await request.arefresh_from_db()
         assert request.delivered_at is not None
 
+    async def test_an_outbox_answer_brings_its_stored_notices_as_a_footer(self, world, fake_ollama):
+        fake_ollama.script("Answer written while the bot was down.")
+        message = world.say(world.alice, "question", mention=True)
+        await world.post(message)
+        [thread] = message.threads
+        request = await Request.objects.aget()
+        await world.bot.delivery.close()
+        await sync_to_async(process_request)(request_id=request.pk)
+        await Request.objects.filter(pk=request.pk).aupdate(notices=[{"code": "turns_dropped", "count": 3}])
+
+        restarted = TrollamaBot()
+        restarted._connection.user = world.me
+        restarted.get_channel = world.bot.get_channel
+        restarted.fetch_channel = world.bot.fetch_channel
+        await restarted.deliver_outbox()
+
+        assert thread.shown == [
+            "Answer written while the bot was down.\n\n"
+            "-# 🧵 The model did not see the 3 oldest messages of this thread: they no longer fit its context window."
+        ]
+
 
 def reaction(message_id: int, user: FakeUser) -> discord.RawReactionActionEvent:
     data = {"message_id": message_id, "channel_id": 1, "user_id": user.id, "type": 0, "burst": False}

@@ -1,7 +1,8 @@
-"""Many requests racing for a user's last tokens, in real threads against real PostgreSQL.
+"""Many requests racing for a user's last tokens, in real threads.
 
-SQLite serialises every writer anyway and ignores SELECT … FOR UPDATE, so
-the race only means something on PostgreSQL; elsewhere these tests skip.
+The reservation race only means something on PostgreSQL (SQLite serialises
+every writer and ignores SELECT … FOR UPDATE), so those tests skip elsewhere;
+the false-refusal race (16 requests that all fit what is left) runs on both.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from django.db import connection
 
 from budgets.models import UsageEntry
 from budgets.selectors import budget_status
-from budgets.services import BudgetDenied, reserve_for_request
+from budgets.services import MIN_ANSWER_TOKENS, BudgetDenied, reserve_for_request
 from conversations.models import Request
 from conversations.processing import claim_request, process_request
 from conversations.services import submit_request
@@ -21,17 +22,13 @@ from tests import personas
 from tests.budgets.helpers import spend
 from tests.concurrency import race
 
-RACERS = 12
+RACERS = 16
 CONTEXT = 1_000  # the most one request may reserve
 LEFT = 3_500  # what the user has left when the race starts
 
 
-@pytest.fixture
-def racing_user(settings, db):
-    if connection.vendor != "postgresql":
-        pytest.skip("the concurrency test needs PostgreSQL (DATABASE_URL=postgres://...)")
-    settings.RATE_LIMIT_PER_MINUTE = 0
-    Route.objects.filter(slug="general").update(context_size=CONTEXT)
+def racers(*, context: int, left: int) -> tuple[object, list[Request]]:
+    Route.objects.filter(slug="general").update(context_size=context)
     user = personas.discord_user()
     requests = [
         submit_request(
@@ -39,8 +36,16 @@ def racing_user(settings, db):
         ).request
         for n in range(RACERS)
     ]
-    spend(user, 100_000 - LEFT)
+    spend(user, 100_000 - left)
     return user, requests
+
+
+@pytest.fixture
+def racing_user(settings, db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the reservation race needs PostgreSQL (DATABASE_URL=postgres://...)")
+    settings.RATE_LIMIT_PER_MINUTE = 0
+    return racers(context=CONTEXT, left=LEFT)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -64,18 +69,41 @@ class ConcurrencyTests:
         assert total <= LEFT
         assert LEFT - total < CONTEXT  # nothing useful was left unreserved
         assert budget_status(user=user).remaining == LEFT - total
+        # Those that found too little free were told to wait for the others, not refused.
+        assert {denial.code for denial in denied} == {"budget_pending"}
 
-    def test_racing_requests_overspend_by_at_most_one_requests_worth(self, racing_user, fake_ollama):
+    def test_racing_requests_overspend_by_at_most_one_requests_worth_and_fail_only_once_spent(
+        self, racing_user, fake_ollama
+    ):
         user, requests = racing_user
-        fake_ollama.script("word " * 2_000, tokens_per_second=400)  # longer than any allowed answer
+        fake_ollama.script("word " * 2_000, tokens_per_second=2_000)  # longer than any allowed answer
 
         outcomes = race(lambda request_id: process_request(request_id=request_id), [r.pk for r in requests])
 
         assert all(isinstance(outcome, Outcome) for outcome in outcomes), outcomes
         assert Outcome.DONE in outcomes and Outcome.FAILED in outcomes
-        used = budget_status(user=user).used
-        assert used - 100_000 <= CONTEXT, f"overspent by {used - 100_000}"
+        status = budget_status(user=user)
+        assert status.used - 100_000 <= CONTEXT, f"overspent by {status.used - 100_000}"
         assert sum(Request.objects.filter(user=user).values_list("reserved_tokens", flat=True)) == 0
         failed = Request.objects.filter(user=user, status=Request.Status.FAILED)
         assert all(r.error.startswith(("Your weekly budget is spent", "You have")) for r in failed)
+        # Nobody was refused while a useful answer still fitted what was left.
+        assert status.remaining < 16 + MIN_ANSWER_TOKENS
         assert UsageEntry.objects.filter(user=user, request__isnull=False).count() == outcomes.count(Outcome.DONE)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class FalseRefusalTests:
+    def test_sixteen_requests_that_all_fit_what_is_left_are_all_answered(self, settings, fake_ollama):
+        # The issue's race: 5,000 tokens left, an 8,192-token window, short answers.
+        settings.RATE_LIMIT_PER_MINUTE = 0
+        user, requests = racers(context=8_192, left=5_000)
+        fake_ollama.script("A short answer.", prompt_tokens=40, completion_tokens=20, tokens_per_second=200)
+
+        outcomes = race(lambda request_id: process_request(request_id=request_id), [r.pk for r in requests])
+
+        refused = list(Request.objects.filter(user=user, status=Request.Status.FAILED).values_list("error", flat=True))
+        assert outcomes == [Outcome.DONE] * RACERS, refused
+        status = budget_status(user=user)
+        assert status.used == 100_000 - 5_000 + RACERS * 60
+        assert status.reserved == 0

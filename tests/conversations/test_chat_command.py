@@ -79,3 +79,36 @@ class ChatCommandTests:
             call_command("chat", "hi", stdout=io.StringIO(), stderr=io.StringIO())
 
         assert not ChatUser.objects.exists() and not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class ChatNoticeTests:
+    def test_what_was_cut_is_said_on_stderr_and_stdout_stays_the_answer(self, fake_ollama):
+        from routing.models import Route
+
+        Route.objects.filter(slug="general").update(context_size=512)
+        fake_ollama.script(REPLY, prompt_tokens=12, completion_tokens=34)
+
+        code, out, err = chat("tell me about this: " + "lorem ipsum dolor sit amet " * 200, "--inline")
+
+        assert code == 0, err
+        assert out == REPLY + "\n\n[12 prompt + 34 completion tokens · route general · model gpt-oss:20b]\n"
+        assert "✂️ Your message was too long for the model's context window:" in err
+        assert Request.objects.get().notices[0]["code"] == "message_cut"
+
+    def test_a_summary_written_since_the_last_turn_is_said_on_stderr(self, fake_ollama):
+        from django.utils import timezone
+
+        fake_ollama.script("First.", times=1)
+        chat("first question", "--inline")
+        thread = Thread.objects.get()
+        first = Message.objects.filter(thread=thread).order_by("created_at", "pk")
+        Thread.objects.filter(pk=thread.pk).update(
+            summary="They asked a first question.", summary_until=first.last(), summarized_at=timezone.now()
+        )
+        fake_ollama.script("Second.")
+
+        code, _, err = chat("second question", "--inline", "--thread", thread.external_id)
+
+        assert code == 0, err
+        assert "📝 The earlier conversation (2 messages) was summarized" in err
