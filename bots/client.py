@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 WORKING, DONE, FAILED = "⏳", "✅", "❌"
 NO_PINGS = discord.AllowedMentions.none()
 # Reconnecting to web's event stream: the first wait, doubled up to the last.
-RECONNECT_FIRST, RECONNECT_MAX = 0.5, 5.0
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 2.0
 # How often the bot checks the database for answers it owes, whatever the event stream says.
 RECONCILE_INTERVAL = 30.0
 # "is typing…" never lasts longer than this, whatever happens to the answer.

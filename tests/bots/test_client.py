@@ -436,7 +436,8 @@ class OutboxTests:
         restarted._connection.user = world.me
         restarted.get_channel = world.bot.get_channel
         restarted.fetch_channel = world.bot.fetch_channel
-        await restarted.deliver_outbox()
+        await restarted.reconcile()
+        await asyncio.wait_for(thread.wait_until(lambda shown: len(shown.shown) == 1), timeout=RENDER_WAIT)
 
         assert thread.shown == [
             "Answer written while the bot was down.\n\n"
