@@ -227,6 +227,7 @@ class Fault:
     hit: list[Ask] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)  # request id → attempts when it struck
     recovery: list[float] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
     note: str = ""
 
 
@@ -253,6 +254,7 @@ class Suite:
         self.db = Database(system)
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.start_bot = start_bot
+        self.faults: list[Fault] = []
 
     def streaming(self, asks: list[Ask]) -> list[tuple[Ask, dict[str, Any]]]:
         states = self.db.requests()
@@ -264,9 +266,21 @@ class Suite:
             and states[ask.question]["first_token_at"] is not None
         ]
 
+    def still_recovering(self, ask: Ask, state: dict[str, Any]) -> bool:
+        """Whether an earlier fault hit ``ask`` and it has not moved on since (its figure would count twice)."""
+        for fault in self.faults:
+            if ask not in fault.hit:
+                continue
+            if fault.name in ("kill -9 worker", "SIGTERM cluster"):
+                if state["attempts"] <= fault.attempts.get(state["id"], state["attempts"]):
+                    return True
+            elif ask.first_screen_change_after(fault.at, self.discord) is None:
+                return True
+        return False
+
     def inject(self, name: str, asks: list[Ask]) -> Fault | None:
         """Break ``name`` while something streams; None when nothing suitable is streaming."""
-        live = self.streaming(asks)
+        live = [(ask, state) for ask, state in self.streaming(asks) if not self.still_recovering(ask, state)]
         if name == "restart bot":
             live = [(ask, state) for ask, state in live if ask.via == "discord"]
         if not live:
@@ -301,20 +315,35 @@ class Suite:
         self.log(f"  … {name} hit {len(fault.hit)} answer(s) {fault.note}")
         return fault
 
-    def measure(self, fault: Fault) -> None:
+    def measure(self, fault: Fault, faults: list[Fault]) -> None:
+        """Each answer's recovery from ``fault``, unless a later fault hit it before it had recovered."""
+
+        def overlapped(ask: Ask, until: float) -> bool:
+            later = [f for f in faults if fault.at < f.at < until and ask in f.hit]
+            if later:
+                fault.details.append(f"q{ask.index}: not counted, {later[0].name} hit it before it recovered")
+            return bool(later)
+
         if fault.name in ("kill -9 worker", "SIGTERM cluster"):
             states = self.db.requests()
             for ask in fault.hit:
                 state = states[ask.question]
                 resumed = state["first_token_at"] if state["attempts"] > fault.attempts[state["id"]] else None
                 moment = resumed or state["finished_at"]
-                if moment is not None:
+                if moment is not None and not overlapped(ask, fault.at + (moment - fault.wall)):
                     fault.recovery.append(max(0.0, moment - fault.wall))
         else:
             for ask in fault.hit:
                 moved = ask.first_screen_change_after(fault.at, self.discord)
-                if moved is not None:
+                if moved is not None and not overlapped(ask, moved):
                     fault.recovery.append(moved - fault.at)
+                    fault.details.append(f"q{ask.index} {ask.via} {moved - fault.at:.1f} s")
+                    if ask.err is not None and moved - fault.at > TARGETS["kill -9 web"]:
+                        said = [
+                            f"{at - fault.at:+.1f} {text.decode(errors='replace').strip()[:60]}"
+                            for at, text in ask.err.chunks
+                        ]
+                        fault.details.append(f"(q{ask.index} said: {' | '.join(said)})")
 
     def wait_until_settled(self, asks: list[Ask]) -> None:
         deadline = time.monotonic() + SETTLE_TIMEOUT
@@ -375,7 +404,7 @@ class Suite:
         asks = [self.ask(n) for n in range(requests)]
         plan = [name for name in FAULTS for _ in range(rounds)]
         self.rng.shuffle(plan)
-        faults: list[Fault] = []
+        faults = self.faults
         waiting = list(asks)
         started: list[Ask] = []
         while waiting or plan:
@@ -397,7 +426,7 @@ class Suite:
                     waiting.append(extra)
         self.wait_until_settled(asks)
         for fault in faults:
-            self.measure(fault)
+            self.measure(fault, faults)
         lost, duplicated = [], []
         for ask in asks:
             complete, dup, why = self.check(ask)
@@ -526,12 +555,14 @@ def ollama_faults(system: Any, fake: Any, *, repeat: int, with_hang: bool) -> li
 
 
 @contextlib.contextmanager
-def fault_system(config: str, fake: Any, discord: Any) -> Iterator[Any]:
+def fault_system(config: str, fake: Any, discord: Any, *, keep: bool = False) -> Iterator[Any]:
     from bench.pipeline import production_urls
     from tests.e2e.bot import bot_environment, start_bot
     from tests.e2e.harness import System, fresh_postgres_database
 
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-faults-{config}-"))
+    if keep:
+        print(f"  … logs and data in {data_dir}", file=sys.stderr, flush=True)
     try:
         with contextlib.ExitStack() as stack:
             database_url = redis_url = ""
@@ -550,7 +581,8 @@ def fault_system(config: str, fake: Any, discord: Any) -> Iterator[Any]:
             start_bot(system, discord)
             yield system
     finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -567,7 +599,7 @@ def figures(values: list[float]) -> str:
     )
 
 
-def render(config: str, suite: SuiteResult, ollama: list[OllamaOutcome]) -> str:
+def render(config: str, suite: SuiteResult, ollama: list[OllamaOutcome], *, verbose: bool = False) -> str:
     answered = len(suite.asks) - len(suite.lost)
     lines = [
         f"Trollama faults — {config}, default settings",
@@ -590,6 +622,8 @@ def render(config: str, suite: SuiteResult, ollama: list[OllamaOutcome]) -> str:
     for fault in suite.faults:
         if fault.note:
             lines.append(f"    {fault.name}: {fault.note}")
+        if verbose and fault.details:
+            lines.append(f"    {fault.name}: " + ", ".join(fault.details))
     for problem in suite.lost + [f"duplicated: {d}" for d in suite.duplicated]:
         lines.append(f"    ! {problem}")
     lines += ["", "Ollama faults:"]
@@ -605,12 +639,16 @@ def run(args: argparse.Namespace) -> str:
     from tests.fake_discord import FakeDiscord
     from tests.fake_ollama import FakeOllama
 
-    with FakeOllama() as fake, FakeDiscord() as discord, fault_system(args.config, fake, discord) as system:
+    with (
+        FakeOllama() as fake,
+        FakeDiscord() as discord,
+        fault_system(args.config, fake, discord, keep=args.keep) as system,
+    ):
         print("  … delivery suite", file=sys.stderr, flush=True)
         suite = run_suite(system, fake, discord, requests=args.requests, seed=args.seed)
         print("  … Ollama faults", file=sys.stderr, flush=True)
-        ollama = ollama_faults(system, fake, repeat=args.repeat, with_hang=args.with_hang)
-    return render(args.config, suite, ollama)
+        ollama = [] if args.no_ollama else ollama_faults(system, fake, repeat=args.repeat, with_hang=args.with_hang)
+    return render(args.config, suite, ollama, verbose=args.keep)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -621,6 +659,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each Ollama fault")
     parser.add_argument("--with-hang", action="store_true", help="also wait out Ollama's read timeout once")
     parser.add_argument("--quick", action="store_true", help="each Ollama fault once")
+    parser.add_argument("--keep", action="store_true", help="keep the processes' logs and data, and print details")
+    parser.add_argument("--no-ollama", action="store_true", help="the delivery suite only")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeat = 1

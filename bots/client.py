@@ -108,6 +108,7 @@ class TrollamaBot(discord.Client):
             remember_messages=lambda request_id, ids: sync_to_async(services.remember_discord_messages)(
                 request_id=request_id, message_ids=ids
             ),
+            fetch_snapshot=self.snapshot_of,
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
@@ -408,8 +409,11 @@ class TrollamaBot(discord.Client):
         if self.delivery.is_tracking(request.pk):  # submitted meanwhile by this process
             return
         self.delivery.track(request.pk, ChannelTarget(channel), existing=existing, on_finish=react)
-        snapshots = await sync_to_async(services.request_snapshots)(request_ids=[request.pk])
-        self.delivery.resync(request.pk, snapshots.get(request.pk))
+        self.delivery.resync(request.pk, await self.snapshot_of(request.pk))
+
+    async def snapshot_of(self, request_id: int) -> dict[str, Any] | None:
+        snapshots = await sync_to_async(services.request_snapshots)(request_ids=[request_id])
+        return snapshots.get(request_id)
 
     async def channel_of(self, channel_id: int) -> Any:
         return self.get_channel(channel_id) or await self.fetch_channel(channel_id)

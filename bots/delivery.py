@@ -59,6 +59,8 @@ class Outcome:
 
 
 OnFinish = Callable[[Outcome], Awaitable[None]]
+# While deltas are missing, how often to read the stored partial answer (saved every few seconds).
+GAP_RESYNC_INTERVAL = 1.0
 RESUMED_NOTE = "↻ {reason}"
 
 
@@ -69,7 +71,9 @@ class _View:
     request_id: int
     renderer: LiveMessageRenderer
     attempt: int | None = None  # the attempt whose text is shown
-    gap: bool = False  # a delta was missed; the final text will set things right
+    gap: bool = False  # a delta was missed: later ones wait in ``pending`` until a resync fills the gap
+    pending: list[tuple[int, str]] = field(default_factory=list)
+    resynced_at: float = 0.0  # loop time of the last resync a gap asked for
     on_finish: list[OnFinish] = field(default_factory=list)
     lane: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Outcome | None]]] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
@@ -186,11 +190,13 @@ class Delivery:
         mark_delivered: Callable[[int], Awaitable[None]],
         fetch_file: FetchFile | None = None,
         remember_messages: Callable[[int, list[int]], Awaitable[None]] | None = None,
+        fetch_snapshot: Callable[[int], Awaitable[dict[str, Any] | None]] | None = None,
     ) -> None:
         self._edit_interval = edit_interval
         self._mark_delivered = mark_delivered
         self._fetch_file = fetch_file
         self._remember_messages = remember_messages
+        self._fetch_snapshot = fetch_snapshot
         self._views: dict[int, _View] = {}
 
     def track(
@@ -285,7 +291,10 @@ class Delivery:
             self._on_status(view, event)
         elif kind == "request.delta":
             if self._follow_attempt(view, event.get("attempt")):
-                self._on_delta(view, event["offset"], event["text"])
+                view.pending.append((event["offset"], event["text"]))
+                self._apply_pending(view)
+                if view.gap:
+                    return await self._fill_gap(view)
         elif kind == "request.done":
             files = (event.get("artifacts") or [], event.get("artifact_notes") or [])
             text = _with_notices(event["content"], event.get("request", {}))
@@ -312,6 +321,7 @@ class Delivery:
 
     def _start_over(self, view: _View, reason: str) -> None:
         view.renderer.restart("")
+        view.pending.clear()
         view.gap = False
         if reason:
             view.renderer.status(RESUMED_NOTE.format(reason=reason))
@@ -334,14 +344,26 @@ class Delivery:
         if label:
             view.renderer.status(label)
 
-    def _on_delta(self, view: _View, offset: int, text: str) -> None:
-        written = len(view.renderer.text)
-        if view.gap or offset > written:
-            view.gap = True
-            return
-        fresh = text[written - offset :]
-        if fresh:
-            view.renderer.feed(fresh)
+    def _apply_pending(self, view: _View) -> None:
+        """Feed the deltas that continue what is shown; stop at a gap (a resync or the final text fills it)."""
+        while view.pending:
+            offset, text = view.pending[0]
+            written = len(view.renderer.text)
+            if offset > written:
+                view.gap = True
+                return
+            view.pending.pop(0)
+            if text[written - offset :]:
+                view.renderer.feed(text[written - offset :])
+        view.gap = False
+
+    async def _fill_gap(self, view: _View) -> Outcome | None:
+        """Deltas were missed (web was away): read the stored partial answer, at most once a second."""
+        now = asyncio.get_running_loop().time()
+        if self._fetch_snapshot is None or now - view.resynced_at < GAP_RESYNC_INTERVAL:
+            return None
+        view.resynced_at = now
+        return await self._resync(view, await self._fetch_snapshot(view.request_id))
 
     async def _resync(self, view: _View, snapshot: dict[str, Any] | None) -> Outcome | None:
         request_id = view.request_id
@@ -365,10 +387,9 @@ class Delivery:
             view.renderer.status(describe_queued({**snapshot, "position": snapshot.get("position") or 1}))
         elif stored.startswith(shown) and len(stored) > len(shown):
             view.renderer.feed(stored[len(shown) :])
-            view.gap = False
         elif not shown.startswith(stored):
             view.renderer.restart(stored)
-            view.gap = False
+        self._apply_pending(view)
         return None
 
     async def _finish(

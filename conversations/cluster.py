@@ -104,22 +104,38 @@ class ClusterSupervisor:
         """Hand every request back and end the cluster's processes, within the grace period."""
         deadline = time.monotonic() + self.grace
         children = psutil.Process().children(recursive=True)
+        direct = psutil.Process().children()
         # Workers turn SIGTERM into a hand-back (conversations.workers); the
         # Sentinel, pusher and monitor keep django-q2's default and exit, so
         # nothing takes new work from the broker.
         for child in children:
             _signal(child, signal.SIGTERM)
-        # Leave a little of the grace for the forced hand-back and the kill.
-        while time.monotonic() < deadline - 0.5 and processing.held_by(self.label):
+        # Wait while a live worker still holds a request (one killed earlier never will:
+        # its request is handed back below at once). Leave a little of the grace for that and the kill.
+        while time.monotonic() < deadline - 0.5:
+            live = {child.pid for child in children if _running(child)}
+            if not processing.holders_in(self.label) & live:
+                break
             time.sleep(POLL_SECONDS)
         forced = processing.hand_back_held_by(self.label)
         if forced:
-            logger.warning("Requeued %d request(s) whose worker did not hand back in time", forced)
+            logger.warning("Requeued %d request(s) whose worker had died or did not hand back in time", forced)
         time.sleep(max(0.0, min(DRAIN_SECONDS, deadline - time.monotonic())))
         for child in children:
             _signal(child, signal.SIGKILL)
-        psutil.wait_procs(children, timeout=max(0.5, deadline - time.monotonic()))
+        # Our direct child (the Sentinel) is reaped here; the workers were its children, and a
+        # killed orphan can stay a zombie for as long as nobody reaps it (PID 1 in many containers).
+        psutil.wait_procs(direct, timeout=0.5)
+        while time.monotonic() < deadline and any(_running(child) for child in children):
+            time.sleep(0.05)
         logger.info("Cluster %s stopped", self.label)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal(process: psutil.Process, signum: int) -> None:

@@ -612,9 +612,12 @@ def hand_back_held_by(cluster: str) -> int:
     return count
 
 
-def held_by(cluster: str) -> int:
-    """How many running requests workers of ``cluster`` hold."""
-    return Request.objects.filter(status__in=Request.RUNNING, worker__startswith=f"{cluster}/").count()
+def holders_in(cluster: str) -> set[int]:
+    """The process ids of the workers of ``cluster`` that hold a running request."""
+    workers_ = Request.objects.filter(status__in=Request.RUNNING, worker__startswith=f"{cluster}/").values_list(
+        "worker", flat=True
+    )
+    return {int(worker.rsplit("/", 1)[1]) for worker in workers_ if worker.rsplit("/", 1)[1].isdigit()}
 
 
 def resend_waiting_tasks() -> int:

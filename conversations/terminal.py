@@ -50,6 +50,8 @@ class TerminalRenderer:
         self.err = err
         self.written = ""  # the part of the current attempt's answer already on stdout
         self.attempt: int | None = None  # the attempt whose text is on stdout
+        # Deltas that came after a missed one, kept until a resync fills the gap before them.
+        self.pending: list[tuple[int, str]] = []
         self.gap = False
         self.last_status = ""
 
@@ -114,10 +116,10 @@ class TerminalRenderer:
             return None
         if partial.startswith(self.written):
             self._write(partial[len(self.written) :])
-            self.gap = False
         elif not self.written.startswith(partial):
             self._start_over(BROKE_OFF)
             self._write(partial)
+        self._apply_pending()
         return None
 
     def _follow_attempt(self, attempt: int | None) -> bool:
@@ -140,6 +142,7 @@ class TerminalRenderer:
             self.err.write(note + "\n")
             self.err.flush()
         self.written = ""
+        self.pending.clear()
         self.gap = False
 
     def _on_status(self, event: dict[str, Any]) -> None:
@@ -157,12 +160,19 @@ class TerminalRenderer:
             self._status(label)
 
     def _on_delta(self, offset: int, text: str) -> None:
-        if self.gap:
-            return  # the rest arrives with request.done
-        if offset > len(self.written):
-            self.gap = True
-            return
-        self._write(text[len(self.written) - offset :])
+        self.pending.append((offset, text))
+        self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        """Print the deltas that continue what is on screen; stop at a gap (a resync or the final text fills it)."""
+        while self.pending:
+            offset, text = self.pending[0]
+            if offset > len(self.written):
+                self.gap = True
+                return
+            self.pending.pop(0)
+            self._write(text[len(self.written) - offset :])
+        self.gap = False
 
     def _write(self, text: str) -> None:
         if text:
@@ -206,6 +216,10 @@ NO_WORKER_HINT_AFTER = 10.0
 CANCEL_GRACE = 10.0
 # Reconnecting to web after it went away: the first wait, doubled up to the last.
 RECONNECT_FIRST, RECONNECT_MAX = 0.25, 2.0
+# How long `chat` waits for web before giving up, when web is not there as it starts (say, restarting).
+WEB_WAIT = 15.0
+# While deltas are missing (some were lost while web was away), how often to read the stored partial answer.
+GAP_RESYNC_INTERVAL = 1.0
 LOST_WEB = "Lost the connection to web; reconnecting… (the answer is still being written and will be shown here)"
 
 EXIT_DONE = 0
@@ -367,6 +381,7 @@ async def follow_request(renderer: TerminalRenderer, listener: Any, *, inline: b
     listener is closed on the way out.
     """
     import asyncio
+    import time
 
     import websockets
 
@@ -380,10 +395,15 @@ async def follow_request(renderer: TerminalRenderer, listener: Any, *, inline: b
                     finished = await _resync(renderer)  # after connecting: nothing falls in between
                     if finished is not None:
                         return finished
+                    resynced = time.monotonic()
                     async for event in listener:
                         if event.get("type") == "sync":
                             continue
                         finished = renderer.handle(event)
+                        if finished is None and renderer.gap and time.monotonic() - resynced > GAP_RESYNC_INTERVAL:
+                            # The partial answer is saved every few seconds: it soon covers what was missed.
+                            resynced = time.monotonic()
+                            finished = await _resync(renderer)
                         if finished is not None:
                             return finished
                 except (websockets.ConnectionClosed, OSError):
@@ -409,6 +429,31 @@ async def follow_request(renderer: TerminalRenderer, listener: Any, *, inline: b
     finally:
         if listener is not None:
             await listener.close()
+
+
+async def connect_to_web(*, err: Output) -> Any:
+    """Web's event stream, waiting up to WEB_WAIT seconds for web to come up (a restart takes a few).
+
+    Raises ``WebUnreachable`` when it does not: nothing has been sent yet.
+    """
+    import asyncio
+    import time
+
+    from trollama.listeners import WebsocketListener, WebUnreachable
+
+    deadline = time.monotonic() + WEB_WAIT
+    wait = RECONNECT_FIRST
+    while True:
+        try:
+            return await WebsocketListener.connect()
+        except WebUnreachable as exc:
+            if time.monotonic() + wait > deadline:
+                raise
+            if wait == RECONNECT_FIRST:
+                err.write(f"{exc} Waiting up to {WEB_WAIT:g} s for it…\n")
+                err.flush()
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, RECONNECT_MAX)
 
 
 async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
@@ -439,7 +484,7 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
         events.mark_as_hub()
         listener: LayerListener | WebsocketListener = await LayerListener.connect()
     else:
-        listener = await WebsocketListener.connect()
+        listener = await connect_to_web(err=err)
 
     try:
         submission = await sync_to_async(_submit)(turn)

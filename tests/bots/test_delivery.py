@@ -236,3 +236,34 @@ class ResyncTests:
         shown = [call.content for call in channel.calls if call.op in ("send", "edit") and not call.rejected]
         assert "↻ The answer was interrupted (a worker stopped); starting it again." in shown
         assert channel.contents() == ["Whole."]
+
+
+class GapTests:
+    async def test_deltas_after_a_gap_wait_for_the_stored_partial_answer_and_then_stream_on(self):
+        text = "".join(f"word{n} " for n in range(40))
+        stored = {"status": "generating", "attempts": 1, "content": text[:120]}
+        fetched: list[int] = []
+
+        async def fetch(request_id: int) -> dict:
+            fetched.append(request_id)
+            return stored
+
+        with virtual_time():
+            channel = FakeDiscordChannel()
+            delivery = Delivery(
+                edit_interval=1.1, mark_delivered=lambda request_id: asyncio.sleep(0), fetch_snapshot=fetch
+            )
+            delivery.track(1, channel)
+            await delivery.handle(delta(0, text[:50]))
+            # web was away: text[50:100] never arrived
+            await delivery.handle(delta(100, text[100:150]))
+            await delivery.handle(delta(150, text[150:]))
+            await asyncio.sleep(3.0)  # let the paced edits catch up
+            live = channel.contents()
+
+        assert fetched == [1]  # one read of the database, not one per delta
+        assert live == [text]  # streaming went on before the final text arrived
+
+
+def delta(offset: int, text: str) -> dict:
+    return {"type": "request.delta", "request_id": 1, "attempt": 1, "offset": offset, "text": text}

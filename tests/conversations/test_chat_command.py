@@ -72,12 +72,17 @@ class ChatCommandTests:
         assert code == 1
         assert "Failed: The model gpt-oss:20b isn't installed" in err
 
-    def test_without_inline_an_unreachable_web_is_explained_before_anything_is_stored(self, fake_ollama, settings):
+    def test_without_inline_an_unreachable_web_is_explained_before_anything_is_stored(
+        self, fake_ollama, settings, monkeypatch
+    ):
         settings.WEB_URL = "http://127.0.0.1:9"
+        monkeypatch.setattr("conversations.terminal.WEB_WAIT", 0.5)  # the default waits 15 s for a restarting web
+        err = io.StringIO()
 
         with pytest.raises(CommandError, match=r"Couldn't connect to web at ws://127\.0\.0\.1:9/ws/events/.*--inline"):
-            call_command("chat", "hi", stdout=io.StringIO(), stderr=io.StringIO())
+            call_command("chat", "hi", stdout=io.StringIO(), stderr=err)
 
+        assert "Waiting up to 0.5 s for it" in err.getvalue()
         assert not ChatUser.objects.exists() and not Message.objects.exists()
 
 

@@ -64,3 +64,13 @@ class TerminalResyncTests:
         finished = shown.resync(None)
 
         assert finished is not None and finished.status == "failed" and "no longer exists" in finished.error
+
+    def test_deltas_after_a_gap_are_printed_once_a_resync_fills_it(self):
+        shown, out, _ = renderer()
+        shown.handle(delta(0, ANSWER[:5]))
+        shown.handle(delta(12, ANSWER[12:20]))  # 5..12 missed
+        assert shown.gap and out.getvalue() == ANSWER[:5]
+
+        shown.resync({"status": "generating", "attempts": 1, "content": ANSWER[:14]})
+
+        assert not shown.gap and out.getvalue() == ANSWER[:20]

@@ -120,7 +120,7 @@ class System:
         )
 
     def popen(self, name: str, command: Sequence[str]) -> subprocess.Popen[bytes]:
-        log = open(self.data_dir / f"{name}.log", "wb")  # noqa: SIM115 -- kept open for the process's lifetime
+        log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 -- kept open for the process's lifetime; a restart appends
         process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
