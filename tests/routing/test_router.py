@@ -122,6 +122,11 @@ class PreRouterTests:
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class ClassifierTests:
+    @pytest.fixture(autouse=True)
+    def _no_fast_path(self, db):
+        """These are about the router model, so the embedding fast path is off."""
+        RouterSettings.objects.filter(pk=1).update(embedding_model="")
+
     @pytest.mark.parametrize(
         ("answer", "slug", "method"),
         [
