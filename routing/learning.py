@@ -108,7 +108,7 @@ def fit(
     labels: Sequence[str],
     *,
     precision: float = 0.97,
-    floor: float = 0.5,
+    floor: float = 0.7,
     folds: int = 5,
     l2: float = 1e-3,
     steps: int = 300,
