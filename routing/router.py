@@ -249,7 +249,7 @@ def _fast_path(
 ) -> Decision | Unsure | None:
     """Similarity to the labelled examples; None when unsure, switched off, or the embedding model is missing."""
     model = config.embedding_model
-    if not model:
+    if not model or not settings.ROUTER_FAST_PATH:
         return None
     choice = hosts.choose_host(model)
     if choice is None:
