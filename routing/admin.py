@@ -6,13 +6,16 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from routing import hosts
+from routing import hosts, training
 from routing.models import (
     OllamaHost,
     OllamaModel,
     Route,
+    RouteClassifier,
+    RouteExample,
     RouterRule,
     RouterSettings,
+    RoutingDecision,
     RoutingPreference,
     ServerInstructions,
 )
@@ -78,6 +81,8 @@ class RouteAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Route, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        if not change or {"examples", "enabled"} & set(form.changed_data):
+            training.schedule_retrain()  # the route's examples are training examples too
         known = hosts.known_model_names()
         missing = [name for name in obj.models_in_order if hosts.canonical_model_name(name) not in known]
         if missing:
@@ -154,7 +159,7 @@ class RouterSettingsForm(forms.ModelForm):
         model = RouterSettings
         fields = [
             "router_model", "router_keep_alive", "classifier_enabled", "history_turns", "embedding_model",
-            "similarity_threshold", "similarity_margin", "similarity_top_k",
+            "calibration_precision", "follow_up_lean", "similarity_threshold", "similarity_margin", "similarity_top_k",
         ]  # fmt: skip
 
     def clean_embedding_model(self) -> str:
@@ -188,3 +193,56 @@ class ServerInstructionsAdmin(admin.ModelAdmin):
     list_display = ["guild_id", "channel_id", "enabled", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["guild_id", "channel_id", "instructions"]
+
+
+class RetrainsAfterEdits(admin.ModelAdmin):
+    """Every change to the training examples rebuilds the fast path's classifier in a worker."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        training.schedule_retrain()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        training.schedule_retrain()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().delete_queryset(request, queryset)
+        training.schedule_retrain()
+
+
+@admin.register(RouteExample)
+class RouteExampleAdmin(RetrainsAfterEdits):
+    list_display = ["text", "route", "source", "licence", "enabled", "created_at"]
+    list_editable = ["route", "enabled"]
+    list_filter = ["route", "source", "enabled"]
+    search_fields = ["text"]
+
+
+@admin.register(RouteClassifier)
+class RouteClassifierAdmin(admin.ModelAdmin):
+    """Read-only: ``manage.py retrainrouter`` (or an edit of the examples) writes it."""
+
+    list_display = ["embedding_model", "examples", "trained_at"]
+    readonly_fields = ["embedding_model", "labels", "thresholds", "report", "examples", "examples_digest", "trained_at"]
+    exclude = ["weights", "bias"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RouteClassifier | None = None) -> bool:
+        return False
+
+
+@admin.register(RoutingDecision)
+class RoutingDecisionAdmin(admin.ModelAdmin):
+    list_display = ["request", "route", "method", "confidence", "previous_route", "ms", "created_at"]
+    list_filter = ["method", "route"]
+    raw_id_fields = ["request"]
+    search_fields = ["request__message__content"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RoutingDecision | None = None) -> bool:
+        return False

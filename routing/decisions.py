@@ -205,3 +205,103 @@ def think_value(route_think: str, *, model_thinks: bool | None, preference: str 
     if route_think in THINK_LEVELS:
         return route_think
     return route_think == "on"
+
+
+# ------------------------------------------------------------------ the trained classifier
+
+
+@dataclass(frozen=True)
+class LinearClassifier:
+    """A multinomial logistic regression over unit embedding vectors, with a threshold per route.
+
+    Scoring is plain Python on purpose: it is one dot product per route
+    (six of 384 numbers), well under a millisecond, so the request path needs
+    no numpy. Training lives in ``routing.learning``.
+    """
+
+    labels: tuple[str, ...]
+    weights: tuple[tuple[float, ...], ...]  # one row per label
+    bias: tuple[float, ...]
+    thresholds: Mapping[str, float]  # the probability a route needs; above 1 means never decided here
+
+    def probabilities(self, vector: Sequence[float]) -> dict[str, float]:
+        query = unit(vector)
+        logits = [dot(row, query) + b for row, b in zip(self.weights, self.bias, strict=True)]
+        top = max(logits)
+        exps = [math.exp(logit - top) for logit in logits]
+        total = sum(exps)
+        return {label: e / total for label, e in zip(self.labels, exps, strict=True)}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the classifier made of a message: ``route`` is None when no route clears its threshold."""
+
+    route: str | None
+    best_route: str
+    confidence: float
+    threshold: float
+    scores: Mapping[str, float]
+
+    def describe(self) -> str:
+        others = sorted(((p, r) for r, p in self.scores.items() if r != self.best_route), reverse=True)[:2]
+        rest = ", ".join(f"{r} {p:.2f}" for p, r in others)
+        return f"{self.best_route} {self.confidence:.2f} (needs {self.threshold:.2f}; {rest})"
+
+
+def pick(scores: Mapping[str, float], thresholds: Mapping[str, float], allowed: Iterable[str]) -> Scored:
+    """The best allowed route, confident only if its probability reaches its route's threshold."""
+    allowed = set(allowed)
+    candidates = {route: p for route, p in scores.items() if route in allowed} or dict(scores)
+    best_route = max(candidates, key=candidates.__getitem__)
+    confidence = candidates[best_route]
+    threshold = thresholds.get(best_route, 2.0)
+    route = best_route if best_route in allowed and confidence >= threshold else None
+    return Scored(route, best_route, confidence, threshold, dict(scores))
+
+
+def lean_towards(scores: Mapping[str, float], route: str, factor: float) -> dict[str, float]:
+    """``scores`` with ``route`` weighted ``factor`` times as likely a priori, renormalised (Bayes' rule)."""
+    weighted = {r: p * (factor if r == route else 1.0) for r, p in scores.items()}
+    total = sum(weighted.values()) or 1.0
+    return {r: p / total for r, p in weighted.items()}
+
+
+@dataclass(frozen=True)
+class ThreadDecision:
+    scored: Scored
+    kept: bool  # True when the previous turn's route was kept for a follow-up
+
+
+FOLLOW_UP_WORDS = 12
+
+
+def decide_in_thread(
+    *,
+    alone: Mapping[str, float],
+    in_context: Mapping[str, float],
+    previous: str,
+    words: int,
+    thresholds: Mapping[str, float],
+    allowed: Iterable[str],
+    lean: float,
+) -> ThreadDecision | None:
+    """Route a message that follows an earlier turn routed to ``previous``.
+
+    ``alone`` scores the message by itself; ``in_context`` scores it joined to
+    the previous user message. The message leaves ``previous`` only when it
+    clearly belongs elsewhere: confident on its own, and the context reading
+    agrees. Otherwise the previous route is kept when the message reads as a
+    follow-up (short, or its context reading still favours ``previous`` once
+    leant towards it); anything else goes to the classifier (None).
+    """
+    allowed = list(allowed)
+    own = pick(alone, thresholds, allowed)
+    context = pick(in_context, thresholds, allowed)
+    if own.route is not None and (own.route == previous or context.best_route == own.route):
+        return ThreadDecision(own, kept=own.route == previous)
+    leant = pick(lean_towards(in_context, previous, lean), thresholds, allowed)
+    if previous in allowed and (words <= FOLLOW_UP_WORDS or leant.best_route == previous):
+        keep = Scored(previous, previous, leant.scores[previous], thresholds.get(previous, 2.0), leant.scores)
+        return ThreadDecision(keep, kept=True)
+    return None if leant.route is None else ThreadDecision(leant, kept=False)

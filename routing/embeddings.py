@@ -16,6 +16,7 @@ from routing.decisions import unit
 from routing.models import ExampleEmbedding
 
 _vectors: dict[tuple[str, str], list[float]] = {}
+EMBED_BATCH = 64
 
 
 def text_hash(text: str) -> str:
@@ -43,19 +44,25 @@ def example_vectors(*, host: str, model: str, texts: Sequence[str], timeout: flo
     found = {text: _vectors[(model, digest)] for text, digest in wanted.items() if (model, digest) in _vectors}
     missing = {text: digest for text, digest in wanted.items() if text not in found}
     if missing:
-        stored = dict(
-            ExampleEmbedding.objects.filter(model=model, text_hash__in=missing.values()).values_list(
-                "text_hash", "vector"
+        stored: dict[str, list[float]] = {}
+        digests = list(missing.values())
+        for start in range(0, len(digests), 500):  # SQLite limits the parameters of one query
+            stored.update(
+                ExampleEmbedding.objects.filter(model=model, text_hash__in=digests[start : start + 500]).values_list(
+                    "text_hash", "vector"
+                )
             )
-        )
         for text, digest in list(missing.items()):
             if digest in stored:
                 found[text] = _vectors[(model, digest)] = unit(stored[digest])
                 del missing[text]
-    if missing:
-        new = embed(host=host, model=model, texts=list(missing), timeout=timeout)
+    pending = list(missing.items())
+    # Batches keep each call well inside the timeout when a retrain embeds thousands of examples.
+    for start in range(0, len(pending), EMBED_BATCH):
+        batch = pending[start : start + EMBED_BATCH]
+        new = embed(host=host, model=model, texts=[text for text, _ in batch], timeout=timeout)
         rows = []
-        for (text, digest), vector in zip(missing.items(), new.vectors, strict=True):
+        for (text, digest), vector in zip(batch, new.vectors, strict=True):
             found[text] = _vectors[(model, digest)] = unit(vector)
             rows.append(ExampleEmbedding(model=model, text_hash=digest, vector=vector))
         ExampleEmbedding.objects.bulk_create(rows, ignore_conflicts=True)

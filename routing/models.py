@@ -215,8 +215,24 @@ class RouterSettings(models.Model):
         default=4, help_text="Earlier turns of the thread the classifier sees, so follow-ups stay on their route."
     )
     embedding_model = models.CharField(
-        max_length=200, blank=True, help_text="An Ollama embedding model, e.g. all-minilm. Empty: no similarity."
+        max_length=200,
+        blank=True,
+        default="all-minilm",
+        help_text="The Ollama embedding model the fast path scores messages with (ollama pull all-minilm). "
+        "Empty: no fast path beyond rules, every other message goes to the router model.",
     )
+    calibration_precision = models.FloatField(
+        default=0.97,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Retraining picks each route's threshold so that this share of held-out examples above it "
+        "is right. Higher: fewer messages decided without the router model, fewer mistakes.",
+    )
+    follow_up_lean = models.FloatField(
+        default=4.0,
+        validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
+        help_text="How many times likelier a follow-up is taken to stay on the previous turn's route.",
+    )
+    # Used only while no classifier is trained for the embedding model (see RouteClassifier).
     # Defaults measured with all-minilm on bench/routing_messages.jsonl (python -m bench.routing --sweep).
     similarity_threshold = models.FloatField(
         default=0.2,
@@ -245,6 +261,69 @@ class RouterSettings(models.Model):
     def current(cls) -> RouterSettings:
         found, _ = cls.objects.get_or_create(pk=1)
         return found
+
+
+class RouteExample(models.Model):
+    """A labelled message the fast path's classifier is trained on, with where it came from."""
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="training_examples")
+    text = models.TextField()
+    source = models.CharField(
+        max_length=100, default="operator", help_text="Where it came from, e.g. trollama, operator, a corpus name."
+    )
+    licence = models.CharField(max_length=100, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["route", "pk"]
+        constraints = [models.UniqueConstraint(fields=["route", "text"], name="unique_example_per_route")]
+
+    def __str__(self) -> str:
+        return f"{self.route.slug}: {self.text[:60]}"
+
+
+class RouteClassifier(models.Model):
+    """The fast path's trained classifier for one embedding model, rebuilt by ``manage.py retrainrouter``.
+
+    The router reads the row's id and ``trained_at`` on every request and
+    reloads the weights when they changed, so a retrain applies without a restart.
+    """
+
+    embedding_model = models.CharField(max_length=200, unique=True)
+    labels = models.JSONField(help_text="Route slugs, in the order of the weight rows.")
+    weights = models.JSONField()
+    bias = models.JSONField()
+    thresholds = models.JSONField(help_text="The probability each route needs to be decided without the LLM.")
+    report = models.JSONField(default=dict, blank=True, help_text="Out-of-fold figures per route at the thresholds.")
+    examples = models.PositiveIntegerField(default=0)
+    examples_digest = models.CharField(max_length=64, blank=True, help_text="Which examples it was trained on.")
+    trained_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"classifier for {self.embedding_model} ({self.examples} examples)"
+
+
+class RoutingDecision(models.Model):
+    """How one request was routed, with the classifier's scores, so low-confidence calls can be reviewed."""
+
+    request = models.ForeignKey("conversations.Request", on_delete=models.CASCADE, related_name="routing_decisions")
+    route = models.CharField(max_length=50)
+    method = models.CharField(max_length=16)
+    detail = models.CharField(max_length=300, blank=True)
+    confidence = models.FloatField(null=True, blank=True, help_text="The classifier's probability for its best route.")
+    scores = models.JSONField(default=dict, blank=True, help_text="The classifier's probability for every route.")
+    previous_route = models.CharField(max_length=50, blank=True, help_text="The thread's previous turn's route.")
+    ms = models.FloatField(default=0.0)
+    model_ms = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} → {self.route} ({self.method})"
 
 
 class ExampleEmbedding(models.Model):

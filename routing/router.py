@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import httpx
 import ollama
@@ -22,8 +22,16 @@ from budgets.usage import record_usage
 from conversations.models import Message, Request
 from routing import decisions, embeddings, hosts
 from routing.clients import shared_sync_client
-from routing.decisions import RouteCard, RuleSpec
-from routing.models import NextMessageRoute, Route, RouterRule, RouterSettings, RoutingPreference
+from routing.decisions import LinearClassifier, RouteCard, RuleSpec
+from routing.models import (
+    NextMessageRoute,
+    Route,
+    RouteClassifier,
+    RouterRule,
+    RouterSettings,
+    RoutingDecision,
+    RoutingPreference,
+)
 from routing.selectors import default_route, enabled_routes
 
 logger = logging.getLogger(__name__)
@@ -42,6 +50,20 @@ class Decision:
     # Of ``ms``, the time the model servers said they spent on this decision's calls
     # (the message's embedding, the classifier): Ollama's ``total_duration``.
     model_ms: float = 0.0
+    # The trained classifier's probability per route and for its best route, when it scored the message.
+    scores: dict[str, float] = field(default_factory=dict)
+    confidence: float | None = None
+    previous_route: str = ""  # the thread's previous turn's route, when the fast path read it
+
+
+@dataclass(frozen=True)
+class Unsure:
+    """The fast path scored the message but no route reached its threshold: the scores, for the record."""
+
+    detail: str
+    scores: dict[str, float]
+    confidence: float
+    previous_route: str = ""
 
 
 @dataclass
@@ -90,30 +112,53 @@ def _rules() -> list[tuple[RuleSpec, re.Pattern[str]]]:
     return compiled
 
 
-def _similar(request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime) -> Decision | None:
-    model = config.embedding_model
-    if not model:
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    """A fast-path problem is logged once per process, not once per message."""
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)
+
+
+_classifiers: dict[str, tuple[tuple[int, object], LinearClassifier]] = {}
+
+
+def _classifier(model: str) -> LinearClassifier | None:
+    """The trained classifier for ``model``, reloaded only when a retrain replaced it (one small query)."""
+    stamp = RouteClassifier.objects.filter(embedding_model=model).values_list("pk", "trained_at").first()
+    if stamp is None:
         return None
-    choice = hosts.choose_host(model)
-    if choice is None:
-        return None
-    # Vision is for messages with images, which never get this far.
-    examples = {
-        slug: route.example_list for slug, route in routes.items() if route.example_list and slug != VISION_ROUTE
-    }
-    all_texts = [text for texts in examples.values() for text in texts]
-    try:
-        vectors = embeddings.example_vectors(
-            host=choice.url, model=model, texts=all_texts, timeout=settings.ROUTER_TIMEOUT
-        )
-        query = embeddings.embed(
-            host=choice.url, model=model, texts=[request.message.content], timeout=settings.ROUTER_TIMEOUT
-        )
-    except (ollama.ResponseError, httpx.HTTPError, ConnectionError) as exc:
-        logger.warning("Embedding with %s failed, skipping similarity: %s", model, exc)
-        return None
+    cached = _classifiers.get(model)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    row = RouteClassifier.objects.get(pk=stamp[0])
+    found = LinearClassifier(
+        labels=tuple(row.labels),
+        weights=tuple(tuple(weights) for weights in row.weights),
+        bias=tuple(row.bias),
+        thresholds=dict(row.thresholds),
+    )
+    _classifiers[model] = (stamp, found)
+    return found
+
+
+def _previous_turn(request: Request) -> tuple[str, str] | None:
+    """The route and text of the thread's previous routed user message, if any."""
+    found = (
+        Request.objects.filter(thread_id=request.thread_id, route__isnull=False, queued_at__lte=request.queued_at)
+        .exclude(pk=request.pk)
+        .order_by("-queued_at", "-pk")
+        .values_list("route__slug", "message__content")
+        .first()
+    )
+    return (found[0], found[1]) if found else None
+
+
+def _embed_query(request: Request, model: str, host: str, texts: list[str], spent: ModelTime) -> list[list[float]]:
+    query = embeddings.embed(host=host, model=model, texts=texts, timeout=settings.ROUTER_TIMEOUT)
     spent.add(query.total_duration)
-    # Example embeddings are shared by everyone and cached; only the query is this user's cost.
     record_usage(
         user=request.user_id,
         kind="embedding",
@@ -122,8 +167,24 @@ def _similar(request: Request, routes: dict[str, Route], config: RouterSettings,
         completion_tokens=0,
         request=request.pk,
     )
+    return query.vectors
+
+
+def _similar(
+    request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime, host: str
+) -> Decision | None:
+    """Nearest route examples: the fast path while no classifier is trained for the embedding model."""
+    model = config.embedding_model
+    # Vision is for messages with images, which never get this far.
+    examples = {
+        slug: route.example_list for slug, route in routes.items() if route.example_list and slug != VISION_ROUTE
+    }
+    all_texts = [text for texts in examples.values() for text in texts]
+    vectors = embeddings.example_vectors(host=host, model=model, texts=all_texts, timeout=settings.ROUTER_TIMEOUT)
+    # Example embeddings are shared by everyone and cached; only the query is this user's cost.
+    (query,) = _embed_query(request, model, host, [request.message.content], spent)
     scored = decisions.most_similar(
-        query.vectors[0],
+        query,
         {slug: [vectors[text] for text in texts] for slug, texts in examples.items()},
         threshold=config.similarity_threshold,
         margin=config.similarity_margin,
@@ -134,8 +195,97 @@ def _similar(request: Request, routes: dict[str, Route], config: RouterSettings,
     return Decision(routes[scored.route], "embedding", scored.describe())
 
 
-def preroute(request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime) -> Decision | None:
-    """Everything before the LLM: override, images, rules, similarity. None: ask the classifier."""
+def _classified(
+    request: Request,
+    routes: dict[str, Route],
+    config: RouterSettings,
+    spent: ModelTime,
+    host: str,
+    classifier: LinearClassifier,
+) -> Decision | Unsure:
+    """The trained classifier on the message, and for a follow-up on the message read with the previous turn."""
+    model = config.embedding_model
+    text = request.message.content
+    allowed = [slug for slug in classifier.labels if slug in routes]
+    previous = _previous_turn(request)
+    if previous is not None and previous[0] not in classifier.labels:
+        previous = None  # e.g. the vision route: the next message is judged on its own
+    texts = [text] if previous is None else [text, f"{previous[1]}\n{text}"]
+    vectors = _embed_query(request, model, host, texts, spent)
+    alone = classifier.probabilities(vectors[0])
+    if previous is None:
+        scored = decisions.pick(alone, classifier.thresholds, allowed)
+        kept = False
+    else:
+        in_thread = decisions.decide_in_thread(
+            alone=alone,
+            in_context=classifier.probabilities(vectors[1]),
+            previous=previous[0],
+            words=len(text.split()),
+            thresholds=classifier.thresholds,
+            allowed=allowed,
+            lean=config.follow_up_lean,
+        )
+        if in_thread is None:
+            scored, kept = replace(decisions.pick(alone, classifier.thresholds, allowed), route=None), False
+        else:
+            scored, kept = in_thread.scored, in_thread.kept
+    scores = {slug: round(p, 4) for slug, p in scored.scores.items()}
+    previous_route = previous[0] if previous else ""
+    if scored.route is None:
+        return Unsure(scored.describe(), scores, round(scored.confidence, 4), previous_route)
+    return Decision(
+        routes[scored.route],
+        "follow_up" if kept else "embedding",
+        ("kept from the previous turn: " if kept else "") + scored.describe(),
+        scores=scores,
+        confidence=round(scored.confidence, 4),
+        previous_route=previous_route,
+    )
+
+
+def _fast_path(
+    request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime
+) -> Decision | Unsure | None:
+    """Similarity to the labelled examples; None when unsure, switched off, or the embedding model is missing."""
+    model = config.embedding_model
+    if not model or not settings.ROUTER_FAST_PATH:
+        return None
+    choice = hosts.choose_host(model)
+    if choice is None:
+        return None
+    classifier = _classifier(model)
+    try:
+        if classifier is None:
+            _warn_once(
+                f"untrained:{model}",
+                "No router classifier is trained for %s yet, so the fast path compares with route examples only. "
+                "It is trained by the scheduled model sync, or now with `manage.py retrainrouter`.",
+                model,
+            )
+            return _similar(request, routes, config, spent, choice.url)
+        return _classified(request, routes, config, spent, choice.url, classifier)
+    except ollama.ResponseError as exc:
+        if exc.status_code == 404:
+            _warn_once(
+                f"missing:{model}",
+                "The embedding model %s is not on %s: run `ollama pull %s` there. Until then every message "
+                "no rule decides goes to the router model.",
+                model,
+                choice.url,
+                model,
+            )
+        else:
+            logger.warning("Embedding with %s failed, skipping the fast path: %s", model, exc)
+    except (httpx.HTTPError, ConnectionError) as exc:
+        logger.warning("Embedding with %s failed, skipping the fast path: %s", model, exc)
+    return None
+
+
+def preroute(
+    request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime
+) -> Decision | Unsure | None:
+    """Everything before the LLM: override, images, rules, similarity. Otherwise ask the classifier."""
     decided = _override(request, routes)
     if decided is not None:
         return decided
@@ -144,7 +294,7 @@ def preroute(request: Request, routes: dict[str, Route], config: RouterSettings,
     rule = decisions.first_matching_rule(request.message.content, _rules())
     if rule is not None:
         return Decision(routes[rule.route], "rule", rule.label[:300])
-    return _similar(request, routes, config, spent)
+    return _fast_path(request, routes, config, spent)
 
 
 def _history(request: Request, turns: int) -> list[tuple[str, str]]:
@@ -202,15 +352,36 @@ def classify(request: Request, routes: dict[str, Route], config: RouterSettings,
 
 
 def route_request(request: Request) -> Decision:
-    """Decide the route for ``request``. Raises ``NoRouteAvailable`` when no route is enabled."""
+    """Decide the route for ``request`` and record how. Raises ``NoRouteAvailable`` when no route is enabled."""
     started = time.perf_counter()
     spent = ModelTime()
     routes = {route.slug: route for route in enabled_routes()}
     config = RouterSettings.current()
-    decided = preroute(request, routes, config, spent)
+    found = preroute(request, routes, config, spent)
+    decided = found if isinstance(found, Decision) else None
     if decided is None and settings.ROUTER_CLASSIFIER and config.classifier_enabled and len(routes) > 1:
         decided = classify(request, routes, config, spent)
     if decided is None:
         decided = Decision(default_route(), "default", "nothing else decided")
+    if isinstance(found, Unsure):  # the classifier or the default decided, but keep what the fast path saw
+        decided = replace(
+            decided,
+            detail=f"{decided.detail}; fast path unsure: {found.detail}",
+            scores=found.scores,
+            confidence=found.confidence,
+            previous_route=found.previous_route,
+        )
     elapsed = (time.perf_counter() - started) * 1000
-    return replace(decided, ms=round(elapsed, 2), model_ms=round(spent.ms, 2))
+    decided = replace(decided, ms=round(elapsed, 2), model_ms=round(spent.ms, 2))
+    RoutingDecision.objects.create(
+        request_id=request.pk,
+        route=decided.route.slug,
+        method=decided.method,
+        detail=decided.detail[:300],
+        confidence=decided.confidence,
+        scores=decided.scores,
+        previous_route=decided.previous_route,
+        ms=decided.ms,
+        model_ms=decided.model_ms,
+    )
+    return decided

@@ -12,7 +12,7 @@ from django.db import transaction
 from conversations.models import ChatUser, Thread
 from routing import hosts
 from routing.clients import sync_client
-from routing.models import NextMessageRoute, Route, RouterSettings, RoutingPreference
+from routing.models import NextMessageRoute, OllamaModel, Route, RouterSettings, RoutingPreference
 from routing.sync import HostSync, sync_models
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,14 @@ def warm_up() -> list[Warmed]:
         finally:
             client.close()
     return results
+
+
+def missing_embedding_model() -> str:
+    """The router's embedding model when no synced host lists it (empty when set and present, or unset)."""
+    model = RouterSettings.current().embedding_model
+    if not model or OllamaModel.objects.filter(name=hosts.canonical_model_name(model), available=True).exists():
+        return ""
+    return model
 
 
 def sync_and_warm() -> list[HostSync]:

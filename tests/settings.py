@@ -20,3 +20,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed on
 RETRY_BACKOFF = 0.05
 # Most tests script exactly one answer per request; routing tests switch the classifier on.
 ROUTER_CLASSIFIER = False
+# Likewise the embedding fast path (it would add an embedding call per message); routing tests switch it on.
+ROUTER_FAST_PATH = False

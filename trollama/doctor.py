@@ -110,7 +110,51 @@ def check_ollama(*, route_models: dict[str, str] | None = None) -> list[Finding]
             findings.append(
                 Finding(f"route {slug}", FAIL, f"model {model} is not on {host}: run `ollama pull {model}` there.")
             )
+    findings.extend(_fast_path_findings(host, available))
     return findings
+
+
+def _fast_path_findings(host: str, available: set[str]) -> list[Finding]:
+    """The router's embedding model and trained classifier: missing ones only slow routing down, so they warn."""
+    from routing.models import RouteClassifier, RouterSettings
+
+    model = RouterSettings.current().embedding_model
+    if not model:
+        return [
+            Finding(
+                "router fast path",
+                WARN,
+                "no embedding model is set (admin: Routing → Router settings), so every message no rule decides "
+                "costs a call to the router model.",
+            )
+        ]
+    if model not in available and model.removesuffix(":latest") not in available:
+        return [
+            Finding(
+                "router fast path",
+                WARN,
+                f"the embedding model {model} is not on {host}: run `ollama pull {model}` there. Until then "
+                "every message no rule decides costs a call to the router model.",
+            )
+        ]
+    trained = RouteClassifier.objects.filter(embedding_model=model).first()
+    if trained is None:
+        return [
+            Finding(
+                "router fast path",
+                WARN,
+                f"{model} is on {host} but no classifier is trained for it yet: run `manage.py retrainrouter` "
+                "(the scheduled model sync also trains it).",
+            )
+        ]
+    return [
+        Finding(
+            "router fast path",
+            OK,
+            f"{model} is on {host}; classifier trained on {trained.examples} examples "
+            f"at {trained.trained_at:%Y-%m-%d %H:%M}.",
+        )
+    ]
 
 
 def _enabled_route_models() -> dict[str, str]:

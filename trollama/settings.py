@@ -382,6 +382,8 @@ OLLAMA_BREAKER_COOLDOWN = _read("OLLAMA_BREAKER_COOLDOWN", _float(1), 60.0)
 # The LLM classifier for messages the pre-router leaves undecided. Off: those
 # go to the default route (one Ollama call fewer per message).
 ROUTER_CLASSIFIER = _read("ROUTER_CLASSIFIER", _bool, True)
+# The embedding fast path (the trained classifier, see Router settings). Off: rules, then the LLM classifier.
+ROUTER_FAST_PATH = _read("ROUTER_FAST_PATH", _bool, True)
 # How long the router may spend on its classifier call before the default route is used.
 ROUTER_TIMEOUT = _read("ROUTER_TIMEOUT", _float(0.1), 20.0)
 

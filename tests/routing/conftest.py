@@ -14,6 +14,12 @@ import pytest
 from tests.fake_ollama import FakeOllama
 
 
+@pytest.fixture(autouse=True)
+def fast_path(settings) -> None:
+    """Routing tests run the embedding fast path, which the rest of the suite leaves off."""
+    settings.ROUTER_FAST_PATH = True
+
+
 @pytest.fixture
 def second_ollama() -> Iterator[FakeOllama]:
     with FakeOllama(models=["rnj-1:8b"]) as fake:

@@ -117,3 +117,73 @@ class ThinkValueTests:
     )
     def test_think_follows_route_capability_and_preference(self, route_think, model_thinks, preference, expected):
         assert think_value(route_think, model_thinks=model_thinks, preference=preference) == expected
+
+
+class ThreadDecisionTests:
+    """Follow-ups keep the previous turn's route unless the message clearly belongs elsewhere."""
+
+    THRESHOLDS = {"simple_code": 0.8, "general": 0.7, "math": 0.8}
+    ALLOWED = ["simple_code", "general", "math"]
+
+    def decide(self, alone, in_context, words=4, previous="simple_code"):
+        from routing.decisions import decide_in_thread
+
+        return decide_in_thread(
+            alone=alone,
+            in_context=in_context,
+            previous=previous,
+            words=words,
+            thresholds=self.THRESHOLDS,
+            allowed=self.ALLOWED,
+            lean=4.0,
+        )
+
+    def test_a_short_unsure_follow_up_keeps_the_previous_route(self):
+        # "and what if n is 10?" alone looks like math, unsure.
+        decided = self.decide({"math": 0.6, "simple_code": 0.2, "general": 0.2}, {"math": 0.5, "simple_code": 0.4})
+
+        assert (decided.scored.route, decided.kept) == ("simple_code", True)
+
+    def test_a_message_that_clearly_belongs_elsewhere_leaves_the_route(self):
+        # "thanks! now write me a poem"
+        decided = self.decide(
+            {"general": 0.95, "simple_code": 0.03, "math": 0.02}, {"general": 0.7, "simple_code": 0.3}
+        )
+
+        assert (decided.scored.route, decided.kept) == ("general", False)
+
+    def test_confident_alone_but_not_in_context_still_keeps_the_route(self):
+        decided = self.decide({"math": 0.9, "simple_code": 0.05, "general": 0.05}, {"simple_code": 0.6, "math": 0.4})
+
+        assert (decided.scored.route, decided.kept) == ("simple_code", True)
+
+    def test_a_long_unrelated_unsure_message_goes_to_the_classifier(self):
+        assert (
+            self.decide(
+                {"math": 0.5, "general": 0.45, "simple_code": 0.05},
+                {"math": 0.5, "general": 0.45, "simple_code": 0.05},
+                words=40,
+            )
+            is None
+        )
+
+    def test_a_disabled_previous_route_is_not_kept(self):
+        decided = self.decide({"math": 0.5, "general": 0.5}, {"math": 0.5, "general": 0.5}, previous="research")
+
+        assert decided is None
+
+
+class LinearClassifierTests:
+    def test_probabilities_are_a_softmax_of_the_unit_vector(self):
+        from routing.decisions import LinearClassifier, pick
+
+        classifier = LinearClassifier(
+            labels=("a", "b"), weights=((10.0, 0.0), (0.0, 10.0)), bias=(0.0, 0.0), thresholds={"a": 0.9, "b": 2.0}
+        )
+
+        scores = classifier.probabilities([3.0, 0.0])  # scaled: only the direction counts
+
+        assert scores["a"] == pytest.approx(1 / (1 + 2.718281828**-10), rel=1e-6)
+        assert pick(scores, classifier.thresholds, ["a", "b"]).route == "a"
+        assert pick(classifier.probabilities([0.0, 1.0]), classifier.thresholds, ["a", "b"]).route is None
+        assert pick(scores, classifier.thresholds, ["b"]).route is None  # a disabled route is never chosen

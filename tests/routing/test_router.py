@@ -95,7 +95,9 @@ class PreRouterTests:
 
         assert (decision.route.slug, decision.method) == ("simple_code", "embedding")
         assert "simple_code" in decision.detail
-        assert embeds_first == 2 and embeds_second == 1  # examples once, then only the message
+        examples = sum(len(route.example_list) for route in Route.objects.filter(enabled=True).exclude(slug="vision"))
+        # Examples once, in batches, then only the message.
+        assert embeds_first == -(-examples // embeddings.EMBED_BATCH) + 1 and embeds_second == 1
         assert ExampleEmbedding.objects.filter(model="all-minilm").count() == sum(
             len(route.example_list) for route in Route.objects.filter(enabled=True).exclude(slug="vision")
         )
@@ -120,6 +122,11 @@ class PreRouterTests:
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class ClassifierTests:
+    @pytest.fixture(autouse=True)
+    def _no_fast_path(self, db):
+        """These are about the router model, so the embedding fast path is off."""
+        RouterSettings.objects.filter(pk=1).update(embedding_model="")
+
     @pytest.mark.parametrize(
         ("answer", "slug", "method"),
         [

@@ -97,5 +97,5 @@ class SyncScheduleTests:
         schedule = Schedule.objects.get(func="routing.tasks.sync_models")
 
         assert schedule.minutes == 5 and schedule.repeats == -1
-        assert sync_models_task() == {"hosts": 1, "unreachable": 0}
+        assert sync_models_task() == {"hosts": 1, "unreachable": 0, "retrained": 1}
         assert OllamaModel.objects.filter(available=True).count() == 6

@@ -191,6 +191,22 @@ class DoctorCommandTests:
         assert "DISCORD_TOKEN is set and well formed" in output
         assert WELL_FORMED_TOKEN not in output
 
+    def test_a_missing_embedding_model_warns_with_the_pull_command(self, fake_ollama):
+        fake_ollama.remove_model("all-minilm")
+
+        _, output = doctor()
+
+        assert "the embedding model all-minilm is not on" in output and "run `ollama pull all-minilm`" in output
+        assert "router fast path" in output
+
+    def test_an_untrained_classifier_warns_with_the_command_to_train_it(self, fake_ollama):
+        _, output = doctor()
+
+        assert "no classifier is trained for it yet: run `manage.py retrainrouter`" in output
+        call_command("retrainrouter", stdout=io.StringIO())
+        _, output = doctor()
+        assert "classifier trained on" in output
+
     def test_a_missing_model_fails_with_the_pull_command(self, fake_ollama):
         fake_ollama.remove_model("gpt-oss:20b")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from routing import services
+from routing import services, training
 from routing.models import OllamaHost
 from routing.sync import sync_models
 
@@ -34,6 +34,16 @@ class Command(BaseCommand):
                 self.stdout.write(f"{report.host}: {len(report.models)} models ({', '.join(report.models)}){gone}")
             else:
                 self.stderr.write(f"{report.host}: unreachable, its models are marked unavailable ({report.error})")
+        missing = services.missing_embedding_model()
+        if missing:
+            self.stderr.write(
+                f"The router's embedding model {missing} is on no host: run `ollama pull {missing}` on one. "
+                "Until then every message no rule decides costs a call to the router model."
+            )
+        else:
+            retrained = training.retrain_if_stale()
+            if retrained is not None:
+                self.stdout.write(f"router classifier retrained on {retrained.examples} examples")
         if not options["no_warm"]:
             for warmed in services.warm_up():
                 state = f"failed: {warmed.error}" if warmed.error else f"loaded on {warmed.host}"
