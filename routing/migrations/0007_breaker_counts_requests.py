@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('routing', '0004_seed_routes_hosts_and_rules'),
+        ('routing', '0006_default_embedding_model_and_examples'),
     ]
 
     operations = [
