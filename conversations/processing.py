@@ -52,7 +52,7 @@ from routing.placement import Placement, place, thinking_preference
 from routing.prompts import compose_system_prompt
 from routing.router import Decision, route_request
 from routing.selectors import NoRouteAvailable
-from trollama import events
+from trollama import counters, events
 from trollama.events import AsyncPublisher
 from trollama.logs import request_context
 from trollama.maintenance import release_if_maintenance_ended
@@ -333,12 +333,19 @@ def _settle(request_id: int, status: str, *, error: str = "", guard: Q, partial:
         if not Request.objects.filter(guard, pk=request_id).update(**updates):
             return False
         request = Request.objects.select_related("user", "thread", "route").get(pk=request_id)
+        if status == Request.Status.FAILED:
+            _count_error(request.host, "failed_request")
         kind = "request.failed" if status == Request.Status.FAILED else "request.cancelled"
         events.publish(
             {"type": kind, "request_id": request_id, "error": error, "request": selectors.request_summary(request)},
             request_id=request_id,
         )
     return True
+
+
+def _count_error(host: str, kind: str) -> None:
+    """``trollama_ollama_errors_total``: counted when it happens, so deleting requests never lowers it."""
+    counters.increment(name=counters.OLLAMA_ERRORS, labels={"host": host or settings.OLLAMA_HOST, "kind": kind})
 
 
 def fail_request(job: Job, error: str, *, partial: str | None = None) -> bool:
@@ -360,6 +367,7 @@ def begin_retry(job: Job, reason: str) -> Job | None:
     )
     if not updated:
         return None
+    _count_error(job.host, "retried_attempt")
     request = Request.objects.select_related("route").get(pk=job.request_id)
     # reset=True tells listeners to throw away the text of the failed attempt.
     _publish_status(request, reset=True, reason=reason)

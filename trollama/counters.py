@@ -11,6 +11,7 @@ from trollama.models import MetricCounter
 
 # The counters there are, by their metric name (without Prometheus' _total).
 TOKENS = "trollama_tokens"
+OLLAMA_ERRORS = "trollama_ollama_errors"  # labels: host, kind (failed_request or retried_attempt)
 
 
 def label_key(labels: dict[str, str]) -> str:

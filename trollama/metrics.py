@@ -17,7 +17,8 @@ is then the same whichever web process answers.
   thread never lowers it. Every enabled route's model has samples (0) from
   the start.
 * ``trollama_ollama_errors_total{host,kind}``: failed requests and retried
-  attempts, by Ollama host; every enabled host has both kinds from the start.
+  attempts, by Ollama host, counted as they happen (``MetricCounter`` rows);
+  every enabled host has both kinds from the start.
 * ``trollama_workers_alive{cluster,host}``: worker processes of each django-q2
   cluster that reported in the last 30 s, and ``trollama_worker_clusters`` how
   many clusters that is (0 when none: alert on it).
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Sum
+from django.db.models import Count
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -42,7 +43,7 @@ from prometheus_client.registry import Collector
 from bots.selectors import latest_heartbeat
 from conversations.models import Request
 from routing.models import Route
-from trollama.counters import TOKENS, counter_values
+from trollama.counters import OLLAMA_ERRORS, TOKENS, counter_values
 from trollama.health import enabled_host_urls, live_clusters
 from trollama.maintenance import current_maintenance
 
@@ -152,21 +153,9 @@ class DatabaseCollector(Collector):
         counts: dict[tuple[str, str], int] = {
             (host, kind): 0 for host in enabled_host_urls() for kind in ("failed_request", "retried_attempt")
         }
-        failed = (
-            Request.objects.filter(status=Request.Status.FAILED).values("host").annotate(count=Count("pk")).order_by()
-        )
-        for row in failed:
-            key = (row["host"] or settings.OLLAMA_HOST, "failed_request")
-            counts[key] = counts.get(key, 0) + row["count"]
-        retried = (
-            Request.objects.filter(status=Request.Status.DONE, attempts__gt=1)
-            .values("host")
-            .annotate(count=Sum(F("attempts") - 1))
-            .order_by()
-        )
-        for row in retried:
-            key = (row["host"] or settings.OLLAMA_HOST, "retried_attempt")
-            counts[key] = counts.get(key, 0) + (row["count"] or 0)
+        for labels, value in counter_values(OLLAMA_ERRORS):
+            key = (labels.get("host", ""), labels.get("kind", ""))
+            counts[key] = counts.get(key, 0) + value
         for (host, kind), count in sorted(counts.items()):
             errors.add_metric([host, kind], count)
         yield errors

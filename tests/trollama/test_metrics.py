@@ -208,17 +208,32 @@ class MetricsContentTests:
         assert dict(labels)["cluster"] == "test-cluster" and dict(labels)["host"]
         assert value == 2
 
-    def test_ollama_errors_by_host(self, scrape):
-        make_request("broken", status=Request.Status.FAILED, host="http://other:11434")
-        make_request("default", status=Request.Status.FAILED)
-        make_request("retried", status=Request.Status.DONE, attempts=3)
-
-        metrics = scrape()
-
+    def test_ollama_errors_are_counted_as_they_happen_and_never_go_down(self, scrape, fake_ollama, settings):
+        settings.MAX_ATTEMPTS = 2
+        user = personas.discord_user()
+        thread = personas.thread_of(user, "errors")
+        fake_ollama.script("Fine the second time.", match="^retried$")
+        fake_ollama.script(error=(500, "oom"), match="^retried$", times=1)
+        fake_ollama.script(error=(500, "oom"), match="^broken$")
+        for text in ("retried", "broken"):
+            request = submit_request(user=user, thread=thread, content=text, enqueue=False).request
+            process_request(request_id=request.pk)
+        host = Request.objects.get(message__content="broken").host
         errors = "trollama_ollama_errors_total"
-        assert metrics[(errors, (("host", "http://other:11434"), ("kind", "failed_request")))] == 1
-        assert metrics[(errors, (("host", "http://gpu-box:11434"), ("kind", "failed_request")))] == 1
-        assert metrics[(errors, (("host", "http://gpu-box:11434"), ("kind", "retried_attempt")))] == 2
+        failed, retried = (
+            (errors, (("host", host), ("kind", "failed_request"))),
+            (
+                errors,
+                (("host", host), ("kind", "retried_attempt")),
+            ),
+        )
+        before = scrape()
+
+        close_thread(thread=thread, by="console:ada")  # deletes both requests
+        after = scrape()
+
+        assert (before[failed], before[retried]) == (1, 2)  # one retry each; the second one then failed
+        assert (after[failed], after[retried]) == (1, 2)
 
     def test_the_bot_connection_and_maintenance(self, scrape):
         assert scrape()[("trollama_bot_up", ())] == 0
