@@ -98,6 +98,9 @@ def _is_recent(stat: Stat) -> bool:
     return (timezone.now() - stat.timestamp).total_seconds() < CLUSTER_STALE_SECONDS
 
 
+_slow_receives: set[asyncio.Future[Any]] = set()
+
+
 async def check_channel_layer() -> Check:
     """Send a message to a fresh channel and read it back."""
     layer = get_channel_layer()
@@ -105,10 +108,23 @@ async def check_channel_layer() -> Check:
         return {"ok": False, "critical": True, "error": "no channel layer is configured"}
     started = time.perf_counter()
     try:
-        channel = await layer.new_channel("health.")
+        # The default prefix, as the websocket consumers' channels have: channels-redis lets one
+        # receiver at a time pop messages, for every channel of this process with the same prefix.
+        # With a prefix of its own the check waited behind each idle websocket's 5 s pop and failed
+        # whenever a listener (the bot, a console) was connected.
+        channel = await layer.new_channel()
         token = uuid.uuid4().hex
         await layer.send(channel, {"type": "health.ping", "token": token})
-        message = await asyncio.wait_for(layer.receive(channel), timeout=CHECK_TIMEOUT)
+        # A slow receive is left to finish in the background (its message was sent, so it will):
+        # channels-redis forgets a cancelled receive's buffer, and the message would then stay in
+        # memory for good.
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        done, _ = await asyncio.wait({receiving}, timeout=CHECK_TIMEOUT)
+        if not done:
+            _slow_receives.add(receiving)
+            receiving.add_done_callback(_slow_receives.discard)
+            return {"ok": False, "critical": True, "error": f"no answer within {CHECK_TIMEOUT:g} s"}
+        message = receiving.result()
     except Exception as exc:
         return {"ok": False, "critical": True, "error": str(exc) or type(exc).__name__}
     if message.get("token") != token:

@@ -95,12 +95,18 @@ class GracefulStopTests:
         assert final["assistant_messages"] == [ANSWER]
         assert out.count(ANSWER) == 1
 
-    def test_sigterm_to_the_whole_process_group_loses_nothing_either(self, system, fake):
-        # What honcho (Ctrl-C on `honcho start`) and systemd's default KillMode do.
-        chat, request_id, first = start_slow_chat(system, fake, "stopped group")
+    @pytest.mark.parametrize(
+        "signum",
+        [
+            pytest.param(signal.SIGTERM, id="SIGTERM"),  # what honcho and systemd's default KillMode send
+            pytest.param(signal.SIGINT, id="SIGINT"),  # Ctrl-C on `manage.py qcluster` in a terminal
+        ],
+    )
+    def test_a_signal_to_the_whole_process_group_loses_nothing_either(self, system, fake, signum):
+        chat, request_id, first = start_slow_chat(system, fake, f"stopped group {signum}")
         cluster = system.processes["worker"]
 
-        os.killpg(cluster.pid, signal.SIGTERM)
+        os.killpg(cluster.pid, signum)
 
         assert cluster.wait(timeout=30) == 0
         assert system.request_state(request_id)["status"] == "queued"

@@ -224,3 +224,24 @@ class HealthCacheTests:
 
         assert {response.json()["checked_at"] for response in responses} == {responses[0].json()["checked_at"]}
         assert ollama_calls(fake_ollama) == ["/api/ps", "/api/version"]
+
+
+@pytest.mark.django_db
+class ChannelLayerCheckTests:
+    async def test_it_answers_while_a_listener_waits_on_the_layer(self):
+        """An idle websocket consumer is always receiving; with channels-redis that must not starve the check."""
+        from channels.layers import get_channel_layer
+
+        from trollama.health import check_channel_layer
+
+        layer = get_channel_layer()
+        listener_channel = await layer.new_channel()
+        idle = asyncio.ensure_future(layer.receive(listener_channel))  # as a connected console or bot does
+        await asyncio.sleep(0.2)  # it is now waiting inside the layer
+        try:
+            checks = [await check_channel_layer() for _ in range(3)]
+        finally:
+            await layer.send(listener_channel, {"type": "done"})
+            await asyncio.wait_for(idle, timeout=10)
+
+        assert [check["ok"] for check in checks] == [True, True, True], checks
