@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 # tasks they had already taken from the broker (each is re-sent in milliseconds).
 DRAIN_SECONDS = 0.3
 POLL_SECONDS = 0.1
+FAMILY_SECONDS = 1.0  # how often the cluster's processes are listed (it costs a walk over /proc)
 
 
 class ClusterSupervisor:
@@ -54,6 +55,7 @@ class ClusterSupervisor:
         self.label = f"{socket.gethostname()}:{os.getpid()}"
         self._signal: int | None = None
         self._reaper_done = threading.Event()
+        self._family: list[psutil.Process] = []
 
     def run(self) -> int:
         """Start the cluster and supervise it until a signal stops it; returns the exit status."""
@@ -69,7 +71,12 @@ class ClusterSupervisor:
             resent = processing.resend_waiting_tasks()
             if resent:
                 logger.info("Sent the tasks of %d waiting request(s) again", resent)
+            looked = 0.0
             while self._signal is None and cluster.sentinel is not None and cluster.sentinel.is_alive():
+                if time.monotonic() - looked > FAMILY_SECONDS:
+                    # Remembered now: a SIGTERM to the whole process group kills the Sentinel at
+                    # once, and its workers are then no longer our descendants.
+                    self._family, looked = _descendants(), time.monotonic()
                 time.sleep(POLL_SECONDS)
             if self._signal is None:
                 logger.error("The cluster's Sentinel exited unexpectedly; stopping")
@@ -103,8 +110,8 @@ class ClusterSupervisor:
     def stop(self) -> None:
         """Hand every request back and end the cluster's processes, within the grace period."""
         deadline = time.monotonic() + self.grace
-        children = psutil.Process().children(recursive=True)
         direct = psutil.Process().children()
+        children = list({child.pid: child for child in [*self._family, *_descendants()]}.values())
         # Workers turn SIGTERM into a hand-back (conversations.workers); the
         # Sentinel, pusher and monitor keep django-q2's default and exit, so
         # nothing takes new work from the broker.
@@ -121,6 +128,9 @@ class ClusterSupervisor:
         if forced:
             logger.warning("Requeued %d request(s) whose worker had died or did not hand back in time", forced)
         time.sleep(max(0.0, min(DRAIN_SECONDS, deadline - time.monotonic())))
+        # Tasks the workers had fetched but not started die with them: send them again, for
+        # another cluster or this one's next start (a duplicate is harmless).
+        processing.resend_waiting_tasks()
         for child in children:
             _signal(child, signal.SIGKILL)
         # Our direct child (the Sentinel) is reaped here; the workers were its children, and a
@@ -129,6 +139,19 @@ class ClusterSupervisor:
         while time.monotonic() < deadline and any(_running(child) for child in children):
             time.sleep(0.05)
         logger.info("Cluster %s stopped", self.label)
+
+
+def _descendants() -> list[psutil.Process]:
+    """Every process this one started, however deep, and when it leads its process group,
+    every other process in that group too (a worker orphaned when its Sentinel died)."""
+    me = psutil.Process()
+    found = {child.pid: child for child in me.children(recursive=True)}
+    if os.getpgid(0) == me.pid:
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if process.pid != me.pid and os.getpgid(process.pid) == me.pid:
+                    found.setdefault(process.pid, process)
+    return list(found.values())
 
 
 def _running(process: psutil.Process) -> bool:

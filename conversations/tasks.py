@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from conversations import processing, summaries
+from conversations import processing, summaries, workers
 
 
 def run_request(request_id: int) -> str:
-    outcome = processing.process_request(request_id=request_id)
+    with workers.running_a_task():
+        outcome = processing.process_request(request_id=request_id)
     return outcome.value if outcome else "skipped"
 
 

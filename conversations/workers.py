@@ -18,11 +18,13 @@ keeps is per process:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from types import FrameType, TracebackType
 
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _cluster = ""  # "host:pid" of the qcluster process; inherited by its forked workers
 _stopping = threading.Event()
+_busy = threading.Event()  # a request task is running in this process
 
 
 def set_cluster(label: str) -> None:
@@ -70,8 +73,30 @@ def reset_stop() -> None:
 
 
 def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
-    # Only set a flag: the streaming loop notices it within CANCEL_CHECK_INTERVAL.
+    # A busy worker only notes it: the streaming loop notices within CANCEL_CHECK_INTERVAL
+    # and hands its request back (then ``running_a_task`` ends the process). An idle one
+    # leaves at once: the same signal may have killed the Sentinel that would stop it.
     _stopping.set()
+    if not _busy.is_set():
+        os._exit(0)
+
+
+@contextlib.contextmanager
+def running_a_task() -> Iterator[None]:
+    """Mark this worker busy for one task; a worker told to stop meanwhile exits once the task is done.
+
+    Exiting there (rather than taking the next task) matters when SIGTERM went to the
+    whole process group: the Sentinel is gone, nothing would ever end this worker, and
+    its open pipes would keep a process manager waiting until it sends SIGKILL.
+    """
+    _busy.set()
+    try:
+        yield
+    finally:
+        _busy.clear()
+        if _stopping.is_set() and _cluster:
+            logging.shutdown()  # flush the log lines of the hand-back
+            os._exit(0)
 
 
 def install_stop_handlers(**_: object) -> None:

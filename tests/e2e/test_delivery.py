@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -35,6 +36,24 @@ def start_slow_chat(system: System, fake, text: str, *, then: str = ANSWER):
     request_id = system.latest_request_id()
     assert request_id is not None
     return chat, request_id, b"word0 "
+
+
+def left_in_group(pgid: int) -> list[int]:
+    """Processes still alive in a process group (zombies waiting to be reaped do not count)."""
+    import psutil
+
+    deadline = time.monotonic() + 5  # SIGKILLed processes take a moment to go
+    while True:
+        left = []
+        for process in psutil.process_iter(["status"]):
+            try:
+                if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                    left.append(process.pid)
+            except (OSError, psutil.Error):
+                continue
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
 
 
 def finish_chat(chat, first: bytes) -> tuple[str, str]:
@@ -109,6 +128,7 @@ class GracefulStopTests:
         os.killpg(cluster.pid, signum)
 
         assert cluster.wait(timeout=30) == 0
+        assert left_in_group(cluster.pid) == []  # no orphaned worker keeps a process manager waiting
         assert system.request_state(request_id)["status"] == "queued"
         system.start_workers()
         final = system.wait_for_state(request_id, "done", timeout=60)
