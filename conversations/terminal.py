@@ -220,7 +220,7 @@ RECONNECT_FIRST, RECONNECT_MAX = 0.25, 2.0
 WEB_WAIT = 15.0
 # While deltas are missing (some were lost while web was away), how often to read the stored partial answer.
 GAP_RESYNC_INTERVAL = 1.0
-LOST_WEB = "Lost the connection to web; reconnecting… (the answer is still being written and will be shown here)"
+LOST_WEB = "Lost the connection to web; reconnecting… (nothing is lost: the answer will be shown here)"
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
