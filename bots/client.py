@@ -39,6 +39,11 @@ NO_PINGS = discord.AllowedMentions.none()
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 2.0
 # How often the bot checks the database for answers it owes, whatever the event stream says.
 RECONCILE_INTERVAL = 30.0
+THREAD_FORBIDDEN = (
+    "I couldn't start a thread for your message: I'm missing the **Create Public Threads** permission in this "
+    "channel. A server admin can grant it to me; until then, mention me inside a thread or send me a DM."
+)
+THREAD_FAILED = "Discord wouldn't let me start a thread for your message just now. Please try again in a moment."
 # "is typing…" never lasts longer than this, whatever happens to the answer.
 TYPING_LIMIT = 600.0
 
@@ -165,8 +170,43 @@ class TrollamaBot(discord.Client):
             return
         channel: Any = message.channel
         if intake is Intake.START_THREAD:
-            channel = await message.create_thread(name=thread_name(message.content), auto_archive_duration=1440)
+            channel = await self.start_thread(message, has_attachments=bool(uploads))
+            if channel is None:
+                return
         await self.submit(message, channel, uploads)
+
+    async def start_thread(self, message: discord.Message, *, has_attachments: bool) -> Any:
+        """The thread to answer ``message`` in; None when it was refused, after saying why as a reply.
+
+        The intake checks come first, so a refused message (maintenance, budget,
+        rate limit, a full queue) leaves no empty thread behind.
+        """
+        try:
+            await sync_to_async(services.check_discord_intake)(
+                author=services.DiscordAuthor.of(message.author),
+                content=strip_mentions(message.content),
+                has_attachments=has_attachments,
+                role_ids=services.role_ids_of(message.author),
+            )
+        except Refusal as refusal:
+            await self.reply_quietly(message, refusal.message)
+            return None
+        try:
+            return await message.create_thread(name=thread_name(message.content), auto_archive_duration=1440)
+        except discord.Forbidden:
+            text = THREAD_FORBIDDEN
+        except discord.HTTPException as exc:
+            logger.warning("Could not start a thread for message %s: %s", message.id, exc)
+            text = THREAD_FAILED
+        await self.reply_quietly(message, text)
+        return None
+
+    async def reply_quietly(self, message: discord.Message, text: str) -> None:
+        """Reply to ``message``; when even that is refused, say so in the log (there is no one else to tell)."""
+        try:
+            await message.reply(text, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            logger.warning("Could not reply to message %s in channel %s: %s", message.id, message.channel.id, exc)
 
     async def download_attachments(self, message: discord.Message) -> list[Upload]:
         """The message's files, checked by type and size before downloading; raises Unreadable."""

@@ -20,6 +20,7 @@ from conversations.selectors import request_snapshot
 from conversations.services import (
     Submission,
     cancel_request,
+    check_intake,
     close_thread,
     get_or_create_chat_user,
     submit_request,
@@ -59,6 +60,15 @@ def discord_chat_user(*, author: DiscordAuthor, role_ids: Sequence[int] | None =
     if role_ids is not None:
         sync_role_tier(user=user, role_ids=role_ids)
     return user
+
+
+def check_discord_intake(
+    *, author: DiscordAuthor, content: str, has_attachments: bool = False, role_ids: Sequence[int] | None = None
+) -> None:
+    """Raise ``Refusal`` if this author's message would be refused (see ``conversations.services.check_intake``)."""
+    check_intake(
+        user=discord_chat_user(author=author, role_ids=role_ids), content=content, has_attachments=has_attachments
+    )
 
 
 @transaction.atomic

@@ -213,6 +213,21 @@ def _check_queue_capacity() -> None:
         )
 
 
+def check_intake(*, user: ChatUser, content: str, has_attachments: bool = False) -> None:
+    """Raise ``Refusal`` if a message from ``user`` would be refused now; stores nothing.
+
+    For an edge that must do something visible before submitting (the bot
+    starts a Discord thread), so a refused message leaves nothing behind.
+    ``submit_request`` checks again, in the same order.
+    """
+    _check_maintenance()
+    validate_message(content, has_attachments=has_attachments)
+    _check_user_budget(user)
+    waiting = selectors.waiting_count()
+    if waiting >= settings.MAX_QUEUE_SIZE:
+        _check_queue_capacity()  # the refusal, worded once
+
+
 @transaction.atomic
 def submit_request(
     *,

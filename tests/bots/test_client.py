@@ -502,6 +502,7 @@ class RefusalTests:
     async def refused(self, world, message: FakeMessage) -> str:
         await world.post(message)
         assert message.reactions == []
+        assert message.threads == []  # checked before a thread is started: none is left empty
         [reply] = message.replies
         return reply
 

@@ -122,9 +122,6 @@ class BotAgainstStandInTests:
         assert texts(fake_discord.bot_messages(fake_discord.thread_of(asked))) == ["New session, same bot."]
         assert system.processes["bot"].poll() is None
 
-    @pytest.mark.xfail(
-        strict=True, reason="issue 15 §2.1: a refused thread is a silent failure (no reply, no reaction)"
-    )
     def test_a_refused_thread_is_answered_in_words_in_the_channel(self, system, fake, fake_discord):
         fake.script("Answered here instead.", tokens_per_second=60)
         fake_discord.forbid_thread_creation("general")
@@ -140,4 +137,5 @@ class BotAgainstStandInTests:
             what="a reply in the channel",
         )
 
-        assert reply.content
+        assert "Create Public Threads" in reply.content
+        assert not [r for r in fake.requests if r.path == "/api/chat" and "no threads here" in str(r.body)]
