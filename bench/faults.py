@@ -556,28 +556,15 @@ def ollama_faults(system: Any, fake: Any, *, repeat: int, with_hang: bool) -> li
 
 @contextlib.contextmanager
 def fault_system(config: str, fake: Any, discord: Any, *, keep: bool = False) -> Iterator[Any]:
-    from bench.pipeline import production_urls
+    """Web, the default four workers and the bot pointed at ``discord``, all with default settings."""
+    from bench.pipeline import started_system
     from tests.e2e.bot import bot_environment, start_bot
-    from tests.e2e.harness import System, fresh_postgres_database
 
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-faults-{config}-"))
     if keep:
         print(f"  … logs and data in {data_dir}", file=sys.stderr, flush=True)
     try:
-        with contextlib.ExitStack() as stack:
-            database_url = redis_url = ""
-            if config == "production":
-                server_url, redis_url = production_urls()
-                database_url = stack.enter_context(fresh_postgres_database(server_url))
-            system = System(
-                data_dir,
-                ollama_url=fake.url,
-                database_url=database_url,
-                redis_url=redis_url,
-                **bot_environment(discord),
-            )
-            stack.callback(system.stop)
-            system.start()
+        with started_system(config, fake, data_dir, **bot_environment(discord)) as system:
             start_bot(system, discord)
             yield system
     finally:

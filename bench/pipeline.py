@@ -812,7 +812,8 @@ def production_urls() -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def started_system(config: str, fake: Any, data_dir: Path) -> Iterator[Any]:
+def started_system(config: str, fake: Any, data_dir: Path, **env: str) -> Iterator[Any]:
+    """Web and workers in ``config`` against ``fake``, with the benchmarks' worker count unless ``env`` says otherwise."""
     from tests.e2e.harness import System, fresh_postgres_database
 
     with contextlib.ExitStack() as stack:
@@ -825,7 +826,7 @@ def started_system(config: str, fake: Any, data_dir: Path) -> Iterator[Any]:
             ollama_url=fake.url,
             database_url=database_url,
             redis_url=redis_url,
-            Q_WORKERS=str(WORKERS),
+            **{"Q_WORKERS": str(WORKERS), **env},
         )
         try:
             system.start()
