@@ -99,3 +99,20 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if tasks:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def serve_until_stopped(server: BackgroundServer, name: str, *, stopped: threading.Event | None = None) -> int:
+    """Run a started fake until Ctrl-C or SIGTERM (a benchmark harness stops it that way), then stop it."""
+    import signal
+
+    stopped = stopped or threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        print(f"{name} stopped", flush=True)
+    return 0

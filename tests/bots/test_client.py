@@ -400,20 +400,28 @@ class CommandTests:
 
 @db
 class OutboxTests:
-    async def test_answers_finished_while_the_bot_was_away_are_delivered_once(self, world, fake_ollama):
+    async def answered_while_away(self, world, fake_ollama) -> tuple[FakeChannel, Request]:
+        """A question asked, then the bot dies and a worker answers it with nobody left to render the events."""
         fake_ollama.script("Answer written while the bot was down.")
         message = world.say(world.alice, "question", mention=True)
         await world.post(message)
         [thread] = message.threads
         request = await Request.objects.aget()
-        # The bot dies: nobody is left to render the events.
         await world.bot.delivery.close()
         await sync_to_async(process_request)(request_id=request.pk)
+        return thread, request
 
-        restarted = TrollamaBot()
-        restarted._connection.user = world.me
-        restarted.get_channel = world.bot.get_channel
-        restarted.fetch_channel = world.bot.fetch_channel
+    def restarted(self, world) -> TrollamaBot:
+        bot = TrollamaBot()
+        bot._connection.user = world.me
+        bot.get_channel = world.bot.get_channel
+        bot.fetch_channel = world.bot.fetch_channel
+        return bot
+
+    async def test_answers_finished_while_the_bot_was_away_are_delivered_once(self, world, fake_ollama):
+        thread, request = await self.answered_while_away(world, fake_ollama)
+
+        restarted = self.restarted(world)
         await restarted.reconcile()
         await restarted.reconcile()  # a reconnect: nothing more
         await asyncio.wait_for(thread.wait_until(lambda shown: len(shown.shown) == 1), timeout=RENDER_WAIT)
@@ -423,20 +431,10 @@ class OutboxTests:
         assert request.delivered_at is not None
 
     async def test_an_outbox_answer_brings_its_stored_notices_as_a_footer(self, world, fake_ollama):
-        fake_ollama.script("Answer written while the bot was down.")
-        message = world.say(world.alice, "question", mention=True)
-        await world.post(message)
-        [thread] = message.threads
-        request = await Request.objects.aget()
-        await world.bot.delivery.close()
-        await sync_to_async(process_request)(request_id=request.pk)
+        thread, request = await self.answered_while_away(world, fake_ollama)
         await Request.objects.filter(pk=request.pk).aupdate(notices=[{"code": "turns_dropped", "count": 3}])
 
-        restarted = TrollamaBot()
-        restarted._connection.user = world.me
-        restarted.get_channel = world.bot.get_channel
-        restarted.fetch_channel = world.bot.fetch_channel
-        await restarted.reconcile()
+        await self.restarted(world).reconcile()
         await asyncio.wait_for(thread.wait_until(lambda shown: len(shown.shown) == 1), timeout=RENDER_WAIT)
 
         assert thread.shown == [

@@ -15,10 +15,11 @@ With ``--chat`` each line typed on stdin is sent as alice mentioning the bot in
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections.abc import Sequence
+
+from tests.background import serve_until_stopped
 
 from .server import FakeDiscord
 
@@ -71,18 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     if args.chat:
         threading.Thread(target=chat, args=(fake, stopped), daemon=True).start()
-    try:
-        while not stopped.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-        print("Fake Discord stopped", flush=True)
-    return 0
+    return serve_until_stopped(fake, "Fake Discord", stopped=stopped)
 
 
 if __name__ == "__main__":

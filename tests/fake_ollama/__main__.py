@@ -7,9 +7,9 @@ it over HTTP with ``POST /_fake/script`` and friends.
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from collections.abc import Sequence
+
+from tests.background import serve_until_stopped
 
 from .server import FakeOllama
 from .specs import Rule
@@ -53,18 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fake = FakeOllama(port=args.port, host=args.host, version=args.version, default=default)
     fake.start()
     print(f"Fake Ollama listening on {fake.url}", flush=True)
-    stopped = threading.Event()
-    # SIGTERM (e.g. from a benchmark harness) should shut down as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-        print("Fake Ollama stopped", flush=True)
-    return 0
+    return serve_until_stopped(fake, "Fake Ollama")
 
 
 if __name__ == "__main__":
