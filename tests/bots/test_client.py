@@ -154,6 +154,29 @@ class IntakeTests:
         assert message.reactions == [DONE]  # ⏳ replaced by ✅
         assert thread.typing_sessions == 1
 
+    async def test_the_hourglass_comes_off_after_its_limit_if_the_answer_never_ends(self, world, monkeypatch):
+        monkeypatch.setattr("bots.client.WORKING_LIMIT", 0.05)
+        message = world.say(world.alice, "never answered", mention=True)
+
+        await world.post(message)
+        assert message.reactions == [WORKING]
+
+        # The only task the bot has spawned here: the one that takes ⏳ off after the limit.
+        await asyncio.wait_for(asyncio.gather(*world.bot._background), timeout=5)
+        assert message.reactions == []
+        [thread] = message.threads
+        assert thread.typing_sessions == 0  # queued all along: never "typing"
+
+    async def test_mentions_of_other_people_reach_the_model_as_names(self, world, fake_ollama):
+        message = world.say(world.alice, f"ask {world.bob.mention} about owls", mention=True)
+        message.mentions.append(world.bob)
+
+        await world.post(message)
+
+        request = await Request.objects.select_related("message").aget()
+        assert request.message.content == "ask @Bob about owls"
+        assert message.threads[0].name == "ask @Bob about owls"
+
     async def test_in_the_bots_thread_a_follow_up_needs_no_mention(self, world, fake_ollama):
         fake_ollama.script("First answer.")
         first = world.say(world.alice, "Tell me about owls", mention=True)
