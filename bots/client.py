@@ -23,10 +23,21 @@ from django.conf import settings
 from artifacts.services import read_artifact
 from bots import services
 from bots.channels import archive_and_lock, is_thread
-from bots.commands import register_all
+from bots.commands import command_tree_digest, register_all
 from bots.commands.checks import Denied
 from bots.delivery import DM_UPLOAD_LIMIT, Delivery, Outcome, thread_notice
-from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
+from bots.intake import (
+    Allowlist,
+    ChannelKind,
+    Intake,
+    MessageFacts,
+    Person,
+    decide,
+    mention_ids,
+    readable_mentions,
+    thread_name,
+)
+from bots.typing_indicator import TypingIndicator
 from conversations.attachments import Unreadable, Upload, check_upload, upload_limit
 from conversations.services import Refusal, cancel_request
 from trollama.listeners import WebsocketListener, WebUnreachable
@@ -44,8 +55,11 @@ THREAD_FORBIDDEN = (
     "channel. A server admin can grant it to me; until then, mention me inside a thread or send me a DM."
 )
 THREAD_FAILED = "Discord wouldn't let me start a thread for your message just now. Please try again in a moment."
-# "is typing…" never lasts longer than this, whatever happens to the answer.
+# "is typing…" never lasts longer than this at a time, whatever happens to the answer.
 TYPING_LIMIT = 600.0
+# ⏳ comes off the asker's message when the answer ends, or after this long in any case
+# (should the bot never learn how the request ended).
+WORKING_LIMIT = 3600.0
 
 
 class ChannelTarget:
@@ -97,12 +111,13 @@ def channel_kind(channel: Any) -> ChannelKind:
 
 
 class TrollamaBot(discord.Client):
-    def __init__(self, *, sync_guild: int | None = None) -> None:
+    def __init__(self, *, sync_guild: int | None = None, force_sync: bool = False) -> None:
         intents = discord.Intents.default()
         intents.message_content = True
         super().__init__(intents=intents, allowed_mentions=NO_PINGS)
         self.tree = app_commands.CommandTree(self)
         self.sync_guild = sync_guild
+        self.force_sync = force_sync
         self.allowlist = Allowlist(
             guilds=frozenset(settings.DISCORD_ALLOWED_GUILDS), channels=frozenset(settings.DISCORD_ALLOWED_CHANNELS)
         )
@@ -115,21 +130,43 @@ class TrollamaBot(discord.Client):
             ),
             fetch_snapshot=self.snapshot_of,
         )
+        self.typing = TypingIndicator(limit=TYPING_LIMIT)
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
         self.tree.on_error = self.on_command_error  # type: ignore[method-assign]  # discord.py documents assigning it
         register_all(self)
 
     async def setup_hook(self) -> None:
-        if self.sync_guild:
-            guild = discord.Object(id=self.sync_guild)
-            self.tree.copy_global_to(guild=guild)
-            await self.tree.sync(guild=guild)
-        else:
-            await self.tree.sync()
+        await self.sync_commands(force=self.force_sync)
         self._spawn(self.follow_events())
         self._spawn(self.keep_reconciling())
         self._spawn(self.keep_beating())
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync the slash commands to Discord when they changed since the last sync (or ``force``); True if synced.
+
+        The hash of what was last synced is kept in the database per
+        application and scope (global, or ``sync_guild``), so restarts do not
+        sync again and again: Discord allows few syncs a day.
+        """
+        assert self.application_id is not None  # set by login, before setup_hook
+        guild = discord.Object(id=self.sync_guild) if self.sync_guild else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        digest = command_tree_digest([command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)])
+        application_id, guild_id = self.application_id, self.sync_guild
+        changed = await sync_to_async(services.commands_changed)(
+            application_id=application_id, guild_id=guild_id, tree_hash=digest
+        )
+        if not force and not changed:
+            logger.info("Slash commands unchanged since the last sync; not syncing (runbot --sync-commands forces it)")
+            return False
+        await self.tree.sync(guild=guild)
+        await sync_to_async(services.record_command_sync)(
+            application_id=application_id, guild_id=guild_id, tree_hash=digest
+        )
+        logger.info("Synced %s slash commands", f"guild {self.sync_guild}'s" if guild else "the global")
+        return True
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -154,6 +191,27 @@ class TrollamaBot(discord.Client):
             channel_id=channel.id,
             parent_channel_id=getattr(channel, "parent_id", None),
             content=message.content,
+        )
+
+    def text_for_model(self, message: discord.Message) -> str:
+        """The message's text as the model reads it: without the bot's mention, other mentions as names."""
+        people = {user.id: Person(user.display_name, user.name) for user in [message.author, *message.mentions]}
+        roles = {role.id: role.name for role in message.role_mentions}
+        channels = {}
+        guild = message.guild
+        # Discord lists mentioned users and roles with the message, not channels; and a
+        # role that is not mentionable arrives without its entry, so look both up too.
+        for kind, ident in mention_ids(message.content):
+            if kind == "#":
+                channel = self.get_channel(ident)
+                if channel is not None and getattr(channel, "name", None):
+                    channels[ident] = channel.name  # type: ignore[union-attr]  # checked just above
+            elif kind == "@&" and guild is not None and (role := guild.get_role(ident)) is not None:
+                roles[ident] = role.name
+            elif kind == "@" and ident not in people and guild is not None and (member := guild.get_member(ident)):
+                people[ident] = Person(member.display_name, member.name)
+        return readable_mentions(
+            message.content, bot_id=self.user.id if self.user else None, people=people, roles=roles, channels=channels
         )
 
     async def on_message(self, message: discord.Message) -> None:
@@ -184,7 +242,7 @@ class TrollamaBot(discord.Client):
         try:
             await sync_to_async(services.check_discord_intake)(
                 author=services.DiscordAuthor.of(message.author),
-                content=strip_mentions(message.content),
+                content=self.text_for_model(message),
                 has_attachments=has_attachments,
                 role_ids=services.role_ids_of(message.author),
             )
@@ -192,7 +250,9 @@ class TrollamaBot(discord.Client):
             await self.reply_quietly(message, refusal.message)
             return None
         try:
-            return await message.create_thread(name=thread_name(message.content), auto_archive_duration=1440)
+            return await message.create_thread(
+                name=thread_name(self.text_for_model(message)), auto_archive_duration=1440
+            )
         except discord.Forbidden:
             text = THREAD_FORBIDDEN
         except discord.HTTPException as exc:
@@ -238,7 +298,7 @@ class TrollamaBot(discord.Client):
                 author=author,
                 channel_id=channel.id,
                 channel_title=getattr(channel, "name", None) or f"DM with {author.username}",
-                content=strip_mentions(message.content),
+                content=self.text_for_model(message),
                 message_id=message.id,
                 guild_id=message.guild.id if message.guild else None,
                 parent_channel_id=getattr(channel, "parent_id", None),
@@ -249,15 +309,18 @@ class TrollamaBot(discord.Client):
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)
             return
         finished = asyncio.Event()
+        request_id = submission.request.pk
 
         async def react(outcome: Outcome) -> None:
             finished.set()
+            self.typing.forget(request_id)
             await self.mark_outcome(message, outcome)
 
-        self.delivery.track(submission.request.pk, ChannelTarget(channel), on_finish=react)
+        self.typing.follow(request_id, channel)
+        self.delivery.track(request_id, ChannelTarget(channel), on_finish=react)
         with contextlib.suppress(discord.HTTPException):
             await message.add_reaction(WORKING)
-        self._spawn(self.keep_typing(channel, finished))
+        self._spawn(self.unmark_working_later(message, finished))
 
     async def mark_outcome(self, message: Any, outcome: Outcome) -> None:
         """⏳ off the asker's message, and ✅ or ❌ on (nothing when the bot gave up showing the answer)."""
@@ -267,11 +330,14 @@ class TrollamaBot(discord.Client):
             if outcome.status in ("done", "failed", "cancelled"):
                 await message.add_reaction(DONE if outcome.status == "done" else FAILED)
 
-    async def keep_typing(self, channel: Any, finished: asyncio.Event) -> None:
-        """ "is typing…" until the answer ends, and never longer than TYPING_LIMIT."""
-        with contextlib.suppress(discord.HTTPException, TimeoutError):
-            async with channel.typing():
-                await asyncio.wait_for(finished.wait(), timeout=TYPING_LIMIT)
+    async def unmark_working_later(self, message: Any, finished: asyncio.Event) -> None:
+        """Take ⏳ off ``message`` after WORKING_LIMIT if the answer has not ended by then."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), timeout=WORKING_LIMIT)
+            return
+        with contextlib.suppress(discord.HTTPException):
+            if self.user is not None:
+                await message.remove_reaction(WORKING, self.user)
 
     async def cancel_from_message(self, message: discord.Message) -> None:
         request = await sync_to_async(services.active_request_in_channel)(
@@ -349,12 +415,14 @@ class TrollamaBot(discord.Client):
         if thread_notice(event) is not None:
             self._spawn(self.handle_event(event))
         else:
+            self.typing.on_event(event)
             self.delivery.dispatch(event)
 
     async def handle_event(self, event: dict[str, Any]) -> Outcome | None:
         """One event from web, waited for: a notice for a conversation's channel, or a step in delivering an answer."""
         notice = thread_notice(event)
         if notice is None:
+            self.typing.on_event(event)
             return await self.delivery.handle(event)
         channel = await self.post_notice(*notice)
         # Closed from outside (the console): lock the thread as /close would.
@@ -443,11 +511,14 @@ class TrollamaBot(discord.Client):
         asker = await self.asking_message(request)
 
         async def react(outcome: Outcome) -> None:
+            self.typing.forget(request.pk)
             if asker is not None:
                 await self.mark_outcome(asker, outcome)
 
         if self.delivery.is_tracking(request.pk):  # submitted meanwhile by this process
             return
+        if not request.is_finished:
+            self.typing.follow(request.pk, channel)
         self.delivery.track(request.pk, ChannelTarget(channel), existing=existing, on_finish=react)
         self.delivery.resync(request.pk, await self.snapshot_of(request.pk))
 

@@ -32,3 +32,25 @@ class BotHeartbeat(models.Model):
 
     def is_alive(self, interval: float) -> bool:
         return self.age_seconds <= 3 * interval
+
+
+class CommandSync(models.Model):
+    """The slash commands last synced to Discord, for one application, globally or in one guild.
+
+    ``runbot`` compares ``tree_hash`` with its own command tree at start and
+    syncs only when they differ (Discord rate-limits syncing hard, and a sync
+    on every start is what it asks bots not to do).
+    """
+
+    application_id = models.CharField(max_length=32, help_text="The bot's Discord application id.")
+    guild_id = models.CharField(max_length=32, blank=True, help_text="Empty: the global commands.")
+    tree_hash = models.CharField(max_length=64, help_text="SHA-256 of the commands as they were synced.")
+    synced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application_id", "guild_id"], name="one_command_sync_per_scope")
+        ]
+
+    def __str__(self) -> str:
+        return f"commands of {self.application_id} in {self.guild_id or 'every guild'}"

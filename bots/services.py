@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bots.models import BotHeartbeat
+from bots.models import BotHeartbeat, CommandSync
 from budgets.services import sync_role_tier
 from conversations.attachments import Upload
 from conversations.models import ChatUser, Platform, Request, Thread
@@ -25,6 +25,7 @@ from conversations.services import (
     get_or_create_chat_user,
     submit_request,
 )
+from routing.services import move_next_route
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def submit_discord_message(
     ``conversations.services.Refusal`` with a message for the user.
     """
     user = discord_chat_user(author=author, role_ids=role_ids)
-    thread, _ = Thread.objects.get_or_create(
+    thread, created = Thread.objects.get_or_create(
         platform=Platform.DISCORD,
         external_id=str(channel_id),
         defaults={
@@ -100,6 +101,12 @@ def submit_discord_message(
             "parent_channel_id": str(parent_channel_id or ""),
         },
     )
+    # A thread opened from this very message (Discord gives it the message's id): a
+    # route the author chose with /route in the channel applies to it.
+    if created and parent_channel_id and channel_id == message_id:
+        parent = discord_thread(channel_id=parent_channel_id)
+        if parent is not None:
+            move_next_route(user=user, from_thread=parent, to_thread=thread)
     return submit_request(
         user=user, thread=thread, content=content, external_id=str(message_id), attachments=attachments
     )
@@ -226,3 +233,19 @@ def forget_discord_channel(*, channel_id: int, by: str) -> bool:
         return False
     close_thread(thread=thread, by=by)
     return True
+
+
+def commands_changed(*, application_id: int, guild_id: int | None, tree_hash: str) -> bool:
+    """True unless the commands with this hash were the last synced for this application and scope."""
+    return not CommandSync.objects.filter(
+        application_id=str(application_id), guild_id=str(guild_id or ""), tree_hash=tree_hash
+    ).exists()
+
+
+def record_command_sync(*, application_id: int, guild_id: int | None, tree_hash: str) -> None:
+    """Remember that the commands with this hash are now synced for this application and scope."""
+    CommandSync.objects.update_or_create(
+        application_id=str(application_id),
+        guild_id=str(guild_id or ""),
+        defaults={"tree_hash": tree_hash, "synced_at": timezone.now()},
+    )

@@ -6,7 +6,18 @@ from typing import Any
 
 import pytest
 
-from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
+from bots.intake import (
+    Allowlist,
+    ChannelKind,
+    Intake,
+    MessageFacts,
+    Person,
+    decide,
+    mention_ids,
+    readable_mentions,
+    strip_mentions,
+    thread_name,
+)
 
 
 def facts(**overrides) -> MessageFacts:
@@ -87,3 +98,44 @@ class ThreadNameTests:
 
     def test_strip_mentions_keeps_everything_else(self):
         assert strip_mentions("<@!99> keep\n  this ") == "keep\n  this"
+
+
+BOT = 99
+ALICE, SAM, OTHER_SAM = 1, 2, 3
+PEOPLE = {ALICE: Person("Alice", "alice"), SAM: Person("Sam", "sam_k")}
+
+
+def readable(content: str, people=PEOPLE, **maps) -> str:
+    return readable_mentions(
+        content, bot_id=BOT, people=people, roles=maps.get("roles", {}), channels=maps.get("channels", {})
+    )
+
+
+class ReadableMentionsTests:
+    def test_only_the_bots_own_mention_is_removed(self):
+        assert readable("<@99> ask <@2> about it") == "ask @Sam about it"
+        assert readable("<@!99> ask <@!2>") == "ask @Sam"
+
+    def test_namesakes_are_told_apart_by_their_username(self):
+        people = {**PEOPLE, OTHER_SAM: Person("sam", "samuel")}
+
+        assert readable("<@99> <@2> or <@3>?", people) == "@Sam (sam_k) or @sam (samuel)?"
+
+    def test_a_namesake_of_the_author_is_told_apart_too(self):
+        people = {ALICE: Person("Sam", "sam_k"), OTHER_SAM: Person("Sam", "samuel")}
+
+        assert readable("<@99> tell <@3> hi", people) == "tell @Sam (samuel) hi"
+
+    def test_roles_and_channels_become_names(self):
+        text = readable("<@99> ping <@&7> in <#8>", roles={7: "Moderator"}, channels={8: "general"})
+
+        assert text == "ping @Moderator in #general"
+
+    def test_what_is_not_known_stays_as_discord_wrote_it(self):
+        assert readable("<@99> <@5> <@&6> <#7> <@everyone>") == "<@5> <@&6> <#7> <@everyone>"
+
+    def test_the_rest_of_the_text_is_untouched(self):
+        assert readable("<@99>   keep\n\t  this  ") == "keep\n\t  this"
+
+    def test_mention_ids_lists_kinds_and_ids(self):
+        assert mention_ids("<@1> <@!2> <@&3> <#4>") == [("@", 1), ("@", 2), ("@&", 3), ("#", 4)]

@@ -8,7 +8,10 @@ import pytest
 from django.utils import timezone
 
 from bots import services
+from bots.models import CommandSync
 from conversations.models import Message, Request, Thread
+from routing.models import NextMessageRoute, Route
+from routing.services import set_next_route
 
 ALICE = services.DiscordAuthor(id=1001, username="alice", display_name="Alice")
 
@@ -43,6 +46,47 @@ class SubmitDiscordMessageTests:
 
         thread = Thread.objects.get(external_id="777")
         assert (thread.guild_id, thread.parent_channel_id) == ("42", "9")
+
+
+@pytest.mark.django_db
+class NextRouteTests:
+    def test_a_route_chosen_in_a_channel_follows_the_mention_into_the_thread_it_opens(self):
+        user = services.discord_chat_user(author=ALICE)
+        parent = Thread.objects.create(platform="discord", external_id="9", owner=user)
+        set_next_route(user=user, thread=parent, route=Route.objects.get(slug="math"))
+
+        request = services.submit_discord_message(
+            author=ALICE, channel_id=4242, channel_title="t", content="hi", message_id=4242, parent_channel_id=9
+        ).request
+
+        forced = NextMessageRoute.objects.get()
+        assert forced.thread == request.thread and forced.route.slug == "math"
+
+    def test_a_message_in_an_existing_thread_leaves_the_channels_choice_alone(self):
+        user = services.discord_chat_user(author=ALICE)
+        parent = Thread.objects.create(platform="discord", external_id="9", owner=user)
+        set_next_route(user=user, thread=parent, route=Route.objects.get(slug="math"))
+
+        services.submit_discord_message(
+            author=ALICE, channel_id=4242, channel_title="t", content="hi", message_id=77, parent_channel_id=9
+        )
+
+        assert NextMessageRoute.objects.get().thread == parent
+
+
+@pytest.mark.django_db
+class CommandSyncTests:
+    def test_commands_count_as_changed_until_their_hash_is_recorded_for_that_scope(self):
+        scope = {"application_id": 5, "guild_id": None}
+        assert services.commands_changed(**scope, tree_hash="a") is True
+
+        services.record_command_sync(**scope, tree_hash="a")
+
+        assert services.commands_changed(**scope, tree_hash="a") is False
+        assert services.commands_changed(**scope, tree_hash="b") is True
+        assert services.commands_changed(application_id=5, guild_id=77, tree_hash="a") is True
+        services.record_command_sync(**scope, tree_hash="b")
+        assert CommandSync.objects.get().tree_hash == "b"
 
 
 @pytest.mark.django_db

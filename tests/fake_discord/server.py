@@ -313,11 +313,18 @@ class FakeDiscord(BackgroundServer):
                     return channel
         raise KeyError(f"no channel {ref!r}")
 
-    def add_user(self, username: str, *, moderator: bool = False, bot: bool = False) -> User:
-        """A new guild member (sent as GUILD_MEMBER_ADD only in spirit: the bot has no members intent)."""
+    def add_user(
+        self, username: str, *, moderator: bool = False, bot: bool = False, global_name: str | None = None
+    ) -> User:
+        """A new guild member (sent as GUILD_MEMBER_ADD only in spirit: the bot has no members intent).
+
+        ``global_name`` is the display name people see (several users may share one).
+        """
         with self._changed:
             roles = [self.world.moderator_role.id] if moderator else []
-            user = self.world.add_user(User(self.world.next_id(), username, bot=bot), roles=roles)
+            user = self.world.add_user(
+                User(self.world.next_id(), username, bot=bot, global_name=global_name), roles=roles
+            )
             self._changed.notify_all()
             return user
 
