@@ -130,6 +130,7 @@ class Load:
     model: str
     started: float
     finished: float
+    context_length: int = 0
 
     @property
     def seconds(self) -> float:
@@ -544,7 +545,7 @@ class GpuSimulation:
             return
         runner.loading = False
         with self._lock:
-            self._loads.append(Load(runner.model, started, self.now()))
+            self._loads.append(Load(runner.model, started, self.now(), runner.context_length))
         runner.ready.set()
         if self._wake is not None:
             self._wake.set()

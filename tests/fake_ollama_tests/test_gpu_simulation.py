@@ -55,7 +55,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 def ask(client: ollama.Client, model: str, **options: object) -> ollama.ChatResponse:
-    return client.chat(model=model, messages=USER, stream=False, **options)  # type: ignore[call-overload,no-any-return]
+    return client.chat(model=model, messages=USER, stream=False, **options)  # type: ignore[call-overload]
 
 
 def in_background(target: Callable[[], object]) -> threading.Thread:
@@ -146,7 +146,7 @@ class EvictionTests:
         assert fake.gpu is not None
         assert [u.model for u in fake.gpu.unloads] == [A]
         assert fake.gpu.unloads[0].reason == "evicted"
-        assert sorted(m.model for m in client.ps().models) == sorted([SMALL, B])
+        assert sorted(str(m.model) for m in client.ps().models) == sorted([SMALL, B])
 
     def test_a_model_that_does_not_fit_waits_and_so_does_everything_behind_it(
         self, fake: FakeOllama, client: ollama.Client
