@@ -55,7 +55,9 @@ smaller scale flatters no policy but adds noise. Timers inside the system run
 in real time: pass ``--system-env NAME=VALUE`` to scale one (e.g. an aging
 setting) to the simulation. The per-user rate limit (``RATE_LIMIT_PER_MINUTE``)
 counts real minutes, in which a scaled workload sends far more than a person
-could, so it is switched off here; everything else is the default.
+could, so it is switched off here, and the model sync scheduled every five
+minutes is held off while workloads run (after the one a start makes), so it
+lands in no policy's figures; everything else is the default.
 """
 
 from __future__ import annotations
@@ -140,7 +142,14 @@ def message_text(workload: str, index: int, arrival: Arrival) -> str:
 
 
 def _wait_for_scheduled_sync(timeout: float) -> None:
-    """The cluster syncs models (and warms them) on start: let that finish before the clock starts."""
+    """The cluster syncs (and warms) models on start: let that finish, then hold the next one off for an hour.
+
+    Every five minutes it would warm models and embed the router's examples
+    again, landing in one policy's workload and not in another's.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
     from django_q.models import Schedule, Task
 
     deadline = time.monotonic() + timeout
@@ -149,8 +158,9 @@ def _wait_for_scheduled_sync(timeout: float) -> None:
         if schedule is None:
             return
         if schedule.task and Task.objects.filter(id=schedule.task).exists():
-            return
+            break
         time.sleep(0.5)
+    Schedule.objects.filter(func=SYNC_TASK).update(next_run=timezone.now() + timedelta(hours=1))
 
 
 def _reset_gpu_and_warm_up() -> list[str]:

@@ -312,6 +312,10 @@ class FakeOllama(BackgroundServer):
           ``error=(status, message)``, ``break_after`` (abort the connection after
           that many content chunks), ``hang`` (send headers, then nothing),
           ``error_in_stream`` (an ``{"error"}`` line after the content).
+        With the GPU simulation on, loading is the simulation's (``load_delay``
+        does not apply) and the answer takes its simulated time, paced over its
+        pieces: ``completion_tokens`` at ``tokens_per_second`` (simulated) when
+        given, else at the model's rate in ``GpuConfig.tokens_per_second``.
         """
         rule = Rule(
             reply=reply,
