@@ -28,7 +28,7 @@ def installed(_fake_ollama_server, tmp_path_factory) -> Iterator[System]:
             redis_url=os.environ.get("REDIS_URL", ""),
         )
         system.data_dir.mkdir(parents=True, exist_ok=True)
-        system.manage("bootstrap")
+        system.manage("bootstrap", "--no-dotenv")
         yield system
 
 
