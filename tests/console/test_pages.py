@@ -181,12 +181,13 @@ class HealthPageTests:
         assert "gpt-oss:20b" in html and "8,192" in html
         assert 'data-url="/console/health/panel/"' in html
 
-    def test_an_unreachable_ollama_host_is_shown_as_such(self, staff_client, settings):
+    def test_an_unreachable_ollama_host_says_which_setting_to_change(self, staff_client, settings):
         settings.OLLAMA_HOST = "http://127.0.0.1:9"
 
         html = staff_client.get(reverse("console:health-panel")).content.decode()
 
-        assert "Unreachable:" in html and 'data-overall="unhealthy"' in html
+        assert "Ollama is not reachable at http://127.0.0.1:9; set OLLAMA_HOST in .env." in html
+        assert 'data-overall="unhealthy"' in html
 
 
 @SEEDED
