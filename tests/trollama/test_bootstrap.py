@@ -52,6 +52,7 @@ class BootstrapTests:
 
         assert re.search(r"`var/admin-password\.txt` holds the password alone", first_lines)
         assert "user name `admin`" in first_lines
+        assert "**The one setting to change is `OLLAMA_HOST` in `.env`**" in first_lines
 
     def test_a_weak_admin_password_is_refused_with_the_reasons(self, settings, tmp_path):
         settings.DATA_DIR, settings.ADMIN_PASSWORD = tmp_path, "1"
