@@ -21,7 +21,8 @@ def is_text_channel(channel: Any) -> bool:
 async def archive_and_lock(thread: Any) -> bool:
     """Archive and lock a closed conversation's thread; False when Discord says the bot may not.
 
-    Locking needs the Manage Threads permission, which the invite link does not ask for.
+    Locking needs the Manage Threads permission: the README's invite link asks for it, but a server may
+    have invited the bot with an older link or taken the permission away.
     """
     try:
         await thread.edit(archived=True, locked=True)

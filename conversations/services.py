@@ -55,6 +55,7 @@ class Refusal(Exception):
 class Submission:
     request: Request
     position: int
+    hold_message: str = ""  # a held request: what users are told (the operator's words, or the standard ones)
 
 
 def get_or_create_chat_user(*, platform: str, external_id: str, username: str, display_name: str = "") -> ChatUser:
@@ -280,7 +281,7 @@ def submit_request(
         transaction.on_commit(lambda: async_task(RUN_REQUEST_TASK, request.pk, task_name=f"request-{request.pk}"))
     position = selectors.queue_position(request) or 1
     events.publish(_queued_event(request, position, maintenance), request_id=request.pk)
-    return Submission(request=request, position=position)
+    return Submission(request=request, position=position, hold_message=maintenance.user_message if hold else "")
 
 
 @transaction.atomic

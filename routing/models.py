@@ -87,6 +87,13 @@ class OllamaModel(models.Model):
         return f"{self.name} on {self.host.name}"
 
     @property
+    def sync_state(self) -> str:
+        """What the last sync knows: ``available``, ``no longer listed``, or ``host unreachable`` (state kept)."""
+        if not self.host.reachable:
+            return "host unreachable"
+        return "available" if self.available else "no longer listed"
+
+    @property
     def capabilities(self) -> list[str]:
         return [capability for capability in self.CAPABILITIES if getattr(self, capability)]
 

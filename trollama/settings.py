@@ -359,9 +359,12 @@ else:
 
 # -- Web and events ---------------------------------------------------------
 
-# Where web listens, as seen from the other processes on this machine: the
-# internal event relay and the websocket that the bot and terminal follow.
-WEB_URL = _read("WEB_URL", _http_url, "http://127.0.0.1:8000")
+# The port web listens on (the Procfile passes it to Daphne), and where web is
+# as seen from the other processes on this machine: the internal event relay
+# and the websocket that the bot and terminal follow. WEB_URL follows WEB_PORT
+# unless it is set.
+WEB_PORT = _read("WEB_PORT", _int(1, 65535), 8000)
+WEB_URL = _read("WEB_URL", _http_url, f"http://127.0.0.1:{WEB_PORT}")
 EVENT_PUBLISH_TIMEOUT = _read("EVENT_PUBLISH_TIMEOUT", _float(0.01), 0.5)
 STREAM_DELTA_INTERVAL = _read("STREAM_DELTA_INTERVAL_MS", _int(0, 60_000), 250) / 1000
 PARTIAL_SAVE_INTERVAL = _read("PARTIAL_SAVE_INTERVAL", _float(0.1), 3.0)

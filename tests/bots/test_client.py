@@ -473,8 +473,9 @@ class OutboxTests:
     def restarted(self, world) -> TrollamaBot:
         bot = TrollamaBot()
         bot._connection.user = world.me
-        bot.get_channel = world.bot.get_channel
-        bot.fetch_channel = world.bot.fetch_channel
+        # The restarted bot looks channels up in the same fake world as the first one.
+        bot.get_channel = world.bot.get_channel  # type: ignore[method-assign]
+        bot.fetch_channel = world.bot.fetch_channel  # type: ignore[method-assign]
         return bot
 
     async def test_answers_finished_while_the_bot_was_away_are_delivered_once(self, world, fake_ollama):

@@ -380,7 +380,7 @@ class InteractionTests:
             async with connected(fake_discord, self.with_commands([])) as client:
                 await client.tree.sync()
                 errors: list[Exception] = []
-                client.tree.on_error = lambda interaction, error: errors.append(error)  # type: ignore[assignment,method-assign,misc]
+                client.tree.on_error = lambda interaction, error: errors.append(error)
                 interaction = fake_discord.run_command("usage", user="alice", channel="general")
                 await fake_discord.until(lambda: errors)
         finally:
