@@ -403,7 +403,7 @@ class Delivery:
             return await self._finish(view, Outcome(request_id, "cancelled"), None)
         status = snapshot["status"]
         if status == "done":
-            files = (snapshot.get("artifacts") or [], [])
+            files: tuple[list[dict[str, Any]], list[str]] = (snapshot.get("artifacts") or [], [])
             text = _with_notices(snapshot["content"], snapshot)
             return await self._finish(view, Outcome(request_id, "done"), text, files=files)
         if status == "failed":
