@@ -251,10 +251,10 @@ class Delivery:
         """The write budget of the channel ``target`` writes into (see the class docstring)."""
         if not self._share_channel_budget:
             return ChannelBudget()
-        # Forget channels nothing was written to for a whole window.
-        self._budgets = {key: budget for key, budget in self._budgets.items() if not budget.idle}
         # A target that names no channel (a test's fake) is a channel of its own.
         key = getattr(target, "channel_id", None) or id(target)
+        # Forget the other channels no answer has written to for a whole window.
+        self._budgets = {k: budget for k, budget in self._budgets.items() if k == key or not budget.idle}
         budget = self._budgets.get(key)
         if budget is None:
             budget = self._budgets[key] = ChannelBudget()

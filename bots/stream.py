@@ -260,6 +260,8 @@ class LiveMessageRenderer:
         self._finishing = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # From the start, so that the channel's budget counts it (and is kept) before it writes.
+        self.budget.join(self)
 
     @property
     def text(self) -> str:
@@ -318,10 +320,10 @@ class LiveMessageRenderer:
             self._task.cancel()
             # Whatever stopped the writing (a cancel, a refused write) is the caller's to have handled.
             await asyncio.gather(self._task, return_exceptions=True)
+        self.budget.leave(self)
 
     def _poke(self) -> None:
         if self._task is None:
-            self.budget.join(self)
             self._task = asyncio.get_running_loop().create_task(self._pump())
         self._wake.set()
 
