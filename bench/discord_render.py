@@ -328,6 +328,8 @@ def answer_plans(
     plans = []
     for _ in range(count):
         tokens = make_answer(rng.randint(300, 1500), seed=rng.randint(0, 10**6))
+        while tokens and not tokens[-1].strip():  # end on a visible token, so the final edit has work to do
+            tokens.pop()
         plans.append((rng.uniform(0.0, 1.0), deltas(tokens, rate * rng.uniform(0.5, 2.0), every)))
     return plans
 

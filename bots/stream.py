@@ -42,6 +42,7 @@ class DiscordTarget(Protocol):
 @dataclass
 class _Slot:
     at: float  # when the write started; once it is done, when it was done
+    done: bool = False
 
 
 class ChannelBudget:
@@ -101,10 +102,7 @@ class ChannelBudget:
     @property
     def idle(self) -> bool:
         """No answer writes here and the window holds no write: the budget can be forgotten."""
-        now = self.now()
-        return not self._members and all(
-            slot.at <= now - self.window - self.margin for slots in self._slots.values() for slot in slots
-        )
+        return not self._members and not any(self._prune(kind) for kind in self._slots)
 
     # -- When a write may go ----------------------------------------------
 
@@ -120,8 +118,9 @@ class ChannelBudget:
         allowed = max(self.window_writes - spare, 1)  # writes the window may hold, this one included
         if len(slots) < allowed:
             return -math.inf
-        # The write that must age out of the window first.
-        times = sorted(slot.at for slot in slots)
+        # The write that must age out of the window first; one still on its way counts as landing now.
+        now = self.now()
+        times = sorted(slot.at if slot.done else now for slot in slots)
         return times[len(times) - allowed] + self.window + self.margin
 
     def _reserve(self, kind: str) -> int:
@@ -135,7 +134,7 @@ class ChannelBudget:
 
     def _prune(self, kind: str) -> list[_Slot]:
         horizon = self.now() - self.window - self.margin
-        slots = self._slots[kind] = [slot for slot in self._slots[kind] if slot.at > horizon]
+        slots = self._slots[kind] = [slot for slot in self._slots[kind] if slot.at > horizon or not slot.done]
         return slots
 
     def wait_final(self, who: object, kind: str) -> None:
@@ -160,7 +159,8 @@ class ChannelBudget:
 
     def done(self, slot: _Slot) -> None:
         # Counted from its end: Discord saw it somewhere between start and end.
-        slot.at = max(slot.at, self.now())
+        slot.at, slot.done = max(slot.at, self.now()), True
+        self._wake_others(None)  # who waited counting it as landing now may go sooner
 
     @contextlib.asynccontextmanager
     async def writing(
@@ -180,7 +180,7 @@ class ChannelBudget:
         finally:
             self.done(slot)
 
-    def _wake_others(self, who: object) -> None:
+    def _wake_others(self, who: object | None) -> None:
         for member in self._members:
             if member is not who:
                 member.nudge()
