@@ -432,13 +432,15 @@ class Delivery:
         *,
         files: tuple[list[dict[str, Any]], list[str]] = ([], []),
     ) -> Outcome:
-        self._views.pop(view.request_id, None)
         if final_text is None:
             # Cancelled: keep what was written, and say so.
             final_text = (view.renderer.text + "\n\n" if view.renderer.text else "") + CANCELLED_TEXT
         handles = await view.renderer.finish(final_text)
         await self._deliver_files(view.renderer, handles[-1] if handles else None, *files)
         await self._mark_delivered(view.request_id)
+        # Tracked until marked delivered: a reconcile meanwhile (the final edit may wait for the
+        # channel's budget) would otherwise take the finished request over and show it a second time.
+        self._views.pop(view.request_id, None)
         await self._ended(view, outcome)
         return outcome
 

@@ -323,3 +323,26 @@ class SharedBudgetTests:
         assert channel.rejected() == []
         for request_id, text in texts.items():
             assert [channel.shown[handle] for handle in handles[request_id]] == split_message(text)
+
+
+class FinishingTests:
+    async def test_a_request_is_tracked_until_its_final_text_is_shown_and_marked_delivered(self):
+        delivered: list[int] = []
+
+        async def mark(request_id: int) -> None:
+            delivered.append(request_id)
+
+        with virtual_time():
+            channel = FakeDiscordChannel(latency=2.0)  # a slow final edit
+            delivery = Delivery(edit_interval=1.1, mark_delivered=mark)
+            delivery.track(1, channel)
+            await delivery.handle({"type": "request.delta", "request_id": 1, "offset": 0, "text": "Hello"})
+            done = delivery.dispatch({"type": "request.done", "request_id": 1, "content": "Hello there."})
+            assert done is not None
+            await asyncio.sleep(2.5)
+            tracked_while_finishing = delivery.is_tracking(1)
+            await done
+
+        # A reconcile meanwhile must not take it over and show it twice.
+        assert tracked_while_finishing and not delivery.is_tracking(1)
+        assert channel.contents() == ["Hello there."] and delivered == [1]
