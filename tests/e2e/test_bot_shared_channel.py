@@ -47,15 +47,6 @@ def answers_in_thread(fake_discord, fake, thread, count: int) -> None:
     shown = "".join(m.content for m in answers)
     for n, text in replies.items():
         mine = [m.content for m in answers if m.content.startswith(f"Answer {n}:") or f"value_{n}_" in m.content]
-        if mine != split_message(text):
-            with open("/tmp/dbg_shared.txt", "w") as out:
-                for m in fake_discord.messages_in(thread):
-                    out.write(f"{m.id} deleted={m.deleted} bot={m.author_id == fake_discord.bot.id} {m.content[:50]!r}..{m.content[-20:]!r}\n")
-                    for v in m.history:
-                        out.write(f"    {v.at:.3f} {v.content[:40]!r}..{v.content[-15:]!r}\n")
-                for c in fake_discord.calls:
-                    if c.channel_id == thread.id:
-                        out.write(f"{c.monotonic:.3f} {c.route} {c.status} {str(c.body)[:60]!r}\n")
         assert mine == split_message(text), n
         assert fake_discord.message(asked[n].id).reactions.get("✅") == {fake_discord.bot.id}
     assert shown.count("Done (") == count
