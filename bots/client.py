@@ -68,6 +68,11 @@ class ChannelTarget:
     def __init__(self, channel: discord.abc.Messageable) -> None:
         self.channel = channel
 
+    @property
+    def channel_id(self) -> int | None:
+        """The channel (a thread is one) whose write budget this target shares."""
+        return getattr(self.channel, "id", None)
+
     async def send(self, content: str) -> discord.Message:
         return await self.channel.send(content, allowed_mentions=NO_PINGS)
 
