@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,6 +100,19 @@ _KINDS = {
 }
 
 
+def settings_access() -> AccessPolicy:
+    """The access rules of the settings alone: until the database has been read once."""
+    return AccessPolicy(
+        guilds=frozenset(settings.DISCORD_ALLOWED_GUILDS),
+        channels=frozenset(settings.DISCORD_ALLOWED_CHANNELS),
+        dms=settings.DISCORD_ALLOW_DMS,
+        allowed_users=frozenset(settings.DISCORD_ALLOWED_USERS),
+        blocked_users=frozenset(settings.DISCORD_BLOCKED_USERS),
+        allowed_roles=frozenset(settings.DISCORD_ALLOWED_ROLES),
+        blocked_roles=frozenset(settings.DISCORD_BLOCKED_ROLES),
+    )
+
+
 def channel_kind(channel: Any) -> ChannelKind:
     # By the channel's declared type rather than its class, so a forum post counts
     # as a thread and tests can use plain fakes.
@@ -115,7 +127,6 @@ class TrollamaBot(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self.sync_guild = sync_guild
         self._access: AccessPolicy | None = None
-        self._access_read_at = 0.0
         self.delivery = Delivery(
             edit_interval=settings.DISCORD_EDIT_INTERVAL,
             mark_delivered=lambda request_id: sync_to_async(services.mark_delivered)(request_id=request_id),
@@ -140,6 +151,7 @@ class TrollamaBot(discord.Client):
         self._spawn(self.follow_events())
         self._spawn(self.keep_reconciling())
         self._spawn(self.keep_beating())
+        self._spawn(self.keep_access_fresh())
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -152,28 +164,27 @@ class TrollamaBot(discord.Client):
     # -- Intake ------------------------------------------------------------
 
     async def access_policy(self) -> AccessPolicy:
-        """The access rules, read again once they are ACCESS_TTL seconds old, so an admin's edit needs no restart.
+        """The access rules in force: read at the first message, then kept fresh by ``keep_access_fresh``."""
+        if self._access is None:
+            await self.read_access()
+        return self._access or settings_access()
 
-        When the database cannot be read, the last rules read stay in force
-        (the settings alone before the first read).
-        """
-        if self._access is None or time.monotonic() - self._access_read_at >= selectors.ACCESS_TTL:
-            try:
-                self._access = await sync_to_async(selectors.access_policy)()
-                self._access_read_at = time.monotonic()
-            except Exception:
-                logger.exception("Could not read the access rules; keeping the last ones")
-                if self._access is None:
-                    return AccessPolicy(
-                        guilds=frozenset(settings.DISCORD_ALLOWED_GUILDS),
-                        channels=frozenset(settings.DISCORD_ALLOWED_CHANNELS),
-                        dms=settings.DISCORD_ALLOW_DMS,
-                        allowed_users=frozenset(settings.DISCORD_ALLOWED_USERS),
-                        blocked_users=frozenset(settings.DISCORD_BLOCKED_USERS),
-                        allowed_roles=frozenset(settings.DISCORD_ALLOWED_ROLES),
-                        blocked_roles=frozenset(settings.DISCORD_BLOCKED_ROLES),
-                    )
-        return self._access
+    async def read_access(self) -> None:
+        """Read the access rules again; when the database cannot be read, the last ones read stay in force."""
+        try:
+            policy = await sync_to_async(selectors.access_policy)()
+        except Exception:
+            logger.exception("Could not read the access rules; keeping the last ones")
+            return
+        if policy != self._access:
+            logger.info("Access rules in force: %s", policy.describe())
+        self._access = policy
+
+    async def keep_access_fresh(self) -> None:
+        """Re-read the access rules every ACCESS_TTL seconds, so an admin's edit applies without a restart."""
+        while not self.is_closed():
+            await self.read_access()
+            await asyncio.sleep(selectors.ACCESS_TTL)
 
     def known_roles(self, author: Any) -> frozenset[int] | None:
         """The author's roles: from the message in a server; in a DM, from the servers the bot shares with them."""

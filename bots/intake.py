@@ -106,6 +106,21 @@ class AccessPolicy:
             return Access.ALLOWED
         return Access.REFUSED
 
+    def describe(self) -> str:
+        """The rules in a line, for the log: "everyone, everywhere" or what limits them."""
+        lists = [
+            ("servers", self.guilds),
+            ("channels", self.channels),
+            ("allowed users", self.allowed_users),
+            ("allowed roles", self.allowed_roles),
+            ("blocked users", self.blocked_users),
+            ("blocked roles", self.blocked_roles),
+        ]
+        parts = [f"{name} {', '.join(map(str, sorted(ids)))}" for name, ids in lists if ids]
+        if not self.dms:
+            parts.append("DMs off")
+        return "; ".join(parts) or "everyone, everywhere"
+
     def refusal(self, facts: MessageFacts) -> str:
         """What a refused author is told (``access`` said REFUSED)."""
         return DMS_OFF if facts.channel is ChannelKind.DM and not self.dms else NOT_ALLOWED
