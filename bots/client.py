@@ -139,6 +139,7 @@ class TrollamaBot(discord.Client):
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
         self.tree.on_error = self.on_command_error  # type: ignore[method-assign]  # discord.py documents assigning it
+        self.tree.interaction_check = self.command_allowed  # type: ignore[method-assign]  # the tree's global check
         register_all(self)
 
     async def setup_hook(self) -> None:
@@ -391,6 +392,26 @@ class TrollamaBot(discord.Client):
         await sync_to_async(services.forget_discord_channel)(
             channel_id=payload.thread_id, by="Discord (the thread was deleted)"
         )
+
+    async def command_allowed(self, interaction: discord.Interaction) -> bool:
+        """Every slash command first: the access rules, as for messages; raises ``Denied`` with the answer."""
+        policy = await self.access_policy()
+        channel = interaction.channel
+        facts = MessageFacts(
+            author_is_bot=interaction.user.bot,
+            is_system=False,
+            mentions_bot=True,
+            channel=channel_kind(channel),
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            parent_channel_id=getattr(channel, "parent_id", None),
+            author_id=interaction.user.id,
+            role_ids=self.known_roles(interaction.user),
+        )
+        refusal = policy.command_refusal(facts)
+        if refusal is not None:
+            raise Denied(refusal)
+        return True
 
     async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Answer every failed command in words, so no interaction is left unacknowledged."""

@@ -54,6 +54,8 @@ class Access(Enum):
 
 
 DMS_OFF = "I don't answer direct messages here. Mention me in a server channel where I'm allowed to talk instead."
+OUTSIDE = "I'm not set up to answer in this channel. Ask a server admin where I'm allowed to talk."
+BLOCKED = "You can't use me here."
 NOT_ALLOWED = (
     "Only some members may talk to me here, and you're not one of them yet. "
     "Ask a server admin to give you an allowed role if you need me."
@@ -105,6 +107,20 @@ class AccessPolicy:
         if facts.author_id in self.allowed_users or roles & self.allowed_roles:
             return Access.ALLOWED
         return Access.REFUSED
+
+    def command_refusal(self, facts: MessageFacts) -> str | None:
+        """What a slash command's caller is told when the rules keep them out, or None when they may use it.
+
+        Unlike a message, a command is answered even when the caller is blocked
+        or the place is not allowed: the answer is ephemeral, so only they see
+        it, and Discord would otherwise show them "the application did not respond".
+        """
+        if not self.allows(facts):
+            return OUTSIDE
+        access = self.access(facts)
+        if access is Access.IGNORED:
+            return BLOCKED
+        return self.refusal(facts) if access is Access.REFUSED else None
 
     def describe(self) -> str:
         """The rules in a line, for the log: "everyone, everywhere" or what limits them."""

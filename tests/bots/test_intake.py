@@ -7,7 +7,10 @@ from typing import Any
 import pytest
 
 from bots.intake import (
+    BLOCKED,
     DMS_OFF,
+    NOT_ALLOWED,
+    OUTSIDE,
     Access,
     AccessPolicy,
     Allowlist,
@@ -138,3 +141,14 @@ class AccessPolicyTests:
 
     def test_a_reply_to_the_bot_is_addressed_to_it(self):
         assert decide(facts(replies_to_bot=True)) is Intake.START_THREAD
+
+    def test_a_slash_command_is_answered_privately_whatever_the_rules_say(self):
+        policy = AccessPolicy(
+            channels=frozenset({10}), blocked_users=frozenset({5}), allowed_roles=frozenset({7}), dms=False
+        )
+
+        assert policy.command_refusal(facts(author_id=6, role_ids=frozenset({7}))) is None
+        assert policy.command_refusal(facts(author_id=6, channel_id=11)) == OUTSIDE
+        assert policy.command_refusal(facts(author_id=5, role_ids=frozenset({7}))) == BLOCKED
+        assert policy.command_refusal(facts(author_id=6)) == NOT_ALLOWED
+        assert policy.command_refusal(facts(channel=ChannelKind.DM, guild_id=None, author_id=6)) == DMS_OFF

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bots.intake import DMS_OFF, NOT_ALLOWED
+from bots.intake import BLOCKED, DMS_OFF, NOT_ALLOWED
 from tests.conversations.files import image
 from tests.e2e.bot import running_bot
 
@@ -289,6 +289,11 @@ class AccessTests:
             assert not [m for m in fake_discord.bot_messages("general") if m.reference and m.reference.id == ignored.id]
             assert not fake_discord.message(ignored.id).reactions
             assert "blocked question" not in str([r.body for r in fake.requests])
+            # A command is answered, privately, so Discord never says the bot did not respond.
+            command = fake_discord.run_command("usage", user="bob", channel="general")
+            fake_discord.wait_for(lambda: command.original_id, timeout=30, what="the /usage answer")
+            told = fake_discord.message(command.original_id)
+            assert told.ephemeral and told.content == BLOCKED and not command.late
 
         fake.script("Bob is back.", tokens_per_second=200)
         back = answer_to(fake_discord, fake_discord.send_message("bob", "general", "unblocked now", mention_bot=True))
