@@ -238,9 +238,14 @@ class TrollamaBot(discord.Client):
         channel: Any = message.channel
         if intake is Intake.START_THREAD:
             channel = await self.start_thread(message, has_attachments=bool(uploads))
-        elif branch_from is not None and is_thread(channel) and getattr(channel, "parent", None) is not None:
-            # No thread inside a thread: the branch gets a thread of its own in the same channel.
-            channel = await self.start_thread(message, has_attachments=bool(uploads), in_channel=channel.parent)
+        elif (
+            branch_from is not None
+            and is_thread(channel)
+            and channel_kind(parent := getattr(channel, "parent", None)) is ChannelKind.TEXT
+        ):
+            # No thread inside a thread: the branch gets a thread of its own in the same channel. Where no
+            # such thread can be made (a forum post), the branch takes the thread's place, as in a DM.
+            channel = await self.start_thread(message, has_attachments=bool(uploads), in_channel=parent)
             if channel is not None:
                 await self.reply_quietly(message, BRANCHED.format(thread=channel.mention))
         if channel is None:
