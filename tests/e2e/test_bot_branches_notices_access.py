@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -336,3 +337,100 @@ class AccessTests:
 
             assert told.content == DMS_OFF
             assert "private question" not in str([r.body for r in fake.requests])
+
+
+# 48,000 characters of Japanese: past ATTACHMENT_MAX_TEXT_CHARS (40,000), and far past any route's context window.
+BIG_TEXT = "漢字のテキスト。" * 6000
+SUMMARY_POSTED = "📝 Earlier conversation was summarized"
+
+
+def footer(message) -> list[str]:
+    return [line.removeprefix("-# ") for line in message.content.splitlines() if line.startswith("-# ")]
+
+
+def spend_code(platform: str, external_id: str, username: str, tokens: int) -> str:
+    """Django shell code charging ``tokens`` to a chat user (made if new), as earlier answers this week would have."""
+    return (
+        "from budgets.usage import record_usage\nfrom conversations.services import get_or_create_chat_user\n"
+        f"user = get_or_create_chat_user(platform={platform!r}, external_id={external_id!r}, username={username!r})\n"
+        f"record_usage(user=user, kind='answer', model='gpt-oss:20b', prompt_tokens={tokens}, completion_tokens=0)\n"
+        "result = True"
+    )
+
+
+class EveryNoticeTests:
+    """Each notice the pipeline stores, as it reaches a person: under a Discord answer and on the terminal's stderr."""
+
+    def test_cuts_dropped_turns_and_a_summary_are_noted_under_discord_answers(self, system, fake, fake_discord):
+        hank = fake_discord.add_user("hank")
+        fake.script("Read it.", tokens_per_second=200)
+
+        first = answer_to(
+            fake_discord,
+            fake_discord.send_message(
+                hank,
+                "general",
+                "read this",
+                mention_bot=True,
+                attachments=[("big.txt", BIG_TEXT.encode(), "text/plain")],
+            ),
+        )
+        thread = fake_discord.thread_of(first)
+        cut = footer(last_bot_message(fake_discord, thread))
+        answer_to(fake_discord, fake_discord.send_message(hank, thread, "second question"))
+        dropped = footer(last_bot_message(fake_discord, thread))
+        answer_to(fake_discord, fake_discord.send_message(hank, thread, "third question"))
+        # Six messages now: the summary covers all but the last five, in the background, and the bot says so.
+        fake_discord.wait_for(
+            lambda: any(m.content.startswith(SUMMARY_POSTED) for m in fake_discord.bot_messages(thread)),
+            timeout=ANSWER_TIMEOUT,
+            what="the summary",
+        )
+        answer_to(fake_discord, fake_discord.send_message(hank, thread, "fourth question"))
+        summarized = footer(last_bot_message(fake_discord, thread))
+
+        assert "✂️ `big.txt`: Only the first 40,000 of 48,000 characters of this file were read." in cut
+        assert any(line.startswith("✂️ Your message was too long for the model's context window: ") for line in cut)
+        assert (
+            "🧵 The model did not see the 1 oldest message of this thread: they no longer fit its context window."
+            in dropped
+        )
+        assert any(line.startswith("📝 The earlier conversation (") for line in summarized), summarized
+
+    def test_a_capped_answer_and_a_budget_warning_are_noted_under_a_discord_answer(self, system, fake, fake_discord):
+        ivy = fake_discord.add_user("ivy")
+        system.query(spend_code("discord", str(ivy.id), "ivy", 98_800))  # 1,200 of the free tier's 100,000 left
+        fake.script(" ".join(["word"] * 3000), match="long answer please", tokens_per_second=2000)
+
+        asked = answer_to(
+            fake_discord, fake_discord.send_message(ivy, "general", "long answer please", mention_bot=True)
+        )
+
+        lines = footer(last_bot_message(fake_discord, fake_discord.thread_of(asked)))
+        assert any(line.startswith("⏳ This answer stopped at ") for line in lines), lines
+        assert any(line.startswith("⚠️ You have used ") for line in lines), lines
+
+    def test_the_terminal_prints_every_notice_on_stderr(self, system, fake, tmp_path):
+        big = tmp_path / "big.txt"
+        big.write_text(BIG_TEXT)
+        fake.script("Terminal read it.", tokens_per_second=2000)
+
+        first = system.chat("--user", "kim", "--file", str(big), "read this")
+        name = re.search(r"--thread (\S+)", first.stderr).group(1)
+        second = system.chat("--user", "kim", "--thread", name, "second question")
+        system.chat("--user", "kim", "--thread", name, "third question")
+        summary = f"from conversations.models import Thread\nresult = Thread.objects.get(external_id={name!r}).summary"
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while not system.query(summary):  # each look is a Django shell: a few seconds apart
+            assert time.monotonic() < deadline, "the thread was never summarized"
+        fourth = system.chat("--user", "kim", "--thread", name, "fourth question")
+        system.query(spend_code("local", "lee", "lee", 98_800))
+        fake.script(" ".join(["word"] * 3000), match="long answer please", tokens_per_second=2000)
+        capped = system.chat("--user", "lee", "long answer please")
+
+        assert '✂️ "big.txt": Only the first 40,000 of 48,000 characters of this file were read.' in first.stderr
+        assert "✂️ Your message was too long for the model's context window: " in first.stderr
+        assert "🧵 The model did not see the 1 oldest message of this thread" in second.stderr
+        assert "📝 The earlier conversation (" in fourth.stderr
+        assert "⏳ This answer stopped at " in capped.stderr and "⚠️ You have used " in capped.stderr
+        assert all(r.returncode == 0 for r in (first, second, fourth, capped))
