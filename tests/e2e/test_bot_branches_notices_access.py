@@ -176,16 +176,17 @@ class ReplyChainTests:
         assert chat_history(fake, "the root again") == ["root question", "Root answer.", "the root again"]
 
     def test_a_reply_in_a_dm_branches_and_the_next_message_continues_the_branch(self, system, fake, fake_discord):
+        olga = fake_discord.add_user("olga")  # a DM of her own: other modules count the bot's messages in theirs
         fake.script("DM answer one.", tokens_per_second=200)
-        first = answer_to(fake_discord, fake_discord.send_dm("bob", "dm one"))
+        first = answer_to(fake_discord, fake_discord.send_dm(olga, "dm one"))
         first_answer = last_bot_message(fake_discord, first.channel_id)
         fake.script("DM answer two.", tokens_per_second=200)
-        answer_to(fake_discord, fake_discord.send_dm("bob", "dm two"))
+        answer_to(fake_discord, fake_discord.send_dm(olga, "dm two"))
 
         fake.script("DM branch.", tokens_per_second=200)
-        answer_to(fake_discord, fake_discord.send_dm("bob", "dm branch", reply_to=first_answer))
+        answer_to(fake_discord, fake_discord.send_dm(olga, "dm branch", reply_to=first_answer))
         fake.script("DM branch goes on.", tokens_per_second=200)
-        answer_to(fake_discord, fake_discord.send_dm("bob", "dm after"))
+        answer_to(fake_discord, fake_discord.send_dm(olga, "dm after"))
 
         branch_answer = fake_discord.bot_messages(first.channel_id)[-2]
         assert branch_answer.content.startswith("DM branch.\n") and BRANCH_NOTE in branch_answer.content
@@ -194,7 +195,7 @@ class ReplyChainTests:
         # The conversation set aside is kept, and a reply to its last answer branches from all of it.
         set_aside = next(m for m in fake_discord.bot_messages(first.channel_id) if m.content == "DM answer two.")
         fake.script("Back to two.", tokens_per_second=200)
-        answer_to(fake_discord, fake_discord.send_dm("bob", "back to two", reply_to=set_aside))
+        answer_to(fake_discord, fake_discord.send_dm(olga, "back to two", reply_to=set_aside))
         assert chat_history(fake, "back to two") == [
             "dm one",
             "DM answer one.",
@@ -320,8 +321,9 @@ class AccessTests:
             assert last_bot_message(fake_discord, fake_discord.thread_of(member)).content == "Hello, moderator."
 
     def test_direct_messages_turned_off_in_the_admin_are_refused_with_a_pointer(self, system, fake, fake_discord):
+        pia = fake_discord.add_user("pia")
         with access_rules(system, fake_discord, "DiscordAccess.objects.create(direct_messages='off')"):
-            asked = fake_discord.send_dm("alice", "private question")
+            asked = fake_discord.send_dm(pia, "private question")
             told = fake_discord.wait_for(
                 lambda: next(
                     (
