@@ -222,7 +222,7 @@ class TrollamaBot(discord.Client):
             return
         access = policy.access(facts)
         if access is Access.IGNORED:
-            logger.info("Ignored message %s from blocked user %s", message.id, message.author.id)
+            logger.info("Ignored message %s: the access rules block user %s", message.id, message.author.id)
             return
         if access is Access.REFUSED:
             await self.reply_quietly(message, policy.refusal(facts))
