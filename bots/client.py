@@ -21,13 +21,14 @@ from discord import app_commands
 from django.conf import settings
 
 from artifacts.services import read_artifact
-from bots import services
+from bots import selectors, services
 from bots.channels import archive_and_lock, is_thread
 from bots.commands import command_tree_digest, register_all
 from bots.commands.checks import Denied
 from bots.delivery import DM_UPLOAD_LIMIT, Delivery, Outcome, thread_notice
 from bots.intake import (
-    Allowlist,
+    Access,
+    AccessPolicy,
     ChannelKind,
     Intake,
     MessageFacts,
@@ -35,10 +36,11 @@ from bots.intake import (
     decide,
     mention_ids,
     readable_mentions,
+    strip_mentions,
     thread_name,
 )
 from bots.typing_indicator import TypingIndicator
-from conversations.attachments import Unreadable, Upload, check_upload, upload_limit
+from conversations.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
 from conversations.services import Refusal, cancel_request
 from trollama.listeners import WebsocketListener, WebUnreachable
 
@@ -55,6 +57,7 @@ THREAD_FORBIDDEN = (
     "channel. A server admin can grant it to me; until then, mention me inside a thread or send me a DM."
 )
 THREAD_FAILED = "Discord wouldn't let me start a thread for your message just now. Please try again in a moment."
+BRANCHED = "-# ↪️ Branched into {thread}: I answer there, from the message you replied to."
 # "is typing…" never lasts longer than this at a time, whatever happens to the answer.
 TYPING_LIMIT = 600.0
 # ⏳ comes off the asker's message when the answer ends, or after this long in any case
@@ -109,6 +112,19 @@ _KINDS = {
 }
 
 
+def settings_access() -> AccessPolicy:
+    """The access rules of the settings alone: until the database has been read once."""
+    return AccessPolicy(
+        guilds=frozenset(settings.DISCORD_ALLOWED_GUILDS),
+        channels=frozenset(settings.DISCORD_ALLOWED_CHANNELS),
+        dms=settings.DISCORD_ALLOW_DMS,
+        allowed_users=frozenset(settings.DISCORD_ALLOWED_USERS),
+        blocked_users=frozenset(settings.DISCORD_BLOCKED_USERS),
+        allowed_roles=frozenset(settings.DISCORD_ALLOWED_ROLES),
+        blocked_roles=frozenset(settings.DISCORD_BLOCKED_ROLES),
+    )
+
+
 def channel_kind(channel: Any) -> ChannelKind:
     # By the channel's declared type rather than its class, so a forum post counts
     # as a thread and tests can use plain fakes.
@@ -123,9 +139,7 @@ class TrollamaBot(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self.sync_guild = sync_guild
         self.force_sync = force_sync
-        self.allowlist = Allowlist(
-            guilds=frozenset(settings.DISCORD_ALLOWED_GUILDS), channels=frozenset(settings.DISCORD_ALLOWED_CHANNELS)
-        )
+        self._access: AccessPolicy | None = None
         self.delivery = Delivery(
             edit_interval=settings.DISCORD_EDIT_INTERVAL,
             mark_delivered=lambda request_id: sync_to_async(services.mark_delivered)(request_id=request_id),
@@ -139,6 +153,7 @@ class TrollamaBot(discord.Client):
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
         self.tree.on_error = self.on_command_error  # type: ignore[method-assign]  # discord.py documents assigning it
+        self.tree.interaction_check = self.command_allowed  # type: ignore[method-assign]  # the tree's global check
         register_all(self)
 
     async def setup_hook(self) -> None:
@@ -146,6 +161,7 @@ class TrollamaBot(discord.Client):
         self._spawn(self.follow_events())
         self._spawn(self.keep_reconciling())
         self._spawn(self.keep_beating())
+        self._spawn(self.keep_access_fresh())
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the slash commands to Discord when they changed since the last sync (or ``force``); True if synced.
@@ -183,9 +199,41 @@ class TrollamaBot(discord.Client):
 
     # -- Intake ------------------------------------------------------------
 
+    async def access_policy(self) -> AccessPolicy:
+        """The access rules in force: read at the first message, then kept fresh by ``keep_access_fresh``."""
+        if self._access is None:
+            await self.read_access()
+        return self._access or settings_access()
+
+    async def read_access(self) -> None:
+        """Read the access rules again; when the database cannot be read, the last ones read stay in force."""
+        try:
+            policy = await sync_to_async(selectors.access_policy)()
+        except Exception:
+            logger.exception("Could not read the access rules; keeping the last ones")
+            return
+        if policy != self._access:
+            logger.info("Access rules in force: %s", policy.describe())
+        self._access = policy
+
+    async def keep_access_fresh(self) -> None:
+        """Re-read the access rules every ACCESS_TTL seconds, so an admin's edit applies without a restart."""
+        while not self.is_closed():
+            await self.read_access()
+            await asyncio.sleep(selectors.ACCESS_TTL)
+
+    def known_roles(self, author: Any) -> frozenset[int] | None:
+        """The author's roles: from the message in a server; in a DM, from the servers the bot shares with them."""
+        roles = services.role_ids_of(author)
+        if roles is not None:
+            return frozenset(roles)
+        members = [member for guild in self.guilds if (member := guild.get_member(author.id)) is not None]
+        return frozenset(role.id for member in members for role in member.roles) if members else None
+
     def facts_of(self, message: discord.Message) -> MessageFacts:
         channel = message.channel
         kind = channel_kind(channel)
+        replied = getattr(message.reference, "resolved", None) if message.reference else None
         return MessageFacts(
             author_is_bot=message.author.bot,
             is_system=message.type not in (discord.MessageType.default, discord.MessageType.reply),
@@ -196,6 +244,9 @@ class TrollamaBot(discord.Client):
             channel_id=channel.id,
             parent_channel_id=getattr(channel, "parent_id", None),
             content=message.content,
+            author_id=message.author.id,
+            role_ids=self.known_roles(message.author),
+            replies_to_bot=self.user is not None and getattr(replied, "author", None) == self.user,
         )
 
     def text_for_model(self, message: discord.Message) -> str:
@@ -220,27 +271,57 @@ class TrollamaBot(discord.Client):
         )
 
     async def on_message(self, message: discord.Message) -> None:
-        intake = decide(self.facts_of(message), allowlist=self.allowlist)
+        facts = self.facts_of(message)
+        policy = await self.access_policy()
+        intake = decide(facts, allowlist=policy)
         if intake is Intake.IGNORE:
+            return
+        access = policy.access(facts)
+        if access is Access.IGNORED:
+            logger.info("Ignored message %s: the access rules block user %s", message.id, message.author.id)
+            return
+        if access is Access.REFUSED:
+            await self.reply_quietly(message, policy.refusal(facts))
             return
         if intake is Intake.CANCEL:
             await self.cancel_from_message(message)
             return
-        try:
-            uploads = await self.download_attachments(message)
-        except Unreadable as exc:  # refused before a thread is started for it
-            await message.reply(exc.message, allowed_mentions=NO_PINGS)
+        uploads, refused = await self.download_attachments(message)
+        if refused and not uploads and not strip_mentions(message.content):
+            await self.reply_quietly(message, refused[0].message)  # nothing else to answer
             return
+        branch_from = await self.branch_source(message)
         channel: Any = message.channel
         if intake is Intake.START_THREAD:
             channel = await self.start_thread(message, has_attachments=bool(uploads))
-            if channel is None:
-                return
-        await self.submit(message, channel, uploads)
+        elif (
+            branch_from is not None
+            and is_thread(channel)
+            and channel_kind(parent := getattr(channel, "parent", None)) is ChannelKind.TEXT
+        ):
+            # No thread inside a thread: the branch gets a thread of its own in the same channel. Where no
+            # such thread can be made (a forum post), the branch takes the thread's place, as in a DM.
+            channel = await self.start_thread(message, has_attachments=bool(uploads), in_channel=parent)
+            if channel is not None:
+                await self.reply_quietly(message, BRANCHED.format(thread=channel.mention))
+        if channel is None:
+            return
+        await self.submit(message, channel, uploads, refused=refused, branch_from=branch_from)
 
-    async def start_thread(self, message: discord.Message, *, has_attachments: bool) -> Any:
+    async def branch_source(self, message: discord.Message) -> int | None:
+        """The stored message a reply branches from (``bots.services.branch_source``); None when it is not a branch."""
+        reference = message.reference
+        if reference is None or reference.message_id is None:
+            return None
+        return await sync_to_async(services.branch_source)(
+            channel_id=message.channel.id, replied_id=reference.message_id
+        )
+
+    async def start_thread(self, message: discord.Message, *, has_attachments: bool, in_channel: Any = None) -> Any:
         """The thread to answer ``message`` in; None when it was refused, after saying why as a reply.
 
+        Started from ``message``, or, given ``in_channel``, as a thread of its
+        own there (``message`` is in a thread, and a branch needs a new one).
         The intake checks come first, so a refused message (maintenance, budget,
         rate limit, a full queue) leaves no empty thread behind.
         """
@@ -254,10 +335,13 @@ class TrollamaBot(discord.Client):
         except Refusal as refusal:
             await self.reply_quietly(message, refusal.message)
             return None
+        name = thread_name(self.text_for_model(message))
         try:
-            return await message.create_thread(
-                name=thread_name(self.text_for_model(message)), auto_archive_duration=1440
-            )
+            if in_channel is not None:
+                return await in_channel.create_thread(
+                    name=name, type=discord.ChannelType.public_thread, auto_archive_duration=1440
+                )
+            return await message.create_thread(name=name, auto_archive_duration=1440)
         except discord.Forbidden:
             text = THREAD_FORBIDDEN
         except discord.HTTPException as exc:
@@ -273,30 +357,45 @@ class TrollamaBot(discord.Client):
         except discord.HTTPException as exc:
             logger.warning("Could not reply to message %s in channel %s: %s", message.id, message.channel.id, exc)
 
-    async def download_attachments(self, message: discord.Message) -> list[Upload]:
-        """The message's files, checked by type and size before downloading; raises Unreadable."""
+    async def download_attachments(self, message: discord.Message) -> tuple[list[Upload], list[Unreadable]]:
+        """The message's files that pass the type and size checks, downloaded; and those left out, with why.
+
+        Checked before downloading, so a file that is too big or of a type we
+        don't read is never fetched. The answer names the ones left out.
+        """
         limit = upload_limit(
             max_mb=settings.MAX_FILE_SIZE_MB, platform_limit=message.guild.filesize_limit if message.guild else None
         )
-        for attachment in message.attachments:
-            check_upload(
-                filename=attachment.filename,
-                content_type=attachment.content_type or "",
-                size=attachment.size,
-                max_bytes=limit,
-            )
-        uploads = []
+        uploads: list[Upload] = []
+        refused: list[Unreadable] = []
         for attachment in message.attachments:
             try:
+                check_upload(
+                    filename=attachment.filename,
+                    content_type=attachment.content_type or "",
+                    size=attachment.size,
+                    max_bytes=limit,
+                )
                 data = await attachment.read()
+            except Unreadable as exc:
+                refused.append(exc)
+                continue
             except discord.HTTPException:
-                raise Unreadable(
-                    attachment.filename, "Discord wouldn't let me download it. Please send it again."
-                ) from None
+                name = upload_name(attachment.filename, attachment.content_type or "")
+                refused.append(Unreadable(name, "Discord wouldn't let me download it. Please send it again."))
+                continue
             uploads.append(Upload(attachment.filename, attachment.content_type or "", data))
-        return uploads
+        return uploads, refused
 
-    async def submit(self, message: discord.Message, channel: Any, uploads: Sequence[Upload] = ()) -> None:
+    async def submit(
+        self,
+        message: discord.Message,
+        channel: Any,
+        uploads: Sequence[Upload] = (),
+        *,
+        refused: Sequence[Unreadable] = (),
+        branch_from: int | None = None,
+    ) -> None:
         author = services.DiscordAuthor.of(message.author)
         try:
             submission = await sync_to_async(services.submit_discord_message)(
@@ -308,7 +407,9 @@ class TrollamaBot(discord.Client):
                 guild_id=message.guild.id if message.guild else None,
                 parent_channel_id=getattr(channel, "parent_id", None),
                 attachments=uploads,
+                refused_files=refused,
                 role_ids=services.role_ids_of(message.author),
+                branch_from=branch_from,
             )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)
@@ -358,6 +459,26 @@ class TrollamaBot(discord.Client):
         await sync_to_async(services.forget_discord_channel)(
             channel_id=payload.thread_id, by="Discord (the thread was deleted)"
         )
+
+    async def command_allowed(self, interaction: discord.Interaction) -> bool:
+        """Every slash command first: the access rules, as for messages; raises ``Denied`` with the answer."""
+        policy = await self.access_policy()
+        channel = interaction.channel
+        facts = MessageFacts(
+            author_is_bot=interaction.user.bot,
+            is_system=False,
+            mentions_bot=True,
+            channel=channel_kind(channel),
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            parent_channel_id=getattr(channel, "parent_id", None),
+            author_id=interaction.user.id,
+            role_ids=self.known_roles(interaction.user),
+        )
+        refusal = policy.command_refusal(facts)
+        if refusal is not None:
+            raise Denied(refusal)
+        return True
 
     async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Answer every failed command in words, so no interaction is left unacknowledged."""

@@ -255,8 +255,8 @@ def _check(turn: ChatTurn) -> None:
     """Refuse bad input before connecting anywhere or storing anything."""
     from conversations import services
 
-    services.read_attachments(turn.files)
-    services.validate_message(turn.content, has_attachments=bool(turn.files))
+    read = services.read_attachments(turn.files)
+    services.validate_message(turn.content, has_attachments=bool(read.files), refused=read.refused)
     if turn.save_artifacts is not None and turn.save_artifacts.exists() and not turn.save_artifacts.is_dir():
         raise services.Refusal(
             f"--save-artifacts {turn.save_artifacts} is a file, not a directory.", code="bad_directory"

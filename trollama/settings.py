@@ -492,6 +492,12 @@ DISCORD_API_URL = _read("DISCORD_API_URL", _http_url, "https://discord.com/api/v
 DISCORD_EDIT_INTERVAL = _read("DISCORD_EDIT_INTERVAL", _float(0.2), 1.1)
 DISCORD_ALLOWED_GUILDS: list[int] = _read("DISCORD_ALLOWED_GUILDS", _int_list, [])
 DISCORD_ALLOWED_CHANNELS: list[int] = _read("DISCORD_ALLOWED_CHANNELS", _int_list, [])
+# Who the bot answers (bots.intake.AccessPolicy); the admin's access rules add to these lists.
+DISCORD_ALLOW_DMS = _read("DISCORD_ALLOW_DMS", _bool, True)
+DISCORD_ALLOWED_ROLES: list[int] = _read("DISCORD_ALLOWED_ROLES", _int_list, [])
+DISCORD_BLOCKED_ROLES: list[int] = _read("DISCORD_BLOCKED_ROLES", _int_list, [])
+DISCORD_ALLOWED_USERS: list[int] = _read("DISCORD_ALLOWED_USERS", _int_list, [])
+DISCORD_BLOCKED_USERS: list[int] = _read("DISCORD_BLOCKED_USERS", _int_list, [])
 # Finished answers older than this are not redelivered after a bot restart.
 DISCORD_OUTBOX_HOURS = _read("DISCORD_OUTBOX_HOURS", _int(1), 24)
 # The bot records a heartbeat this often; health calls it gone after three missed beats.

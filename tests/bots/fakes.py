@@ -171,6 +171,7 @@ class FakeMessage:
     threads: list[FakeChannel] = field(default_factory=list)
     attachments: list[Any] = field(default_factory=list)
     role_mentions: list[Any] = field(default_factory=list)
+    reference: Any = None  # a discord.MessageReference when it replies to a message
 
     def __post_init__(self) -> None:
         _messages[self.id] = self

@@ -7,6 +7,12 @@ from typing import Any
 import pytest
 
 from bots.intake import (
+    BLOCKED,
+    DMS_OFF,
+    NOT_ALLOWED,
+    OUTSIDE,
+    Access,
+    AccessPolicy,
     Allowlist,
     ChannelKind,
     Intake,
@@ -139,3 +145,54 @@ class ReadableMentionsTests:
 
     def test_mention_ids_lists_kinds_and_ids(self):
         assert mention_ids("<@1> <@!2> <@&3> <#4>") == [("@", 1), ("@", 2), ("@&", 3), ("#", 4)]
+
+
+class AccessPolicyTests:
+    def test_with_no_lists_everyone_is_answered(self):
+        assert AccessPolicy().access(facts(author_id=5, role_ids=frozenset({7}))) is Access.ALLOWED
+
+    def test_a_blocked_user_is_ignored_even_when_allowed(self):
+        policy = AccessPolicy(blocked_users=frozenset({5}), allowed_users=frozenset({5}))
+
+        assert policy.access(facts(author_id=5)) is Access.IGNORED
+
+    def test_a_blocked_role_is_ignored_even_with_an_allowed_role(self):
+        policy = AccessPolicy(blocked_roles=frozenset({8}), allowed_roles=frozenset({7}))
+
+        assert policy.access(facts(author_id=5, role_ids=frozenset({7, 8}))) is Access.IGNORED
+
+    def test_an_allow_list_refuses_the_others_and_tells_them_why(self):
+        policy = AccessPolicy(allowed_roles=frozenset({7}), allowed_users=frozenset({6}))
+        outsider = facts(author_id=5, role_ids=frozenset({9}))
+
+        assert policy.access(facts(author_id=5, role_ids=frozenset({7}))) is Access.ALLOWED
+        assert policy.access(facts(author_id=6, role_ids=None)) is Access.ALLOWED
+        assert policy.access(outsider) is Access.REFUSED
+        assert "Ask a server admin" in policy.refusal(outsider)
+
+    def test_a_dm_with_unknown_roles_is_refused_by_a_role_allow_list(self):
+        policy = AccessPolicy(allowed_roles=frozenset({7}))
+
+        assert policy.access(facts(channel=ChannelKind.DM, guild_id=None, author_id=5)) is Access.REFUSED
+
+    def test_dms_off_refuses_a_dm_with_a_pointer_to_the_server(self):
+        policy = AccessPolicy(dms=False)
+        dm = facts(channel=ChannelKind.DM, guild_id=None, author_id=5)
+
+        assert policy.access(dm) is Access.REFUSED
+        assert policy.refusal(dm) == DMS_OFF
+        assert policy.access(facts(author_id=5)) is Access.ALLOWED
+
+    def test_a_reply_to_the_bot_is_addressed_to_it(self):
+        assert decide(facts(replies_to_bot=True)) is Intake.START_THREAD
+
+    def test_a_slash_command_is_answered_privately_whatever_the_rules_say(self):
+        policy = AccessPolicy(
+            channels=frozenset({10}), blocked_users=frozenset({5}), allowed_roles=frozenset({7}), dms=False
+        )
+
+        assert policy.command_refusal(facts(author_id=6, role_ids=frozenset({7}))) is None
+        assert policy.command_refusal(facts(author_id=6, channel_id=11)) == OUTSIDE
+        assert policy.command_refusal(facts(author_id=5, role_ids=frozenset({7}))) == BLOCKED
+        assert policy.command_refusal(facts(author_id=6)) == NOT_ALLOWED
+        assert policy.command_refusal(facts(channel=ChannelKind.DM, guild_id=None, author_id=6)) == DMS_OFF

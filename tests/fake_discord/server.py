@@ -45,6 +45,7 @@ from .world import (
     GUILD_TEXT,
     HAS_THREAD,
     LOADING,
+    PUBLIC_THREAD,
     REPLY,
     Channel,
     Message,
@@ -1024,6 +1025,22 @@ class _Api:
         self.fake._dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True})
         return _json(thread.payload(), status=201)
 
+    async def start_thread_without_message(self, request: web.Request) -> web.Response:
+        """``POST /channels/{id}/threads``: a thread of its own in a text channel (public unless type 12 is asked)."""
+        channel = self.channel(request)
+        if channel.type != GUILD_TEXT:
+            raise ApiError(400, "Cannot execute action on this channel type", 50024)
+        body = request[CALL_KEY].body or {}
+        name = str(body.get("name") or "")
+        if not 1 <= len(name) <= 100:
+            raise form_error("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+        if body.get("type") not in (None, PUBLIC_THREAD):
+            raise ApiError(400, "The stand-in only makes public threads", 50035)
+        thread = self.world.add_thread(channel.id, name, owner=self.world.bot)
+        thread.auto_archive_duration = int(body.get("auto_archive_duration") or 1440)
+        self.fake._dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True})
+        return _json(thread.payload(), status=201)
+
     # -- reactions ------------------------------------------------------------------
 
     async def add_reaction(self, request: web.Request) -> web.Response:
@@ -1528,6 +1545,7 @@ def build_app(fake: FakeDiscord) -> web.Application:
     r.add_patch(p + "/channels/{channel_id}/messages/{message_id}", api.edit_message)
     r.add_delete(p + "/channels/{channel_id}/messages/{message_id}", api.delete_message)
     r.add_post(p + "/channels/{channel_id}/messages/{message_id}/threads", api.start_thread)
+    r.add_post(p + "/channels/{channel_id}/threads", api.start_thread_without_message)
     reaction = p + "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}"
     r.add_put(reaction, api.add_reaction)
     r.add_delete(reaction, api.remove_reaction)
