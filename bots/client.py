@@ -27,6 +27,7 @@ from bots.commands import register_all
 from bots.commands.checks import Denied
 from bots.delivery import DM_UPLOAD_LIMIT, Delivery, Outcome, thread_notice
 from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
+from bots.knowledge import KnowledgeFollower
 from conversations.attachments import Unreadable, Upload, check_upload, upload_limit
 from conversations.services import Refusal, cancel_request
 from trollama.listeners import WebsocketListener, WebUnreachable
@@ -117,6 +118,7 @@ class TrollamaBot(discord.Client):
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
+        self.knowledge = KnowledgeFollower(self)
         self.tree.on_error = self.on_command_error  # type: ignore[method-assign]  # discord.py documents assigning it
         register_all(self)
 
@@ -130,6 +132,7 @@ class TrollamaBot(discord.Client):
         self._spawn(self.follow_events())
         self._spawn(self.keep_reconciling())
         self._spawn(self.keep_beating())
+        self._spawn(self.knowledge.keep_backfilling())
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -157,6 +160,7 @@ class TrollamaBot(discord.Client):
         )
 
     async def on_message(self, message: discord.Message) -> None:
+        self._spawn(self.knowledge.on_message(message))  # server knowledge: recorded if its channel is indexed
         intake = decide(self.facts_of(message), allowlist=self.allowlist)
         if intake is Intake.IGNORE:
             return
@@ -315,8 +319,15 @@ class TrollamaBot(discord.Client):
             await sync_to_async(services.cancel_for_requester)(request_id=request_id, discord_user_id=payload.user_id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        """Deleting the message that asked cancels its answer."""
+        """Deleting the message that asked cancels its answer; a deleted message leaves the server index."""
+        await self.knowledge.on_delete([payload.message_id])
         await sync_to_async(services.cancel_for_deleted_message)(message_id=payload.message_id)
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.knowledge.on_delete(payload.message_ids)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        await self.knowledge.on_edit(payload)  # an edited message is indexed again
 
     # -- Events from web ---------------------------------------------------
 
