@@ -19,6 +19,8 @@ urlpatterns = [
     path("conversations/<int:thread_id>/reset/", views.conversation_reset, name="conversation-reset"),
     path("conversations/<int:thread_id>/close/", views.conversation_close, name="conversation-close"),
     path("artifacts/", views.artifacts, name="artifacts"),
+    path("knowledge/", views.knowledge, name="knowledge"),
+    path("knowledge/<int:channel_pk>/remove/", views.knowledge_remove, name="knowledge-remove"),
     path(
         "login/",
         auth_views.LoginView.as_view(

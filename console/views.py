@@ -30,6 +30,9 @@ from conversations.notices import count_messages
 from conversations.phases import PHASE_LABELS
 from conversations.selectors import RequestFilters, recent_requests_snapshot
 from conversations.services import cancel_request, close_thread, reset_thread
+from knowledge import selectors as knowledge_selectors
+from knowledge import services as knowledge_services
+from knowledge.models import IndexedChannel
 from trollama.health import health_report
 from trollama.maintenance import current_maintenance, set_maintenance
 
@@ -238,3 +241,27 @@ def artifacts(request: HttpRequest) -> HttpResponse:
         "ttl_hours": settings.ARTIFACT_TTL_HOURS,
     }
     return render(request, "console/artifacts.html", context)
+
+
+@require_GET
+@staff_required
+def knowledge(request: HttpRequest) -> HttpResponse:
+    context = {
+        "section": "knowledge",
+        "channels": knowledge_selectors.channel_stats(),
+        "embedding": knowledge_selectors.embedding_state(),
+        "model": knowledge_services.embedding_model(),
+        "retention_days": settings.KNOWLEDGE_RETENTION_DAYS,
+    }
+    return render(request, "console/knowledge.html", context)
+
+
+@require_POST
+@staff_required
+def knowledge_remove(request: HttpRequest, channel_pk: int) -> HttpResponse:
+    channel = get_object_or_404(IndexedChannel, pk=channel_pk)
+    knowledge_services.set_indexing(
+        guild_id=channel.guild_id, channel_id=channel.channel_id, name=channel.name, on=False, by=str(request.user)
+    )
+    messages.success(request, f"{channel} is no longer indexed; its entries are deleted.")
+    return redirect("console:knowledge")

@@ -36,6 +36,9 @@ EMBED_DEBOUNCE = timedelta(seconds=5)
 # What one message contributes, at most, to what is embedded and to what the model is shown.
 EMBED_CHARS = 2000
 SOURCE_CHARS = 700
+# How much likeness to a message already chosen costs a candidate (maximal marginal relevance, see
+# knowledge.vectors): near-copies of one remark make way for messages that add something.
+DIVERSITY = 0.3
 
 
 def embedding_model() -> str:
@@ -415,15 +418,26 @@ def find_sources(*, guild_id: int, question: str, channel_ids: Iterable[int]) ->
         [query] = _embed([question], model)
     except EmbeddingUnavailable as exc:
         raise AskRefused(unavailable_text(str(exc))) from None
+    return rank_messages(guild_id=guild_id, query=query, channel_ids=readable, model=model)
+
+
+def rank_messages(
+    *, guild_id: int, query: Sequence[float], channel_ids: Iterable[int], model: str | None = None
+) -> list[Source]:
+    """The search behind ``find_sources``, for a question already embedded (with ``model``): best first, repeats dropped."""
+    readable = set(channel_ids)
+    model = model or embedding_model()
     cutoff = retention_cutoff()
     with index.lock():
         found = index.guild_index(guild_id=guild_id, model=model).search(
             query,
             channel_ids=readable,
             now=time.time(),
-            limit=settings.KNOWLEDGE_RESULTS,
+            # More than needed: repeats of one text ("gg", a copied announcement) are dropped below.
+            limit=settings.KNOWLEDGE_RESULTS * 4,
             min_similarity=settings.KNOWLEDGE_MIN_SIMILARITY,
             not_before=cutoff.timestamp() if cutoff else None,
+            diversity=DIVERSITY,
         )
     rows = (
         IndexedMessage.objects.filter(message_id__in=[hit.message_id for hit in found], deleted=False)
@@ -431,10 +445,17 @@ def find_sources(*, guild_id: int, question: str, channel_ids: Iterable[int]) ->
         .in_bulk()
     )
     sources: list[Source] = []
+    seen_texts: set[str] = set()
     for hit in found:
         row = rows.get(hit.message_id)
         if row is None:  # deleted since the index was refreshed
             continue
+        said = " ".join(row.text.lower().split())
+        if said in seen_texts:  # the same words again tell the model nothing new (the best-ranked copy stays)
+            continue
+        seen_texts.add(said)
+        if len(sources) == settings.KNOWLEDGE_RESULTS:
+            break
         sources.append(
             Source(
                 n=len(sources) + 1,

@@ -25,6 +25,8 @@ import numpy as np
 RECENCY_WEIGHT = 0.05
 HALF_LIFE_DAYS = 30.0
 _LN2 = math.log(2)
+# How many candidates, per result wanted, maximal marginal relevance chooses among.
+POOL_FACTOR = 4
 
 
 def to_bytes(vector: Sequence[float]) -> bytes:
@@ -136,12 +138,15 @@ class GuildIndex:
         limit: int,
         min_similarity: float,
         not_before: float | None = None,
+        diversity: float = 0.0,
     ) -> list[Hit]:
         """The best ``limit`` messages in ``channel_ids`` whose similarity reaches ``min_similarity``, best first.
 
         Score: cosine similarity plus ``RECENCY_WEIGHT`` halved every
         ``HALF_LIFE_DAYS`` of age. ``not_before`` (epoch seconds) leaves out
-        older messages (retention, between two cleanups).
+        older messages (retention, between two cleanups). ``diversity`` > 0
+        picks among the best ``POOL_FACTOR * limit`` by maximal marginal
+        relevance (``_diverse``), so near-duplicates do not crowd out the rest.
         """
         size = self._size
         if not size or self.dim is None:
@@ -166,11 +171,31 @@ class GuildIndex:
         age_days = np.maximum(now - self._created[candidates], 0.0) / 86_400.0
         score = similarity + RECENCY_WEIGHT * np.exp(-_LN2 * age_days / HALF_LIFE_DAYS)
         score = np.where(similarity >= min_similarity, score, -np.inf)
-        k = min(limit, len(candidates))
+        k = min(limit * POOL_FACTOR if diversity else limit, len(candidates))
         top = np.argpartition(-score, k - 1)[:k]
         top = top[np.argsort(-score[top])]
-        return [
-            Hit(int(self._ids[candidates[i]]), float(similarity[i]), float(score[i]))
-            for i in top
-            if np.isfinite(score[i])
-        ]
+        top = top[np.isfinite(score[top])]
+        if diversity and len(top) > 1:
+            top = self._diverse(candidates[top], score[top], limit, diversity, order=top)
+        return [Hit(int(self._ids[candidates[i]]), float(similarity[i]), float(score[i])) for i in top[:limit]]
+
+    def _diverse(
+        self, rows: np.ndarray, score: np.ndarray, limit: int, diversity: float, *, order: np.ndarray
+    ) -> np.ndarray:
+        """Maximal marginal relevance: greedily the best score minus ``diversity`` times the likeness to those already taken.
+
+        Ten near-copies of one complaint ("the build took forever today", "…this
+        week") tell the model one thing; MMR (Carbonell & Goldstein, 1998) keeps
+        the best of them and makes room for the message that says something else.
+        """
+        vectors = self._matrix[rows]
+        likeness = vectors @ vectors.T
+        chosen = [0]
+        closest = likeness[0].copy()
+        while len(chosen) < min(limit, len(rows)):
+            marginal = score - diversity * closest
+            marginal[chosen] = -np.inf
+            pick = int(np.argmax(marginal))
+            chosen.append(pick)
+            closest = np.maximum(closest, likeness[pick])
+        return order[chosen]

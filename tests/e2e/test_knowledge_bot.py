@@ -138,7 +138,7 @@ class KnowledgeBotTests:
         text = "\n".join(m.content for m in answer)
         assert text.startswith("It is on March 14, at the park [1].")
         link = f"https://discord.com/channels/{fake_discord.guild_id}/{channel.id}/{live.id}"
-        assert f"[1] [Alice, " in text and link in text
+        assert "[1] [Alice, " in text and link in text
         assert "answer follows in the channel" in private_note
         chat = [r for r in fake.requests if r.path == "/api/chat" and question in str(r.body["messages"][-1])][-1]
         assert "The next community event is on March 14 at the park" in chat.body["messages"][0]["content"]
