@@ -28,6 +28,7 @@ from conversations.models import Platform, Thread
 from conversations.services import Submission, submit_request
 from knowledge import services
 from knowledge.services import SeenMessage, Source
+from routing.selectors import find_route
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,12 @@ def submit_ask(
             "parent_channel_id": str(parent_channel_id or ""),
         },
     )
-    submission = submit_request(user=user, thread=thread, content=question, external_id=f"ask-{interaction_id}")
+    # The default route (general chat) answers: the sources are the context, and a route with web tools or a
+    # coding prompt would look elsewhere. Without that route enabled, the router chooses as usual.
+    route = settings.DEFAULT_ROUTE if find_route(settings.DEFAULT_ROUTE) is not None else None
+    submission = submit_request(
+        user=user, thread=thread, content=question, route_slug=route, external_id=f"ask-{interaction_id}"
+    )
     services.attach_sources(request_id=submission.request.pk, guild_id=guild_id, sources=sources)
     return submission
 
@@ -192,6 +198,10 @@ class KnowledgeFollower:
         waits out any 429 it gets). Resumable: the cursor is stored with each page.
         """
         await self.client.wait_until_ready()
+        try:
+            await self.catch_up()
+        except Exception:
+            logger.exception("Could not read what was said in indexed channels while the bot was away")
         while not self.client.is_closed():
             try:
                 worked = await self.backfill_once()
@@ -199,6 +209,31 @@ class KnowledgeFollower:
                 logger.exception("Backfilling indexed channels failed; trying again later")
                 worked = False
             await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY if worked else REFRESH_INTERVAL / 3)
+
+    async def catch_up(self) -> int:
+        """Read forward from each indexed channel's newest message: what was said while the bot was offline.
+
+        Edits and deletions made meanwhile are not seen (Discord does not list them); returns messages read.
+        """
+        read = 0
+        for channel_id, newest in await sync_to_async(services.catch_up_points)():
+            indexed = await self.refresh()
+            try:
+                channel: Any = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+                while True:
+                    page = [m async for m in channel.history(limit=HISTORY_PAGE, after=discord.Object(id=newest))]
+                    seen = [s for s in (seen_message(m, indexed) for m in page) if s is not None]
+                    await sync_to_async(services.record_messages)(messages=seen)
+                    read += len(page)
+                    if len(page) < HISTORY_PAGE:
+                        break
+                    newest = max(m.id for m in page)
+                    await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY)
+            except discord.HTTPException as exc:
+                await sync_to_async(services.record_backfill_error)(channel_id=channel_id, error=str(exc))
+        if read:
+            logger.info("Read %d message(s) written in indexed channels while the bot was away", read)
+        return read
 
     async def backfill_once(self) -> bool:
         """One page of one channel's history; False when there was nothing to read."""

@@ -92,6 +92,7 @@ class EmbeddingState(models.Model):
     """One row (pk=1): the embedding queue's debounce and its last outcome, for the console."""
 
     queued_until = models.DateTimeField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="The model the index was last embedded with.")
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)

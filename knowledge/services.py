@@ -18,7 +18,7 @@ import httpx
 import ollama
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -246,13 +246,15 @@ def embed_pending(*, limit: int | None = None) -> dict[str, int]:
     end, so a message stored while this ran is never left waiting.
     """
     model = embedding_model()
-    # Rows embedded with another model (the setting changed) are embedded again.
-    if model:
+    state = EmbeddingState.current()
+    if model and state.model != model:
+        # The model was changed: everything embedded with another one is embedded again (and searched only
+        # once it is, since the in-memory index keeps one model's vectors).
         IndexedMessage.objects.filter(deleted=False, needs_embedding=False).exclude(embedding_model=model).update(
             needs_embedding=True, changed_at=timezone.now()
         )
+        EmbeddingState.objects.filter(pk=1).update(model=model)
     embedded = failed = 0
-    EmbeddingState.current()
     EmbeddingState.objects.filter(pk=1).update(queued_until=None)
     while limit is None or embedded < limit:
         batch = list(
@@ -338,6 +340,17 @@ def record_backfill_page(*, channel_id: int, messages: Sequence[SeenMessage], ol
         backfill_before=oldest_id, backfill_done=done, backfilled=F("backfilled") + read
     )
     return stored
+
+
+def catch_up_points() -> list[tuple[int, int]]:
+    """(channel id, newest indexed message id) of every indexed channel with messages: where a restarted bot
+    reads forward from, for what was said while it was away."""
+    return [
+        (channel_id, newest)
+        for channel_id, newest in IndexedChannel.objects.annotate(newest=Max("messages__message_id"))
+        .filter(newest__isnull=False)
+        .values_list("channel_id", "newest")
+    ]
 
 
 def record_backfill_error(*, channel_id: int, error: str, give_up: bool = False) -> None:

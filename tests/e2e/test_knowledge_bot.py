@@ -8,11 +8,12 @@ checked is what people see in Discord and what the model was shown.
 from __future__ import annotations
 
 import itertools
+import signal
 import time
 
 import pytest
 
-from tests.e2e.bot import running_bot
+from tests.e2e.bot import running_bot, start_bot
 
 pytestmark = pytest.mark.e2e
 
@@ -234,3 +235,24 @@ class KnowledgeBotTests:
         )
 
         assert "deleted from the server index" in answer
+
+    def test_what_was_said_while_the_bot_was_away_is_read_when_it_is_back(self, system, fake_discord):
+        channel = fake_discord.add_channel(f"kb-away-{next(_names)}")
+        index_on(fake_discord, channel)
+        fake_discord.send_message("alice", channel, "before the restart")
+        embedded(system, 1)
+
+        system.kill("bot", signal.SIGTERM)
+        missed = [fake_discord.send_message("bob", channel, f"said while the bot was away {n}") for n in range(3)]
+        start_bot(system, fake_discord)
+
+        query = (
+            "from knowledge.models import IndexedMessage\n"
+            f"result = sorted(IndexedMessage.objects.filter(channel__channel_id={channel.id}, deleted=False)"
+            ".values_list('message_id', flat=True))"
+        )
+        indexed = wait(
+            lambda: (lambda ids: ids if len(ids) == 4 else None)(system.query(query)), what="the missed ones"
+        )
+
+        assert set(indexed) >= {m.id for m in missed}

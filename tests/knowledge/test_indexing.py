@@ -78,6 +78,18 @@ class RecordingTests:
 
         assert {call.body["model"] for call in embed_calls(fake_ollama)} == {"nomic-embed-text"}
 
+    def test_changing_the_model_embeds_everything_again_with_the_new_one(self, fake_ollama, settings):
+        index_channel(GENERAL)
+        services.record_messages(messages=[said("first", channel_id=GENERAL), said("second", channel_id=GENERAL)])
+        services.embed_pending()
+        fake_ollama.add_model("nomic-embed-text", capabilities=["embedding"])
+        settings.KNOWLEDGE_EMBEDDING_MODEL = "nomic-embed-text"
+
+        assert services.embed_pending() == {"embedded": 2, "failed": 0}
+
+        assert set(IndexedMessage.objects.values_list("embedding_model", flat=True)) == {"nomic-embed-text"}
+        assert services.embed_pending() == {"embedded": 0, "failed": 0}
+
     def test_a_missing_embedding_model_is_recorded_where_operators_look_and_retried_later(self, fake_ollama):
         fake_ollama.remove_model("all-minilm")
         index_channel(GENERAL)
