@@ -342,14 +342,25 @@ def record_backfill_page(*, channel_id: int, messages: Sequence[SeenMessage], ol
     return stored
 
 
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def snowflake_at(moment: datetime) -> int:
+    """The smallest Discord id made at ``moment``: "after this id" means "written after this moment"."""
+    return max(0, int(moment.timestamp() * 1000) - DISCORD_EPOCH_MS) << 22
+
+
 def catch_up_points() -> list[tuple[int, int]]:
-    """(channel id, newest indexed message id) of every indexed channel with messages: where a restarted bot
-    reads forward from, for what was said while it was away."""
+    """(channel id, message id) to read each indexed channel forward from, for what was said while the bot was away.
+
+    The newest indexed message, or for a channel with none the moment it was
+    opted in (its backfill reads what came before that).
+    """
     return [
-        (channel_id, newest)
-        for channel_id, newest in IndexedChannel.objects.annotate(newest=Max("messages__message_id"))
-        .filter(newest__isnull=False)
-        .values_list("channel_id", "newest")
+        (channel_id, newest or snowflake_at(opted_in))
+        for channel_id, newest, opted_in in IndexedChannel.objects.annotate(newest=Max("messages__message_id"))
+        .order_by("pk")
+        .values_list("channel_id", "newest", "created_at")
     ]
 
 

@@ -239,11 +239,17 @@ class KnowledgeBotTests:
     def test_what_was_said_while_the_bot_was_away_is_read_when_it_is_back(self, system, fake_discord):
         channel = fake_discord.add_channel(f"kb-away-{next(_names)}")
         index_on(fake_discord, channel)
-        fake_discord.send_message("alice", channel, "before the restart")
-        embedded(system, 1)
+        before = fake_discord.send_message("alice", channel, "before the restart")
+        wait(
+            lambda: system.query(
+                f"from knowledge.models import IndexedMessage\nresult = IndexedMessage.objects.filter(pk={before.id}).exists()"
+            ),
+            what="the first message recorded",
+        )
 
         system.kill("bot", signal.SIGTERM)
-        missed = [fake_discord.send_message("bob", channel, f"said while the bot was away {n}") for n in range(3)]
+        # Not bob: he ran /forget-me above.
+        missed = [fake_discord.send_message("mod", channel, f"said while the bot was away {n}") for n in range(3)]
         start_bot(system, fake_discord)
 
         query = (

@@ -197,6 +197,20 @@ class RecordingTests:
         assert channel.backfill_done and channel.backfilled == 3
         assert IndexedMessage.objects.count() == 3
 
+    def test_a_restarted_bot_reads_forward_from_the_newest_message_or_from_the_opt_in(self):
+        index_channel(GENERAL)
+        index_channel(RANDOM, "random")
+        earlier = said("earlier", channel_id=GENERAL)
+        newest = said("latest", channel_id=GENERAL)
+        services.record_messages(messages=[newest, earlier])
+
+        points = dict(services.catch_up_points())
+
+        assert points[GENERAL] == newest.message_id
+        opted_in = IndexedChannel.objects.get(channel_id=RANDOM).created_at
+        assert points[RANDOM] == services.snowflake_at(opted_in)
+        assert (points[RANDOM] >> 22) + services.DISCORD_EPOCH_MS == int(opted_in.timestamp() * 1000)
+
 
 class AskTests:
     def test_an_empty_question_is_refused(self):
