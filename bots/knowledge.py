@@ -200,6 +200,7 @@ class KnowledgeFollower:
         await self.client.wait_until_ready()
         try:
             await self.catch_up()
+            await sync_to_async(services.warm_indexes)()
         except Exception:
             logger.exception("Could not read what was said in indexed channels while the bot was away")
         while not self.client.is_closed():

@@ -445,6 +445,16 @@ def find_sources(*, guild_id: int, question: str, channel_ids: Iterable[int]) ->
     return rank_messages(guild_id=guild_id, query=query, channel_ids=readable, model=model)
 
 
+def warm_indexes() -> int:
+    """Load every guild's in-memory index now (seconds at 10^5 messages), so the first /ask does not wait for it."""
+    model = embedding_model()
+    guilds = set(IndexedChannel.objects.values_list("guild_id", flat=True))
+    for guild_id in guilds:
+        with index.lock():
+            index.guild_index(guild_id=guild_id, model=model)
+    return len(guilds)
+
+
 def rank_messages(
     *, guild_id: int, query: Sequence[float], channel_ids: Iterable[int], model: str | None = None
 ) -> list[Source]:

@@ -211,6 +211,16 @@ class RecordingTests:
         assert points[RANDOM] == services.snowflake_at(opted_in)
         assert (points[RANDOM] >> 22) + services.DISCORD_EPOCH_MS == int(opted_in.timestamp() * 1000)
 
+    def test_warming_loads_each_guilds_index_before_anyone_asks(self, fake_ollama):
+        index_channel(GENERAL)
+        services.record_messages(messages=[said("the wifi password is swordfish", channel_id=GENERAL)])
+        services.embed_pending()
+
+        assert GUILD not in index._indexes
+        assert services.warm_indexes() == 1
+
+        assert len(index._indexes[GUILD].index) == 1
+
 
 class AskTests:
     def test_an_empty_question_is_refused(self):
