@@ -126,7 +126,9 @@ def conversation(owner_id: str = "1001") -> History:
     return history
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # commands work in a thread of their own (bots.blocking)
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class ResetCommandTests:
     def test_the_owner_resets_the_history_and_the_thread_stays(self, bot):
         history = conversation()
@@ -174,7 +176,9 @@ class ResetCommandTests:
         assert not Request.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # commands work in a thread of their own (bots.blocking)
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class CloseCommandTests:
     def test_the_owner_closes_it_the_history_is_deleted_and_the_thread_archived_and_locked(self, bot):
         history = conversation()
@@ -240,7 +244,9 @@ class CloseCommandTests:
         return TestCase.captureOnCommitCallbacks(execute=True)
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # commands work in a thread of their own (bots.blocking)
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class DeletedThreadTests:
     def test_deleting_the_thread_in_discord_removes_its_history(self, bot):
         history = conversation()
@@ -252,7 +258,9 @@ class DeletedThreadTests:
         assert not Message.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # commands work in a thread of their own (bots.blocking)
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class SummarizeCommandTests:
     def test_it_defers_then_posts_the_summary_and_charges_the_caller(self, bot, fake_ollama):
         conversation()
@@ -295,7 +303,9 @@ class SummarizeCommandTests:
         assert interaction.texts[0].startswith("I couldn't write a summary: The summarizer model")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # commands work in a thread of their own (bots.blocking)
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 def test_help_lists_the_thread_commands():
     text = help_text(Route.objects.none())
 
@@ -306,7 +316,9 @@ def thread_events(received) -> list[dict]:
     return [event for event in received() if event["type"].startswith("thread.")]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # commands work in a thread of their own (bots.blocking)
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class OperatorNoticeTests:
     """A reset or close made outside the conversation (the console) is said in its Discord channel."""
 
