@@ -1,0 +1,324 @@
+"""The queue decides what runs next: a snapshot of the queue and the GPUs, the policy's order, an atomic claim.
+
+A free worker (any django-q2 task of ``conversations.tasks.run_request``; the
+task's request id is only a hint) calls ``claim_next``: it builds a
+``scheduling.Snapshot`` from the database and each host's cached ``/api/ps``
+(outside any transaction: a slow Ollama costs at most ``SCHEDULER_PS_TIMEOUT``
+once per ``SCHEDULER_PS_CACHE``, and an unanswered host makes the order first
+in, first out), orders the waiting requests with ``REQUEST_SCHEDULER``'s
+policy, then claims the first one it can:
+
+- on PostgreSQL, inside one transaction, the next few candidates are locked
+  with ``SELECT … FOR UPDATE SKIP LOCKED`` (rows another worker is claiming
+  are skipped, not waited for), and the first still queued is claimed;
+- on SQLite the transaction is IMMEDIATE (``transaction_mode`` in settings),
+  so claims take turns;
+- either way the claim itself is the conditional UPDATE of
+  ``processing.take_request`` (queued → routing, attempts + 1), so two
+  workers never run the same request.
+
+Queue positions and estimated waits shown to users are this same order
+(``publish_positions``), stored on each waiting request and sent as
+``request.queued`` events when they change, at most every
+``QUEUE_UPDATE_INTERVAL`` per process (and from each cluster's reaper).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from conversations import scheduling, selectors
+from conversations.models import Request
+from routing import gpu
+from routing.hosts import canonical_model_name
+from routing.models import OllamaHost, RouterSettings
+from trollama import events
+
+logger = logging.getLogger(__name__)
+
+CLAIM_BATCH = 8  # candidates locked per round of a claim
+DEFAULT_SERVICE_SECONDS = 30.0  # an answer's length before any has been timed
+
+
+def _seconds(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _claimable() -> Q:
+    return Q(status=Request.Status.QUEUED, cancel_requested=False, attempts__lt=F("handbacks") + settings.MAX_ATTEMPTS)
+
+
+def _waiting() -> list[scheduling.Waiting]:
+    rows = list(
+        Request.objects.filter(_claimable())
+        .order_by("queued_at", "pk")
+        .values_list("pk", "user_id", "model", "expected_model", "queued_at")
+    )
+    if not rows:
+        return []
+    oldest = rows[0][4]
+    started = sorted(
+        Request.objects.filter(started_at__isnull=False, queued_at__gt=oldest).values_list("queued_at", "started_at")
+    )
+    waiting = []
+    for pk, user_id, model, expected, queued_at in rows:
+        # Its first-in-first-out turn came when a request queued after it started.
+        later = [started_at for queued, started_at in started if queued > queued_at and started_at is not None]
+        overtaken = _seconds(min(later)) if later else None
+        name = canonical_model_name(model or expected) if (model or expected) else ""
+        waiting.append(scheduling.Waiting(pk, user_id, name, _seconds(queued_at), overtaken))
+    return waiting
+
+
+def _usable_hosts() -> list[OllamaHost]:
+    now = timezone.now()
+    return [host for host in OllamaHost.objects.filter(enabled=True) if host.breaker_state(now) != "open"]
+
+
+def build_snapshot() -> scheduling.Snapshot:
+    """The queue and the GPUs as the policy sees them. Reads Ollama (cached): call outside transactions."""
+    waiting = _waiting()
+    hosts = _usable_hosts()
+    ids_by_url = {host.base_url: host.pk for host in hosts}
+    running: Counter[tuple[int, str]] = Counter()
+    for url, model in Request.objects.filter(status__in=Request.RUNNING).exclude(model="").values_list("host", "model"):
+        if url in ids_by_url:
+            running[(ids_by_url[url], canonical_model_name(model))] += 1
+    names = {w.model for w in waiting if w.model} | {model for _, model in running}
+    sizes = gpu.model_sizes(names)
+    states = []
+    for host in hosts:
+        loaded = gpu.loaded_models(host.base_url)
+        if loaded is None:
+            states.append(scheduling.HostState(host.pk, None, 0, host.num_parallel, {}, known=False))
+            continue
+        learned = gpu.note_memory_seen(host, loaded)
+        held = dict(loaded)
+        # A model being loaded for a running request is not in /api/ps yet, but its memory is spoken for.
+        for (host_id, model), _ in running.items():
+            if host_id == host.pk and model not in held:
+                held[model] = sizes.get(model, 0)
+        budget = int(host.vram_budget_gb * gpu.GB) if host.vram_budget_gb else None
+        states.append(scheduling.HostState(host.pk, budget, learned, host.num_parallel, held))
+    config = RouterSettings.current()
+    keep = frozenset(canonical_model_name(m) for m in (config.router_model, config.embedding_model) if m)
+    return scheduling.Snapshot(
+        waiting=waiting,
+        hosts=states,
+        running=dict(running),
+        sizes=sizes,
+        hosts_for=gpu.hosts_having(names),
+        keep=keep,
+    )
+
+
+def order(snapshot: scheduling.Snapshot) -> list[scheduling.Ranked]:
+    """The waiting requests in the order ``REQUEST_SCHEDULER`` would start them."""
+    if settings.REQUEST_SCHEDULER == "fifo":
+        return scheduling.fifo(snapshot.waiting)
+    return scheduling.rank(snapshot, now=time.time(), aging=settings.SCHEDULER_AGING)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    request_id: int
+    ranked: scheduling.Ranked
+
+
+def claim_next(*, take: Callable[[int], bool]) -> Claimed | None:
+    """Claim the waiting request the policy starts first; None when none may start now.
+
+    ``take(request_id)`` is the conditional UPDATE that claims one request
+    (True when it did); it runs inside the claim's transaction, with the row
+    locked on PostgreSQL.
+    """
+    ranked = [r for r in order(build_snapshot()) if not r.held]
+    for start in range(0, len(ranked), CLAIM_BATCH):
+        batch = ranked[start : start + CLAIM_BATCH]
+        with transaction.atomic():
+            candidates = Request.objects.filter(_claimable(), pk__in=[r.request_id for r in batch])
+            if connection.features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True)
+            free = set(candidates.values_list("pk", flat=True))
+            for choice in batch:
+                if choice.request_id in free and take(choice.request_id):
+                    logger.info(
+                        "Claimed request %s (%s, %s)",
+                        choice.request_id,
+                        choice.model or "model not known",
+                        choice.reason,
+                    )
+                    return Claimed(choice.request_id, choice)
+    return None
+
+
+def make_room(*, host_url: str, model: str) -> list[str]:
+    """Before ``model`` loads on ``host_url``: unload idle models nobody waits for, if it would not fit otherwise.
+
+    Only under the ``gpu`` scheduler and with a known memory budget; Ollama
+    would evict on its own, but least recently used first, which may be a
+    model the queue is about to need.
+    """
+    if settings.REQUEST_SCHEDULER != "gpu":
+        return []
+    host = next((h for h in _usable_hosts() if h.base_url == host_url), None)
+    if host is None:
+        return []
+    snapshot = build_snapshot()
+    released = []
+    for name in scheduling.to_release(snapshot, host.pk, canonical_model_name(model)):
+        if gpu.release(host_url, name):
+            released.append(name)
+    return released
+
+
+LONG_KEEP_ALIVE = "30m"
+
+
+def keep_alive_for(*, model: str, default: str | None, request_id: int | None = None) -> str | None:
+    """``keep_alive`` for a call to ``model``: kept while requests for it wait, else ``default``.
+
+    Ollama takes the keep_alive of each request to a model, so the last request
+    of a run of them sets it back to the route's own. A model kept this way is
+    still released by ``make_room`` when the policy wants its memory.
+    """
+    if settings.REQUEST_SCHEDULER != "gpu":
+        return default
+    name = canonical_model_name(model)
+    waiting = Request.objects.filter(_claimable())
+    if request_id is not None:
+        waiting = waiting.exclude(pk=request_id)
+    if waiting.filter(Q(model=name) | Q(model=model) | Q(model="", expected_model=name)).exists():
+        return LONG_KEEP_ALIVE
+    return default
+
+
+def any_waiting() -> bool:
+    return Request.objects.filter(_claimable()).exists()
+
+
+def service_seconds() -> float:
+    """The median time of the last answers, from start to finish: what one turn in the queue costs."""
+    recent = Request.objects.filter(status=Request.Status.DONE, started_at__isnull=False, finished_at__isnull=False)
+    spans = [
+        (finished - started).total_seconds()
+        for started, finished in recent.order_by("-finished_at").values_list("started_at", "finished_at")[:20]
+        if started is not None and finished is not None
+    ]
+    return statistics.median(spans) if spans else DEFAULT_SERVICE_SECONDS
+
+
+def _slots(snapshot: scheduling.Snapshot) -> int:
+    parallel = sum(host.num_parallel * max(1, len(host.loaded)) for host in snapshot.hosts) or 1
+    return max(1, min(settings.Q_WORKERS, parallel))
+
+
+_last_published = 0.0
+_publish_lock = threading.Lock()
+
+
+def publish_positions(*, force: bool = False) -> int:
+    """Store each waiting request's place in the policy's order and its estimated wait; tell listeners of changes.
+
+    At most once per ``QUEUE_UPDATE_INTERVAL`` in this process unless ``force``.
+    Returns how many requests were told.
+    """
+    global _last_published
+    with _publish_lock:
+        now = time.monotonic()
+        if not force and now - _last_published < settings.QUEUE_UPDATE_INTERVAL:
+            return 0
+        _last_published = now
+    snapshot = build_snapshot()
+    ranked = order(snapshot)
+    waits = scheduling.estimate_waits(ranked, slots=_slots(snapshot), service_seconds=service_seconds())
+    stored = dict(Request.objects.filter(pk__in=[r.request_id for r in ranked]).values_list("pk", "queue_position"))
+    told = 0
+    for index, choice in enumerate(ranked, start=1):
+        wait = round(waits[choice.request_id])
+        if stored.get(choice.request_id) == index:
+            Request.objects.filter(pk=choice.request_id).update(wait_estimate=wait)
+            continue
+        if not Request.objects.filter(pk=choice.request_id, status=Request.Status.QUEUED).update(
+            queue_position=index, wait_estimate=wait
+        ):
+            continue
+        request = Request.objects.select_related("user", "thread", "route").get(pk=choice.request_id)
+        events.publish(
+            {
+                "type": "request.queued",
+                "request_id": choice.request_id,
+                "status": request.status,
+                "position": index,
+                "wait": wait,
+                "reason": choice.reason,
+                "request": selectors.request_summary(request),
+            },
+            request_id=choice.request_id,
+        )
+        told += 1
+    return told
+
+
+def publish_positions_quietly(*, force: bool = False) -> None:
+    """``publish_positions`` for callers whose own work must not fail with it (a worker after a claim)."""
+    try:
+        publish_positions(force=force)
+    except Exception:
+        logger.warning("Could not publish queue positions", exc_info=True)
+
+
+def scheduler_overview() -> dict[str, object]:
+    """For the console's Health page: each host's models, slots and memory, and what waits for which model."""
+    snapshot = build_snapshot()
+    ranked = order(snapshot)
+    names = dict(OllamaHost.objects.values_list("pk", "name"))
+    hosts = []
+    for host in snapshot.hosts:
+        models = [
+            {
+                "name": name,
+                "bytes": size,
+                "running": snapshot.running.get((host.host_id, name), 0),
+                "free_slots": max(host.num_parallel - snapshot.running.get((host.host_id, name), 0), 0),
+                "waiting": sum(1 for w in snapshot.waiting if w.model == name),
+            }
+            for name, size in sorted(host.loaded.items())
+        ]
+        hosts.append(
+            {
+                "name": names.get(host.host_id, str(host.host_id)),
+                "known": host.known,
+                "num_parallel": host.num_parallel,
+                "used": sum(host.loaded.values()),
+                "budget": host.budget,
+                "learned_budget": host.learned_budget,
+                "models": models,
+            }
+        )
+    by_model: dict[str, dict[str, object]] = {}
+    for position, choice in enumerate(ranked, start=1):
+        entry = by_model.setdefault(
+            choice.model or "",
+            {"model": choice.model or "(chosen when routed)", "count": 0, "first": position, "reason": choice.reason},
+        )
+        entry["count"] = int(str(entry["count"])) + 1
+    return {
+        "scheduler": settings.REQUEST_SCHEDULER,
+        "aging": settings.SCHEDULER_AGING,
+        "hosts": hosts,
+        "waiting": list(by_model.values()),
+        "held": sum(1 for choice in ranked if choice.held),
+    }
