@@ -8,9 +8,9 @@ once per ``SCHEDULER_PS_CACHE``, and an unanswered host makes the order first
 in, first out), orders the waiting requests with ``REQUEST_SCHEDULER``'s
 policy, then claims the first one it can:
 
-- on PostgreSQL, inside one transaction, the next few candidates are locked
-  with ``SELECT … FOR UPDATE SKIP LOCKED`` (rows another worker is claiming
-  are skipped, not waited for), and the first still queued is claimed;
+- on PostgreSQL, inside one transaction, each candidate in turn is locked
+  with ``SELECT … FOR UPDATE SKIP LOCKED`` (a row another worker is claiming
+  is skipped, not waited for), and the first still queued is claimed;
 - on SQLite the transaction is IMMEDIATE (``transaction_mode`` in settings),
   so claims take turns;
 - either way the claim itself is the conditional UPDATE of
@@ -48,7 +48,6 @@ from trollama import events
 
 logger = logging.getLogger(__name__)
 
-CLAIM_BATCH = 8  # candidates locked per round of a claim
 DEFAULT_SERVICE_SECONDS = 30.0  # an answer's length before any has been timed
 
 
@@ -87,8 +86,11 @@ def _usable_hosts() -> list[OllamaHost]:
     return [host for host in OllamaHost.objects.filter(enabled=True) if host.breaker_state(now) != "open"]
 
 
-def build_snapshot() -> scheduling.Snapshot:
-    """The queue and the GPUs as the policy sees them. Reads Ollama (cached): call outside transactions."""
+def build_snapshot(*, also: frozenset[str] = frozenset()) -> scheduling.Snapshot:
+    """The queue and the GPUs as the policy sees them. Reads Ollama (cached): call outside transactions.
+
+    ``also``: models whose sizes the caller needs besides those waiting or running.
+    """
     waiting = _waiting()
     hosts = _usable_hosts()
     ids_by_url = {host.base_url: host.pk for host in hosts}
@@ -96,8 +98,8 @@ def build_snapshot() -> scheduling.Snapshot:
     for url, model in Request.objects.filter(status__in=Request.RUNNING).exclude(model="").values_list("host", "model"):
         if url in ids_by_url:
             running[(ids_by_url[url], canonical_model_name(model))] += 1
-    names = {w.model for w in waiting if w.model} | {model for _, model in running}
-    sizes = gpu.model_sizes(names)
+    names = {w.model for w in waiting if w.model} | {model for _, model in running} | set(also)
+    sizes = gpu.model_sizes(names, urls=[host.base_url for host in hosts])
     states = []
     for host in hosts:
         loaded = gpu.loaded_models(host.base_url)
@@ -145,22 +147,18 @@ def claim_next(*, take: Callable[[int], bool]) -> Claimed | None:
     locked on PostgreSQL.
     """
     ranked = [r for r in order(build_snapshot()) if not r.held]
-    for start in range(0, len(ranked), CLAIM_BATCH):
-        batch = ranked[start : start + CLAIM_BATCH]
-        with transaction.atomic():
-            candidates = Request.objects.filter(_claimable(), pk__in=[r.request_id for r in batch])
-            if connection.features.has_select_for_update_skip_locked:
-                candidates = candidates.select_for_update(skip_locked=True)
-            free = set(candidates.values_list("pk", flat=True))
-            for choice in batch:
-                if choice.request_id in free and take(choice.request_id):
-                    logger.info(
-                        "Claimed request %s (%s, %s)",
-                        choice.request_id,
-                        choice.model or "model not known",
-                        choice.reason,
-                    )
-                    return Claimed(choice.request_id, choice)
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic():
+        for choice in ranked:
+            # One row at a time, so a worker claiming alongside skips only the row this one takes.
+            row = Request.objects.filter(_claimable(), pk=choice.request_id)
+            if skip_locked:
+                row = row.select_for_update(skip_locked=True)
+            if row.values_list("pk", flat=True).first() is not None and take(choice.request_id):
+                logger.info(
+                    "Claimed request %s (%s, %s)", choice.request_id, choice.model or "model not known", choice.reason
+                )
+                return Claimed(choice.request_id, choice)
     return None
 
 
@@ -176,9 +174,11 @@ def make_room(*, host_url: str, model: str) -> list[str]:
     host = next((h for h in _usable_hosts() if h.base_url == host_url), None)
     if host is None:
         return []
-    snapshot = build_snapshot()
+    wanted = canonical_model_name(model)
+    gpu.forget(host_url)  # what it holds right now, not a second ago
+    snapshot = build_snapshot(also=frozenset({wanted}))
     released = []
-    for name in scheduling.to_release(snapshot, host.pk, canonical_model_name(model)):
+    for name in scheduling.to_release(snapshot, host.pk, wanted):
         if gpu.release(host_url, name):
             released.append(name)
     return released

@@ -187,15 +187,16 @@ def to_release(snapshot: Snapshot, host_id: int, model: str) -> list[str]:
     chosen; an empty list when ``model`` fits already or nothing idle helps.
     """
     host = next((h for h in snapshot.hosts if h.host_id == host_id), None)
-    if host is None or model in host.loaded:
+    if host is None:
         return []
     capacity = host.capacity()
     if capacity is None:
         return []
     wanted = {w.model for w in snapshot.waiting if w.model} | set(snapshot.keep)
-    need = sum(host.loaded.values()) + snapshot.sizes.get(model, 0) - capacity
+    others = {name: size for name, size in host.loaded.items() if name != model}
+    need = sum(others.values()) + snapshot.sizes.get(model, host.loaded.get(model, 0)) - capacity
     chosen: list[str] = []
-    for name, size in sorted(host.loaded.items(), key=lambda item: -item[1]):
+    for name, size in sorted(others.items(), key=lambda item: -item[1]):
         if need <= 0:
             break
         if name in wanted or snapshot.running.get((host_id, name), 0):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -80,6 +81,8 @@ def forget(url: str | None = None) -> None:
     with _lock:
         if url is None:
             _cache.clear()
+            _tags.clear()
+            _seen_sizes.clear()
         else:
             _cache.pop(url, None)
 
@@ -93,15 +96,44 @@ def note_memory_seen(host: OllamaHost, loaded: dict[str, int]) -> int:
     return host.vram_seen
 
 
-def model_sizes(names: set[str]) -> dict[str, int]:
-    """Bytes each model is expected to take: what it held when last seen loaded, else its size on disk."""
+TAGS_CACHE = 60.0  # sizes on disk change only when a model is pulled
+_tags: dict[str, tuple[float, dict[str, int]]] = {}
+
+
+def _sizes_on_disk(url: str) -> dict[str, int]:
+    """``/api/tags`` sizes of one host, for models the sync has not put in the table yet (cached a minute)."""
+    with _lock:
+        cached = _tags.get(url)
+    if cached is not None and time.monotonic() - cached[0] < TAGS_CACHE:
+        return cached[1]
+    sizes: dict[str, int] = {}
+    try:
+        listed = shared_sync_client(url, read_timeout=settings.SCHEDULER_PS_TIMEOUT).list()
+        sizes = {canonical_model_name(m.model or ""): int(m.size or 0) for m in listed.models}
+    except Exception as exc:  # no sizes is a worse guess, not a failure
+        logger.info("Could not read /api/tags of %s: %s", url, exc)
+    with _lock:
+        _tags[url] = (time.monotonic(), sizes)
+    return sizes
+
+
+def model_sizes(names: set[str], *, urls: Sequence[str] = ()) -> dict[str, int]:
+    """Bytes each model is expected to take: what it held when last seen loaded, else its size on disk.
+
+    Sizes on disk come from the synced model table, else from ``urls``' ``/api/tags``.
+    """
     on_disk = dict(
         OllamaModel.objects.filter(name__in=names)
         .values("name")
         .annotate(biggest=Max("size"))
         .values_list("name", "biggest")
     )
-    sizes = {name: int(size or 0) for name, size in on_disk.items()}
+    sizes = {name: int(size or 0) for name, size in on_disk.items() if size}
+    missing = names - set(sizes)
+    for url in urls if missing else ():
+        for name, size in _sizes_on_disk(url).items():
+            if name in missing and size:
+                sizes[name] = max(sizes.get(name, 0), size)
     with _lock:
         sizes.update({name: size for name, size in _seen_sizes.items() if name in names})
     return sizes

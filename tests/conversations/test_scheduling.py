@@ -200,6 +200,16 @@ class ReleaseTests:
         )
         assert to_release(snapshot, 1, "big:15b") == ["small:3b"]
 
+    def test_a_model_already_loading_for_its_request_is_counted_once(self) -> None:
+        # The snapshot lists a model that is loading for a running request as loaded.
+        snapshot = Snapshot(
+            waiting=[],
+            hosts=[host(loaded={"big:15b": 15 * GB, "other:7b": 5 * GB, "small:3b": 3 * GB}, budget=20 * GB)],
+            running={(1, "big:15b"): 1},
+            sizes=SIZES,
+        )
+        assert to_release(snapshot, 1, "big:15b") == ["other:7b"]
+
     def test_nothing_is_released_when_the_model_fits_or_releasing_would_not_be_enough(self) -> None:
         fits = Snapshot(waiting=[], hosts=[host(loaded={"small:3b": 3 * GB})], running={}, sizes=SIZES)
         assert to_release(fits, 1, "big:15b") == []
