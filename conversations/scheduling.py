@@ -155,7 +155,7 @@ def rank(snapshot: Snapshot, *, now: float, aging: float) -> list[Ranked]:
             cls, held = OVERDUE, False
             key: tuple[float, ...] = (OVERDUE, 0, w.queued_at, 0, w.queued_at, w.request_id)
         elif not know_gpu:
-            # Ollama did not answer: first in, first out (users still take turns within a model).
+            # A host did not answer /api/ps: first in, first out (overdue requests still go first).
             key = (cls, 0, 0, 0, w.queued_at, w.request_id)
         else:
             key = (cls, -waiting_for[w.model], oldest[w.model], turns[w.request_id], w.queued_at, w.request_id)
