@@ -20,14 +20,16 @@ from tests.e2e.harness import System, read_unbuffered, running_system
 
 pytestmark = pytest.mark.e2e
 
-BLOCKER = "".join(f"word{i} " for i in range(240))  # 12 s at 20 tokens/s: longer than the terminal's 10 s hint
+BLOCKER = "".join(f"word{i} " for i in range(320))  # 16 s at 20 tokens/s: longer than the terminal's 10 s hint
 
 
 @pytest.fixture(params=["gpu", "fifo"], scope="module")
 def system(request, _fake_ollama_server, tmp_path_factory) -> Iterator[System]:
     scheduler = request.param
     data = tmp_path_factory.mktemp(f"scheduling-{scheduler}")
-    with running_system(data, ollama_url=_fake_ollama_server.url, Q_WORKERS="1", REQUEST_SCHEDULER=scheduler) as up:
+    # A short lease makes the reaper, which also refreshes queue positions, look every 2 s.
+    env = {"Q_WORKERS": "1", "REQUEST_SCHEDULER": scheduler, "REQUEST_LEASE": "8"}
+    with running_system(data, ollama_url=_fake_ollama_server.url, **env) as up:
         up.scheduler = scheduler  # type: ignore[attr-defined]
         yield up
 
@@ -82,7 +84,7 @@ def test_a_free_worker_takes_the_loaded_models_request_first(system: System, fak
     if system.scheduler == "gpu":  # type: ignore[attr-defined]
         assert order == [blocker_id, newer_id, older_id]
         # The older request was told it had moved behind the newer one, with a rough wait.
-        assert "Queued (position 2, " in older_err, older_err
+        assert "Queued (position 2, " in older_err, older_err + system.logs()
     else:
         assert order == [blocker_id, older_id, newer_id]
     # The worker was busy, not missing: the terminals never said otherwise.
