@@ -26,7 +26,7 @@ from routing.models import OllamaHost, OllamaModel
 
 logger = logging.getLogger(__name__)
 
-GB = 1_000_000_000
+GB = 1024**3  # a "24 GB" card holds 24 GiB; nvidia-smi and Ollama's logs count in these
 
 
 @dataclass(frozen=True)

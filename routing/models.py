@@ -44,8 +44,8 @@ class OllamaHost(models.Model):
         null=True,
         blank=True,
         help_text=(
-            "GPU memory (GB) the scheduler may fill with models on this host. Empty: it learns from the most "
-            "Ollama has held at once, and never holds a request back for memory."
+            "GPU memory (GB, as nvidia-smi counts them: GiB) the scheduler may fill with models on this host. "
+            "Empty: it learns from the most Ollama has held at once, and never holds a request back for memory."
         ),
     )
     num_parallel = models.PositiveSmallIntegerField(

@@ -88,5 +88,5 @@ def test_a_free_worker_takes_the_loaded_models_request_first(system: System, fak
     else:
         assert order == [blocker_id, older_id, newer_id]
     # The worker was busy, not missing: the terminals never said otherwise.
-    for _, err in outputs.values():
-        assert "No worker has picked this up yet" not in err
+    for _, stderr in outputs.values():
+        assert "No worker has picked this up yet" not in stderr
