@@ -244,12 +244,16 @@ def publish_positions(*, force: bool = False) -> int:
     snapshot = build_snapshot()
     ranked = order(snapshot)
     waits = scheduling.estimate_waits(ranked, slots=_slots(snapshot), service_seconds=service_seconds())
-    stored = dict(Request.objects.filter(pk__in=[r.request_id for r in ranked]).values_list("pk", "queue_position"))
+    rows = Request.objects.filter(pk__in=[r.request_id for r in ranked])
+    stored = {pk: (position, wait) for pk, position, wait in rows.values_list("pk", "queue_position", "wait_estimate")}
     told = 0
     for index, choice in enumerate(ranked, start=1):
         wait = round(waits[choice.request_id])
-        if stored.get(choice.request_id) == index:
-            Request.objects.filter(pk=choice.request_id).update(wait_estimate=wait)
+        position, known_wait = stored.get(choice.request_id, (None, None))
+        if position == index:
+            if known_wait is None or abs(known_wait - wait) > max(5.0, 0.2 * known_wait):
+                # Same place, another wait: kept for the next snapshot a listener loads, not worth an event.
+                Request.objects.filter(pk=choice.request_id).update(wait_estimate=wait)
             continue
         if not Request.objects.filter(pk=choice.request_id, status=Request.Status.QUEUED).update(
             queue_position=index, wait_estimate=wait
