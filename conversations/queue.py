@@ -146,7 +146,10 @@ def claim_next(*, take: Callable[[int], bool]) -> Claimed | None:
     (True when it did); it runs inside the claim's transaction, with the row
     locked on PostgreSQL.
     """
-    ranked = [r for r in order(build_snapshot()) if not r.held]
+    if settings.REQUEST_SCHEDULER == "fifo":
+        ranked = scheduling.fifo(_waiting())  # arrival order needs nothing from Ollama
+    else:
+        ranked = [r for r in order(build_snapshot()) if not r.held]
     skip_locked = connection.features.has_select_for_update_skip_locked
     with transaction.atomic():
         for choice in ranked:
