@@ -76,6 +76,13 @@ def loaded_models(url: str, *, max_age: float | None = None) -> dict[str, int] |
     return models
 
 
+def cached_loaded(url: str) -> dict[str, int]:
+    """What ``url`` held at its last ``/api/ps`` read, without asking again (empty when unknown)."""
+    with _lock:
+        cached = _cache.get(url)
+    return dict(cached.models or {}) if cached is not None else {}
+
+
 def forget(url: str | None = None) -> None:
     """Drop the cached ``/api/ps`` (of one host, or all): after a release, or in tests."""
     with _lock:
