@@ -253,8 +253,8 @@ def publish_positions(*, force: bool = False) -> int:
     for index, choice in enumerate(ranked, start=1):
         wait = round(waits[choice.request_id])
         position, known_wait = stored.get(choice.request_id, (None, None))
-        if position == index:
-            if known_wait is None or abs(known_wait - wait) > max(5.0, 0.2 * known_wait):
+        if position == index and known_wait is not None:  # (the first estimate is always told)
+            if abs(known_wait - wait) > max(5.0, 0.2 * known_wait):
                 # Same place, another wait: kept for the next snapshot a listener loads, not worth an event.
                 Request.objects.filter(pk=choice.request_id).update(wait_estimate=wait)
             continue

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from routing.clients import sync_client
+from tests.e2e.bot import running_bot
 from tests.e2e.harness import System, read_unbuffered, running_system
 
 pytestmark = pytest.mark.e2e
@@ -90,3 +91,42 @@ def test_a_free_worker_takes_the_loaded_models_request_first(system: System, fak
     # The worker was busy, not missing: the terminals never said otherwise.
     for _, stderr in outputs.values():
         assert "No worker has picked this up yet" not in stderr
+
+
+@pytest.fixture(scope="module")
+def bot_system(_fake_ollama_server, _fake_discord_server, tmp_path_factory) -> Iterator[System]:
+    env = {"Q_WORKERS": "1", "REQUEST_LEASE": "8"}
+    data = tmp_path_factory.mktemp("scheduling-bot")
+    with running_bot(data, ollama_url=_fake_ollama_server.url, discord=_fake_discord_server, **env) as up:
+        yield up
+
+
+def test_a_waiting_questions_placeholder_is_told_its_position_and_roughly_how_long(
+    bot_system: System, fake, fake_discord
+) -> None:
+    fake.script(BLOCKER, match="busy please$", tokens_per_second=20)
+    fake.script("Your turn came.", match="waiting please$")
+    busy = fake_discord.send_message("alice", "general", "busy please", mention_bot=True)
+    busy_thread = fake_discord.wait_for(lambda: fake_discord.thread_of(busy), timeout=30, what="a thread")
+    fake_discord.wait_for(
+        lambda: any("word3" in m.content for m in fake_discord.bot_messages(busy_thread)), timeout=60, what="text"
+    )
+
+    waiting = fake_discord.send_message("bob", "general", "waiting please", mention_bot=True)
+    thread = fake_discord.wait_for(lambda: fake_discord.thread_of(waiting), timeout=30, what="a thread")
+
+    def placeholder_texts() -> list[str]:
+        sent = [c for c in fake_discord.calls_to(method="POST", channel=thread) if isinstance(c.body, dict)]
+        edits = [c for c in fake_discord.calls_to(method="PATCH", channel=thread) if isinstance(c.body, dict)]
+        return [str(c.body.get("content", "")) for c in sent + edits]
+
+    told = fake_discord.wait_for(
+        lambda: [t for t in placeholder_texts() if t.startswith("Queued (position 1, ")],
+        timeout=60,
+        what="a placeholder with the wait",
+    )
+    assert told[0] in {"Queued (position 1, under a minute)…", "Queued (position 1, about a minute)…"}
+    fake_discord.wait_for(
+        lambda: bool(fake_discord.message(waiting.id).reactions.get("✅")), timeout=120, what="the answer"
+    )
+    assert [m.content for m in fake_discord.bot_messages(thread)] == ["Your turn came."]
