@@ -26,6 +26,7 @@ Queue positions and estimated waits shown to users are this same order
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import threading
 import time
@@ -230,6 +231,14 @@ def _slots(snapshot: scheduling.Snapshot) -> int:
 
 _last_published = 0.0
 _publish_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    global _publish_lock
+    _publish_lock = threading.Lock()  # the reaper thread of the parent may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def publish_positions(*, force: bool = False) -> int:

@@ -11,6 +11,7 @@ again until its cache entry expires.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -41,6 +42,15 @@ _cache: dict[str, Loaded] = {}
 _lock = threading.Lock()
 # What each model held the last time a host showed it loaded: a better guess of what loading it costs than its file.
 _seen_sizes: dict[str, int] = {}
+
+
+def _reset_after_fork() -> None:
+    """A forked child (django-q2 forks its workers) starts with a free lock: another thread may have held it."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _read_ps(url: str) -> dict[str, int] | None:
