@@ -123,8 +123,8 @@ class Database:
         if self.url.startswith(("postgres", "pgsql")):
             import psycopg
 
-            with psycopg.connect(self.url.replace("pgsql://", "postgresql://"), autocommit=True) as conn:
-                yield conn.cursor()
+            with psycopg.connect(self.url.replace("pgsql://", "postgresql://"), autocommit=True) as postgres:
+                yield postgres.cursor()
         else:
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=20)
             try:

@@ -21,13 +21,26 @@ from discord import app_commands
 from django.conf import settings
 
 from artifacts.services import read_artifact
-from bots import services
+from bots import selectors, services
 from bots.channels import archive_and_lock, is_thread
-from bots.commands import register_all
+from bots.commands import command_tree_digest, register_all
 from bots.commands.checks import Denied
 from bots.delivery import DM_UPLOAD_LIMIT, Delivery, Outcome, thread_notice
-from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
-from conversations.attachments import Unreadable, Upload, check_upload, upload_limit
+from bots.intake import (
+    Access,
+    AccessPolicy,
+    ChannelKind,
+    Intake,
+    MessageFacts,
+    Person,
+    decide,
+    mention_ids,
+    readable_mentions,
+    strip_mentions,
+    thread_name,
+)
+from bots.typing_indicator import TypingIndicator
+from conversations.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
 from conversations.services import Refusal, cancel_request
 from trollama.listeners import WebsocketListener, WebUnreachable
 
@@ -44,8 +57,12 @@ THREAD_FORBIDDEN = (
     "channel. A server admin can grant it to me; until then, mention me inside a thread or send me a DM."
 )
 THREAD_FAILED = "Discord wouldn't let me start a thread for your message just now. Please try again in a moment."
-# "is typing…" never lasts longer than this, whatever happens to the answer.
+BRANCHED = "-# ↪️ Branched into {thread}: I answer there, from the message you replied to."
+# "is typing…" never lasts longer than this at a time, whatever happens to the answer.
 TYPING_LIMIT = 600.0
+# ⏳ comes off the asker's message when the answer ends, or after this long in any case
+# (should the bot never learn how the request ended).
+WORKING_LIMIT = 3600.0
 
 
 class ChannelTarget:
@@ -53,6 +70,11 @@ class ChannelTarget:
 
     def __init__(self, channel: discord.abc.Messageable) -> None:
         self.channel = channel
+
+    @property
+    def channel_id(self) -> int | None:
+        """The channel (a thread is one) whose write budget this target shares."""
+        return getattr(self.channel, "id", None)
 
     async def send(self, content: str) -> discord.Message:
         return await self.channel.send(content, allowed_mentions=NO_PINGS)
@@ -90,6 +112,19 @@ _KINDS = {
 }
 
 
+def settings_access() -> AccessPolicy:
+    """The access rules of the settings alone: until the database has been read once."""
+    return AccessPolicy(
+        guilds=frozenset(settings.DISCORD_ALLOWED_GUILDS),
+        channels=frozenset(settings.DISCORD_ALLOWED_CHANNELS),
+        dms=settings.DISCORD_ALLOW_DMS,
+        allowed_users=frozenset(settings.DISCORD_ALLOWED_USERS),
+        blocked_users=frozenset(settings.DISCORD_BLOCKED_USERS),
+        allowed_roles=frozenset(settings.DISCORD_ALLOWED_ROLES),
+        blocked_roles=frozenset(settings.DISCORD_BLOCKED_ROLES),
+    )
+
+
 def channel_kind(channel: Any) -> ChannelKind:
     # By the channel's declared type rather than its class, so a forum post counts
     # as a thread and tests can use plain fakes.
@@ -97,15 +132,14 @@ def channel_kind(channel: Any) -> ChannelKind:
 
 
 class TrollamaBot(discord.Client):
-    def __init__(self, *, sync_guild: int | None = None) -> None:
+    def __init__(self, *, sync_guild: int | None = None, force_sync: bool = False) -> None:
         intents = discord.Intents.default()
         intents.message_content = True
         super().__init__(intents=intents, allowed_mentions=NO_PINGS)
         self.tree = app_commands.CommandTree(self)
         self.sync_guild = sync_guild
-        self.allowlist = Allowlist(
-            guilds=frozenset(settings.DISCORD_ALLOWED_GUILDS), channels=frozenset(settings.DISCORD_ALLOWED_CHANNELS)
-        )
+        self.force_sync = force_sync
+        self._access: AccessPolicy | None = None
         self.delivery = Delivery(
             edit_interval=settings.DISCORD_EDIT_INTERVAL,
             mark_delivered=lambda request_id: sync_to_async(services.mark_delivered)(request_id=request_id),
@@ -115,21 +149,45 @@ class TrollamaBot(discord.Client):
             ),
             fetch_snapshot=self.snapshot_of,
         )
+        self.typing = TypingIndicator(limit=TYPING_LIMIT)
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
         self.tree.on_error = self.on_command_error  # type: ignore[method-assign]  # discord.py documents assigning it
+        self.tree.interaction_check = self.command_allowed  # type: ignore[method-assign]  # the tree's global check
         register_all(self)
 
     async def setup_hook(self) -> None:
-        if self.sync_guild:
-            guild = discord.Object(id=self.sync_guild)
-            self.tree.copy_global_to(guild=guild)
-            await self.tree.sync(guild=guild)
-        else:
-            await self.tree.sync()
+        await self.sync_commands(force=self.force_sync)
         self._spawn(self.follow_events())
         self._spawn(self.keep_reconciling())
         self._spawn(self.keep_beating())
+        self._spawn(self.keep_access_fresh())
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync the slash commands to Discord when they changed since the last sync (or ``force``); True if synced.
+
+        The hash of what was last synced is kept in the database per
+        application and scope (global, or ``sync_guild``), so restarts do not
+        sync again and again: Discord allows few syncs a day.
+        """
+        assert self.application_id is not None  # set by login, before setup_hook
+        guild = discord.Object(id=self.sync_guild) if self.sync_guild else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        digest = command_tree_digest([command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)])
+        application_id, guild_id = self.application_id, self.sync_guild
+        changed = await sync_to_async(services.commands_changed)(
+            application_id=application_id, guild_id=guild_id, tree_hash=digest
+        )
+        if not force and not changed:
+            logger.info("Slash commands unchanged since the last sync; not syncing (runbot --sync-commands forces it)")
+            return False
+        await self.tree.sync(guild=guild)
+        await sync_to_async(services.record_command_sync)(
+            application_id=application_id, guild_id=guild_id, tree_hash=digest
+        )
+        logger.info("Synced %s slash commands", f"guild {self.sync_guild}'s" if guild else "the global")
+        return True
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -141,9 +199,41 @@ class TrollamaBot(discord.Client):
 
     # -- Intake ------------------------------------------------------------
 
+    async def access_policy(self) -> AccessPolicy:
+        """The access rules in force: read at the first message, then kept fresh by ``keep_access_fresh``."""
+        if self._access is None:
+            await self.read_access()
+        return self._access or settings_access()
+
+    async def read_access(self) -> None:
+        """Read the access rules again; when the database cannot be read, the last ones read stay in force."""
+        try:
+            policy = await sync_to_async(selectors.access_policy)()
+        except Exception:
+            logger.exception("Could not read the access rules; keeping the last ones")
+            return
+        if policy != self._access:
+            logger.info("Access rules in force: %s", policy.describe())
+        self._access = policy
+
+    async def keep_access_fresh(self) -> None:
+        """Re-read the access rules every ACCESS_TTL seconds, so an admin's edit applies without a restart."""
+        while not self.is_closed():
+            await self.read_access()
+            await asyncio.sleep(selectors.ACCESS_TTL)
+
+    def known_roles(self, author: Any) -> frozenset[int] | None:
+        """The author's roles: from the message in a server; in a DM, from the servers the bot shares with them."""
+        roles = services.role_ids_of(author)
+        if roles is not None:
+            return frozenset(roles)
+        members = [member for guild in self.guilds if (member := guild.get_member(author.id)) is not None]
+        return frozenset(role.id for member in members for role in member.roles) if members else None
+
     def facts_of(self, message: discord.Message) -> MessageFacts:
         channel = message.channel
         kind = channel_kind(channel)
+        replied = getattr(message.reference, "resolved", None) if message.reference else None
         return MessageFacts(
             author_is_bot=message.author.bot,
             is_system=message.type not in (discord.MessageType.default, discord.MessageType.reply),
@@ -154,45 +244,104 @@ class TrollamaBot(discord.Client):
             channel_id=channel.id,
             parent_channel_id=getattr(channel, "parent_id", None),
             content=message.content,
+            author_id=message.author.id,
+            role_ids=self.known_roles(message.author),
+            replies_to_bot=self.user is not None and getattr(replied, "author", None) == self.user,
+        )
+
+    def text_for_model(self, message: discord.Message) -> str:
+        """The message's text as the model reads it: without the bot's mention, other mentions as names."""
+        people = {user.id: Person(user.display_name, user.name) for user in [message.author, *message.mentions]}
+        roles = {role.id: role.name for role in message.role_mentions}
+        channels = {}
+        guild = message.guild
+        # Discord lists mentioned users and roles with the message, not channels; and a
+        # role that is not mentionable arrives without its entry, so look both up too.
+        for kind, ident in mention_ids(message.content):
+            if kind == "#":
+                channel = self.get_channel(ident)
+                if channel is not None and getattr(channel, "name", None):
+                    channels[ident] = channel.name  # type: ignore[union-attr]  # checked just above
+            elif kind == "@&" and guild is not None and (role := guild.get_role(ident)) is not None:
+                roles[ident] = role.name
+            elif kind == "@" and ident not in people and guild is not None and (member := guild.get_member(ident)):
+                people[ident] = Person(member.display_name, member.name)
+        return readable_mentions(
+            message.content, bot_id=self.user.id if self.user else None, people=people, roles=roles, channels=channels
         )
 
     async def on_message(self, message: discord.Message) -> None:
-        intake = decide(self.facts_of(message), allowlist=self.allowlist)
+        facts = self.facts_of(message)
+        policy = await self.access_policy()
+        intake = decide(facts, allowlist=policy)
         if intake is Intake.IGNORE:
+            return
+        access = policy.access(facts)
+        if access is Access.IGNORED:
+            logger.info("Ignored message %s: the access rules block user %s", message.id, message.author.id)
+            return
+        if access is Access.REFUSED:
+            await self.reply_quietly(message, policy.refusal(facts))
             return
         if intake is Intake.CANCEL:
             await self.cancel_from_message(message)
             return
-        try:
-            uploads = await self.download_attachments(message)
-        except Unreadable as exc:  # refused before a thread is started for it
-            await message.reply(exc.message, allowed_mentions=NO_PINGS)
+        uploads, refused = await self.download_attachments(message)
+        if refused and not uploads and not strip_mentions(message.content):
+            await self.reply_quietly(message, refused[0].message)  # nothing else to answer
             return
+        branch_from = await self.branch_source(message)
         channel: Any = message.channel
         if intake is Intake.START_THREAD:
             channel = await self.start_thread(message, has_attachments=bool(uploads))
-            if channel is None:
-                return
-        await self.submit(message, channel, uploads)
+        elif (
+            branch_from is not None
+            and is_thread(channel)
+            and channel_kind(parent := getattr(channel, "parent", None)) is ChannelKind.TEXT
+        ):
+            # No thread inside a thread: the branch gets a thread of its own in the same channel. Where no
+            # such thread can be made (a forum post), the branch takes the thread's place, as in a DM.
+            channel = await self.start_thread(message, has_attachments=bool(uploads), in_channel=parent)
+            if channel is not None:
+                await self.reply_quietly(message, BRANCHED.format(thread=channel.mention))
+        if channel is None:
+            return
+        await self.submit(message, channel, uploads, refused=refused, branch_from=branch_from)
 
-    async def start_thread(self, message: discord.Message, *, has_attachments: bool) -> Any:
+    async def branch_source(self, message: discord.Message) -> int | None:
+        """The stored message a reply branches from (``bots.services.branch_source``); None when it is not a branch."""
+        reference = message.reference
+        if reference is None or reference.message_id is None:
+            return None
+        return await sync_to_async(services.branch_source)(
+            channel_id=message.channel.id, replied_id=reference.message_id
+        )
+
+    async def start_thread(self, message: discord.Message, *, has_attachments: bool, in_channel: Any = None) -> Any:
         """The thread to answer ``message`` in; None when it was refused, after saying why as a reply.
 
+        Started from ``message``, or, given ``in_channel``, as a thread of its
+        own there (``message`` is in a thread, and a branch needs a new one).
         The intake checks come first, so a refused message (maintenance, budget,
         rate limit, a full queue) leaves no empty thread behind.
         """
         try:
             await sync_to_async(services.check_discord_intake)(
                 author=services.DiscordAuthor.of(message.author),
-                content=strip_mentions(message.content),
+                content=self.text_for_model(message),
                 has_attachments=has_attachments,
                 role_ids=services.role_ids_of(message.author),
             )
         except Refusal as refusal:
             await self.reply_quietly(message, refusal.message)
             return None
+        name = thread_name(self.text_for_model(message))
         try:
-            return await message.create_thread(name=thread_name(message.content), auto_archive_duration=1440)
+            if in_channel is not None:
+                return await in_channel.create_thread(
+                    name=name, type=discord.ChannelType.public_thread, auto_archive_duration=1440
+                )
+            return await message.create_thread(name=name, auto_archive_duration=1440)
         except discord.Forbidden:
             text = THREAD_FORBIDDEN
         except discord.HTTPException as exc:
@@ -208,56 +357,76 @@ class TrollamaBot(discord.Client):
         except discord.HTTPException as exc:
             logger.warning("Could not reply to message %s in channel %s: %s", message.id, message.channel.id, exc)
 
-    async def download_attachments(self, message: discord.Message) -> list[Upload]:
-        """The message's files, checked by type and size before downloading; raises Unreadable."""
+    async def download_attachments(self, message: discord.Message) -> tuple[list[Upload], list[Unreadable]]:
+        """The message's files that pass the type and size checks, downloaded; and those left out, with why.
+
+        Checked before downloading, so a file that is too big or of a type we
+        don't read is never fetched. The answer names the ones left out.
+        """
         limit = upload_limit(
             max_mb=settings.MAX_FILE_SIZE_MB, platform_limit=message.guild.filesize_limit if message.guild else None
         )
-        for attachment in message.attachments:
-            check_upload(
-                filename=attachment.filename,
-                content_type=attachment.content_type or "",
-                size=attachment.size,
-                max_bytes=limit,
-            )
-        uploads = []
+        uploads: list[Upload] = []
+        refused: list[Unreadable] = []
         for attachment in message.attachments:
             try:
+                check_upload(
+                    filename=attachment.filename,
+                    content_type=attachment.content_type or "",
+                    size=attachment.size,
+                    max_bytes=limit,
+                )
                 data = await attachment.read()
+            except Unreadable as exc:
+                refused.append(exc)
+                continue
             except discord.HTTPException:
-                raise Unreadable(
-                    attachment.filename, "Discord wouldn't let me download it. Please send it again."
-                ) from None
+                name = upload_name(attachment.filename, attachment.content_type or "")
+                refused.append(Unreadable(name, "Discord wouldn't let me download it. Please send it again."))
+                continue
             uploads.append(Upload(attachment.filename, attachment.content_type or "", data))
-        return uploads
+        return uploads, refused
 
-    async def submit(self, message: discord.Message, channel: Any, uploads: Sequence[Upload] = ()) -> None:
+    async def submit(
+        self,
+        message: discord.Message,
+        channel: Any,
+        uploads: Sequence[Upload] = (),
+        *,
+        refused: Sequence[Unreadable] = (),
+        branch_from: int | None = None,
+    ) -> None:
         author = services.DiscordAuthor.of(message.author)
         try:
             submission = await sync_to_async(services.submit_discord_message)(
                 author=author,
                 channel_id=channel.id,
                 channel_title=getattr(channel, "name", None) or f"DM with {author.username}",
-                content=strip_mentions(message.content),
+                content=self.text_for_model(message),
                 message_id=message.id,
                 guild_id=message.guild.id if message.guild else None,
                 parent_channel_id=getattr(channel, "parent_id", None),
                 attachments=uploads,
+                refused_files=refused,
                 role_ids=services.role_ids_of(message.author),
+                branch_from=branch_from,
             )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)
             return
         finished = asyncio.Event()
+        request_id = submission.request.pk
 
         async def react(outcome: Outcome) -> None:
             finished.set()
+            self.typing.forget(request_id)
             await self.mark_outcome(message, outcome)
 
-        self.delivery.track(submission.request.pk, ChannelTarget(channel), on_finish=react)
+        self.typing.follow(request_id, channel)
+        self.delivery.track(request_id, ChannelTarget(channel), on_finish=react)
         with contextlib.suppress(discord.HTTPException):
             await message.add_reaction(WORKING)
-        self._spawn(self.keep_typing(channel, finished))
+        self._spawn(self.unmark_working_later(message, finished))
 
     async def mark_outcome(self, message: Any, outcome: Outcome) -> None:
         """⏳ off the asker's message, and ✅ or ❌ on (nothing when the bot gave up showing the answer)."""
@@ -267,11 +436,14 @@ class TrollamaBot(discord.Client):
             if outcome.status in ("done", "failed", "cancelled"):
                 await message.add_reaction(DONE if outcome.status == "done" else FAILED)
 
-    async def keep_typing(self, channel: Any, finished: asyncio.Event) -> None:
-        """ "is typing…" until the answer ends, and never longer than TYPING_LIMIT."""
-        with contextlib.suppress(discord.HTTPException, TimeoutError):
-            async with channel.typing():
-                await asyncio.wait_for(finished.wait(), timeout=TYPING_LIMIT)
+    async def unmark_working_later(self, message: Any, finished: asyncio.Event) -> None:
+        """Take ⏳ off ``message`` after WORKING_LIMIT if the answer has not ended by then."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), timeout=WORKING_LIMIT)
+            return
+        with contextlib.suppress(discord.HTTPException):
+            if self.user is not None:
+                await message.remove_reaction(WORKING, self.user)
 
     async def cancel_from_message(self, message: discord.Message) -> None:
         request = await sync_to_async(services.active_request_in_channel)(
@@ -287,6 +459,26 @@ class TrollamaBot(discord.Client):
         await sync_to_async(services.forget_discord_channel)(
             channel_id=payload.thread_id, by="Discord (the thread was deleted)"
         )
+
+    async def command_allowed(self, interaction: discord.Interaction) -> bool:
+        """Every slash command first: the access rules, as for messages; raises ``Denied`` with the answer."""
+        policy = await self.access_policy()
+        channel = interaction.channel
+        facts = MessageFacts(
+            author_is_bot=interaction.user.bot,
+            is_system=False,
+            mentions_bot=True,
+            channel=channel_kind(channel),
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            parent_channel_id=getattr(channel, "parent_id", None),
+            author_id=interaction.user.id,
+            role_ids=self.known_roles(interaction.user),
+        )
+        refusal = policy.command_refusal(facts)
+        if refusal is not None:
+            raise Denied(refusal)
+        return True
 
     async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Answer every failed command in words, so no interaction is left unacknowledged."""
@@ -349,12 +541,14 @@ class TrollamaBot(discord.Client):
         if thread_notice(event) is not None:
             self._spawn(self.handle_event(event))
         else:
+            self.typing.on_event(event)
             self.delivery.dispatch(event)
 
     async def handle_event(self, event: dict[str, Any]) -> Outcome | None:
         """One event from web, waited for: a notice for a conversation's channel, or a step in delivering an answer."""
         notice = thread_notice(event)
         if notice is None:
+            self.typing.on_event(event)
             return await self.delivery.handle(event)
         channel = await self.post_notice(*notice)
         # Closed from outside (the console): lock the thread as /close would.
@@ -443,11 +637,14 @@ class TrollamaBot(discord.Client):
         asker = await self.asking_message(request)
 
         async def react(outcome: Outcome) -> None:
+            self.typing.forget(request.pk)
             if asker is not None:
                 await self.mark_outcome(asker, outcome)
 
         if self.delivery.is_tracking(request.pk):  # submitted meanwhile by this process
             return
+        if not request.is_finished:
+            self.typing.follow(request.pk, channel)
         self.delivery.track(request.pk, ChannelTarget(channel), existing=existing, on_finish=react)
         self.delivery.resync(request.pk, await self.snapshot_of(request.pk))
 

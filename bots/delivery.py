@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from artifacts.extraction import describe_size
 from bots.render import discord_footer, with_footer
-from bots.stream import DiscordTarget, LiveMessageRenderer
+from bots.stream import ChannelBudget, DiscordTarget, LiveMessageRenderer
 from conversations.phases import describe_phase, describe_queued
 from trollama.logs import request_context
 
@@ -145,12 +145,15 @@ async def deliver_files(
     notes: Sequence[str],
     *,
     fetch: FetchFile | None,
+    budget: ChannelBudget | None = None,
 ) -> None:
     """Attach the answer's files to its last message; link those past the upload limit.
 
     A target that cannot take files, a file that cannot be read, or Discord
     refusing the upload all fall back to links, so the user always gets the files.
+    Each write waits for ``budget`` (the channel's) when one is given.
     """
+    budget = budget or ChannelBudget()
     if not artifacts and not notes:
         return
     plan = FilePlan(attach=[], link=list(artifacts))
@@ -159,13 +162,15 @@ async def deliver_files(
         try:
             if plan.attach:
                 files = [(artifact["filename"], await fetch(artifact["id"])) for artifact in plan.attach]
-                await target.attach(answer_message, files)
+                async with budget.writing("edit"):
+                    await target.attach(answer_message, files)
         except Exception:
             logger.warning("Could not attach %d file(s); sending links instead", len(plan.attach), exc_info=True)
             plan = FilePlan(attach=[], link=[*plan.attach, *plan.link])
     text = files_message(plan.link, notes)
     if text:
-        await target.send(text)
+        async with budget.writing("send"):
+            await target.send(text)
 
 
 def _with_notices(content: str, summary: dict[str, Any]) -> str:
@@ -181,6 +186,13 @@ class Delivery:
     file upload or Discord error never holds up another's. An error showing
     one answer ends that answer's lane only (the bot's reconcile picks it up
     again); nothing here escapes into the event stream.
+
+    Answers shown in the same Discord channel (or thread) share one
+    ``ChannelBudget``, since Discord counts their writes together: two answers
+    streaming at once then stay within the channel's limits, and the writes that
+    finish an answer go before the others' live edits. ``share_channel_budget``
+    False gives each answer a budget of its own instead (what the bot did
+    before; only the benchmark's baseline wants it).
     """
 
     def __init__(
@@ -191,8 +203,11 @@ class Delivery:
         fetch_file: FetchFile | None = None,
         remember_messages: Callable[[int, list[int]], Awaitable[None]] | None = None,
         fetch_snapshot: Callable[[int], Awaitable[dict[str, Any] | None]] | None = None,
+        share_channel_budget: bool = True,
     ) -> None:
         self._edit_interval = edit_interval
+        self._share_channel_budget = share_channel_budget
+        self._budgets: dict[Any, ChannelBudget] = {}
         self._mark_delivered = mark_delivered
         self._fetch_file = fetch_file
         self._remember_messages = remember_messages
@@ -221,12 +236,29 @@ class Delivery:
             await self._remember(request_id, handles)
 
         renderer = LiveMessageRenderer(
-            target, edit_interval=self._edit_interval, existing=existing, on_handles=remember
+            target,
+            edit_interval=self._edit_interval,
+            existing=existing,
+            on_handles=remember,
+            budget=self.budget_of(target),
         )
         view = _View(request_id, renderer, on_finish=[on_finish] if on_finish else [])
         self._views[request_id] = view
         view.task = asyncio.get_running_loop().create_task(self._run_lane(view))
         return True
+
+    def budget_of(self, target: DiscordTarget) -> ChannelBudget:
+        """The write budget of the channel ``target`` writes into (see the class docstring)."""
+        if not self._share_channel_budget:
+            return ChannelBudget()
+        # A target that names no channel (a test's fake) is a channel of its own.
+        key = getattr(target, "channel_id", None) or id(target)
+        # Forget the other channels no answer has written to for a whole window.
+        self._budgets = {k: budget for k, budget in self._budgets.items() if k == key or not budget.idle}
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = self._budgets[key] = ChannelBudget()
+        return budget
 
     def is_tracking(self, request_id: int) -> bool:
         return request_id in self._views
@@ -371,7 +403,7 @@ class Delivery:
             return await self._finish(view, Outcome(request_id, "cancelled"), None)
         status = snapshot["status"]
         if status == "done":
-            files = (snapshot.get("artifacts") or [], [])
+            files: tuple[list[dict[str, Any]], list[str]] = (snapshot.get("artifacts") or [], [])
             text = _with_notices(snapshot["content"], snapshot)
             return await self._finish(view, Outcome(request_id, "done"), text, files=files)
         if status == "failed":
@@ -400,13 +432,15 @@ class Delivery:
         *,
         files: tuple[list[dict[str, Any]], list[str]] = ([], []),
     ) -> Outcome:
-        self._views.pop(view.request_id, None)
         if final_text is None:
             # Cancelled: keep what was written, and say so.
             final_text = (view.renderer.text + "\n\n" if view.renderer.text else "") + CANCELLED_TEXT
         handles = await view.renderer.finish(final_text)
-        await self._deliver_files(view.renderer.target, handles[-1] if handles else None, *files)
+        await self._deliver_files(view.renderer, handles[-1] if handles else None, *files)
         await self._mark_delivered(view.request_id)
+        # Tracked until marked delivered: a reconcile meanwhile (the final edit may wait for the
+        # channel's budget) would otherwise take the finished request over and show it a second time.
+        self._views.pop(view.request_id, None)
         await self._ended(view, outcome)
         return outcome
 
@@ -441,10 +475,12 @@ class Delivery:
             logger.exception("Could not store the Discord messages of request %s", request_id)
 
     async def _deliver_files(
-        self, target: DiscordTarget, answer_message: Any, artifacts: list[dict[str, Any]], notes: list[str]
+        self, renderer: LiveMessageRenderer, answer_message: Any, artifacts: list[dict[str, Any]], notes: list[str]
     ) -> None:
         try:
-            await deliver_files(target, answer_message, artifacts, notes, fetch=self._fetch_file)
+            await deliver_files(
+                renderer.target, answer_message, artifacts, notes, fetch=self._fetch_file, budget=renderer.budget
+            )
         except Exception:  # the answer is delivered; a failed file message must not lose the next event
             logger.exception("Could not deliver the files of an answer")
 

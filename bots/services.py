@@ -12,12 +12,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bots.models import BotHeartbeat
+from bots.models import BotHeartbeat, CommandSync
 from budgets.services import sync_role_tier
-from conversations.attachments import Upload
-from conversations.models import ChatUser, Platform, Request, Thread
+from conversations.attachments import Unreadable, Upload
+from conversations.branches import branch_thread, is_latest
+from conversations.models import ChatUser, Message, Platform, Request, Thread
 from conversations.selectors import request_snapshot
 from conversations.services import (
+    Refusal,
     Submission,
     cancel_request,
     check_intake,
@@ -25,6 +27,7 @@ from conversations.services import (
     get_or_create_chat_user,
     submit_request,
 )
+from routing.services import move_next_route
 
 
 @dataclass(frozen=True)
@@ -82,15 +85,48 @@ def submit_discord_message(
     guild_id: int | None = None,
     parent_channel_id: int | None = None,
     attachments: Sequence[Upload] = (),
+    refused_files: Sequence[Unreadable] = (),
     role_ids: Sequence[int] | None = None,
+    branch_from: int | None = None,
 ) -> Submission:
     """Store a Discord message (and its files) as a turn of the conversation in ``channel_id`` and queue it.
 
+    ``branch_from`` (``branch_source``): the message is a reply that continues
+    another point of a conversation, so ``channel_id`` gets a branch of it
+    (``conversations.branches``). A new Discord thread simply holds the branch;
+    a DM, which holds one conversation, sets the one it held aside first
+    (kept, under ``set_aside_id``, so replies to it still branch from it).
+    ``refused_files``: files the bot left out before downloading them.
     ``role_ids``: see ``discord_chat_user``. Raises
     ``conversations.services.Refusal`` with a message for the user.
     """
     user = discord_chat_user(author=author, role_ids=role_ids)
-    thread, _ = Thread.objects.get_or_create(
+    source = Message.objects.filter(pk=branch_from).first() if branch_from is not None else None
+    if source is not None:
+        current = Thread.objects.select_for_update().filter(platform=Platform.DISCORD, external_id=str(channel_id))
+        held = current.first()
+        if held is not None:
+            if Request.objects.filter(thread=held).exclude(status__in=Request.FINISHED).exists():
+                raise Refusal(BRANCH_BUSY, code="branch_busy")
+            Thread.objects.filter(pk=held.pk).update(external_id=set_aside_id(channel_id, held.pk))
+        thread = branch_thread(
+            source=source,
+            platform=Platform.DISCORD,
+            external_id=str(channel_id),
+            title=channel_title,
+            owner=user,
+            guild_id=str(guild_id or ""),
+            parent_channel_id=str(parent_channel_id or ""),
+        )
+        return submit_request(
+            user=user,
+            thread=thread,
+            content=content,
+            external_id=str(message_id),
+            attachments=attachments,
+            refused_files=refused_files,
+        )
+    thread, created = Thread.objects.get_or_create(
         platform=Platform.DISCORD,
         external_id=str(channel_id),
         defaults={
@@ -100,9 +136,69 @@ def submit_discord_message(
             "parent_channel_id": str(parent_channel_id or ""),
         },
     )
+    # A thread opened from this very message (Discord gives it the message's id): a
+    # route the author chose with /route in the channel applies to it.
+    if created and parent_channel_id and channel_id == message_id:
+        parent = discord_thread(channel_id=parent_channel_id)
+        if parent is not None:
+            move_next_route(user=user, from_thread=parent, to_thread=thread)
     return submit_request(
-        user=user, thread=thread, content=content, external_id=str(message_id), attachments=attachments
+        user=user,
+        thread=thread,
+        content=content,
+        external_id=str(message_id),
+        attachments=attachments,
+        refused_files=refused_files,
     )
+
+
+BRANCH_BUSY = (
+    "I'm still answering in this conversation. Wait for that answer (or say stop), then reply again to branch from "
+    "that message."
+)
+
+
+def set_aside_id(channel_id: int, thread_pk: int) -> str:
+    """The ``Thread.external_id`` of a DM's conversation set aside for a branch: never a channel id, so never resumed."""
+    return f"{channel_id}@{thread_pk}"
+
+
+def stored_message(*, channel_id: int, message_id: int) -> Message | None:
+    """The stored turn a Discord message shows, for a reply written in ``channel_id``; None when it is none of ours.
+
+    A user's message is found by its id wherever its conversation lives (a
+    message that started a thread sits in the thread's parent channel). A
+    bot's message is found among the answers shown in this channel: those of
+    the conversation held here and of any set aside here (``set_aside_id``).
+    """
+    asked = (
+        Message.objects.filter(thread__platform=Platform.DISCORD, role=Message.Role.USER, external_id=str(message_id))
+        .order_by("pk")
+        .first()
+    )
+    if asked is not None:
+        return asked
+    shown_here = Q(thread__external_id=str(channel_id)) | Q(thread__external_id__startswith=f"{channel_id}@")
+    answers = Request.objects.filter(shown_here, thread__platform=Platform.DISCORD, reply__isnull=False)
+    # Scanned in Python: SQLite cannot look inside a JSON list, and one channel's answers are few.
+    for reply_id, shown_in in answers.order_by("-pk").values_list("reply_id", "discord_message_ids"):
+        if message_id in (shown_in or []):
+            return Message.objects.get(pk=reply_id)
+    return None
+
+
+def branch_source(*, channel_id: int, replied_id: int) -> int | None:
+    """The message to branch from when a message in ``channel_id`` replies to ``replied_id``; None when not a branch.
+
+    Not a branch: a reply to a message that is none of ours, and a reply to
+    the latest turn of the conversation held in this channel (a follow-up).
+    """
+    message = stored_message(channel_id=channel_id, message_id=replied_id)
+    if message is None:
+        return None
+    if message.thread.external_id == str(channel_id) and is_latest(message):
+        return None
+    return message.pk
 
 
 def mark_delivered(*, request_id: int) -> None:
@@ -141,7 +237,9 @@ def requests_to_take_over(*, exclude: Sequence[int] = ()) -> list[Request]:
     when its messages are known, to end them with "Cancelled.".
     """
     since = timezone.now() - timedelta(hours=settings.DISCORD_OUTBOX_HOURS)
-    owed = Request.objects.filter(thread__platform=Platform.DISCORD, delivered_at__isnull=True, queued_at__gte=since)
+    owed = Request.objects.filter(
+        thread__platform=Platform.DISCORD, delivered_at__isnull=True, queued_at__gte=since
+    ).exclude(thread__external_id__contains="@")  # a DM conversation set aside for a branch (set_aside_id)
     in_flight = Q(status__in=(*Request.WAITING, *Request.RUNNING))
     undelivered = Q(status__in=(Request.Status.DONE, Request.Status.FAILED)) | (
         Q(status=Request.Status.CANCELLED) & ~Q(discord_message_ids=[])
@@ -226,3 +324,19 @@ def forget_discord_channel(*, channel_id: int, by: str) -> bool:
         return False
     close_thread(thread=thread, by=by)
     return True
+
+
+def commands_changed(*, application_id: int, guild_id: int | None, tree_hash: str) -> bool:
+    """True unless the commands with this hash were the last synced for this application and scope."""
+    return not CommandSync.objects.filter(
+        application_id=str(application_id), guild_id=str(guild_id or ""), tree_hash=tree_hash
+    ).exists()
+
+
+def record_command_sync(*, application_id: int, guild_id: int | None, tree_hash: str) -> None:
+    """Remember that the commands with this hash are now synced for this application and scope."""
+    CommandSync.objects.update_or_create(
+        application_id=str(application_id),
+        guild_id=str(guild_id or ""),
+        defaults={"tree_hash": tree_hash, "synced_at": timezone.now()},
+    )

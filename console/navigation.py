@@ -22,4 +22,5 @@ SECTIONS: tuple[Section, ...] = (
     Section("usage", "Usage", "console:usage"),
     Section("conversations", "Conversations", "console:conversations"),
     Section("artifacts", "Artifacts", "console:artifacts"),
+    Section("routing", "Routing", "console:routing"),
 )

@@ -181,6 +181,13 @@ def _days(today: date, count: int) -> list[date]:
     return [today - timedelta(days=count - 1 - i) for i in range(count)]
 
 
+def _routeless_label(kind: str) -> str:
+    """A series name for tokens with no route: the router's and the summarizer's own calls, by what they were for."""
+    if kind in (UsageEntry.Kind.ANSWER, UsageEntry.Kind.TOOL):
+        return "(deleted route)"  # answers always have a route, until it is deleted (SET_NULL)
+    return UsageEntry.Kind(kind).label
+
+
 def tokens_per_day_chart(*, by: str, days: int = USAGE_DAYS, title: str) -> Chart:
     """Tokens per day over the last ``days``, stacked by "route", "model" or "user"."""
     key = {"route": "route__slug", "model": "model", "user": "user__username"}[by]
@@ -189,14 +196,14 @@ def tokens_per_day_chart(*, by: str, days: int = USAGE_DAYS, title: str) -> Char
     rows = (
         UsageEntry.objects.filter(created_at__gte=since)
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-        .values("day", key)
+        .values("day", key, "kind")
         .annotate(tokens=Sum("total_tokens"))
     )
     index = {day: i for i, day in enumerate(labels)}
     totals: dict[str, list[int]] = defaultdict(lambda: [0] * len(labels))
     for row in rows:
         if row["day"] in index:
-            totals[row[key] or "(none)"][index[row["day"]]] += row["tokens"] or 0
+            totals[row[key] or _routeless_label(row["kind"])][index[row["day"]]] += row["tokens"] or 0
     series = charts.limit_series([charts.Series(name, values) for name, values in totals.items()])
     svg = charts.stacked_bars([day.strftime("%b %d") for day in labels], series, title=title)
     return Chart(title, svg, [s.name for s in series])

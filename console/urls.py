@@ -19,6 +19,8 @@ urlpatterns = [
     path("conversations/<int:thread_id>/reset/", views.conversation_reset, name="conversation-reset"),
     path("conversations/<int:thread_id>/close/", views.conversation_close, name="conversation-close"),
     path("artifacts/", views.artifacts, name="artifacts"),
+    path("routing/", views.routing_review, name="routing"),
+    path("routing/<int:decision_id>/relabel/", views.routing_relabel, name="routing-relabel"),
     path(
         "login/",
         auth_views.LoginView.as_view(

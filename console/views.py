@@ -20,6 +20,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -31,12 +32,15 @@ from conversations.phases import PHASE_LABELS
 from conversations.queue import scheduler_overview
 from conversations.selectors import RequestFilters, recent_requests_snapshot
 from conversations.services import cancel_request, close_thread, reset_thread
+from routing import review
+from routing.models import Route, RoutingDecision
 from trollama.health import health_report
 from trollama.maintenance import current_maintenance, set_maintenance
 
 View = Callable[..., HttpResponse]
 THREADS_PER_PAGE = 25
 ARTIFACTS_PER_PAGE = 50
+DECISIONS_PER_PAGE = 50
 HEALTH_REFRESH_SECONDS = 5
 
 
@@ -241,3 +245,43 @@ def artifacts(request: HttpRequest) -> HttpResponse:
         "ttl_hours": settings.ARTIFACT_TTL_HOURS,
     }
     return render(request, "console/artifacts.html", context)
+
+
+@require_GET
+@staff_required
+def routing_review(request: HttpRequest) -> HttpResponse:
+    view = request.GET.get("show", review.DEFAULT_VIEW)
+    view = view if view in review.VIEWS else review.DEFAULT_VIEW
+    page = Paginator(review.decisions_to_review(view), DECISIONS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "section": "routing",
+        "view": view,
+        "views": review.VIEWS,
+        "page": page,
+        "routes": review.relabel_targets(),
+    }
+    return render(request, "console/routing.html", context)
+
+
+@require_POST
+@staff_required
+def routing_relabel(request: HttpRequest, decision_id: int) -> HttpResponse:
+    decision = get_object_or_404(RoutingDecision.objects.select_related("request__message"), pk=decision_id)
+    route = Route.objects.filter(slug=request.POST.get("route", "")).first()
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("console:routing")
+    if route is None:
+        messages.error(request, "Pick one of the listed routes to relabel the message.")
+        return redirect(back)
+    try:
+        review.relabel(decision, route, operator=_operator(request))
+    except review.RelabelRefused as refused:
+        messages.error(request, str(refused))
+        return redirect(back)
+    messages.success(
+        request,
+        f"Saved as a training example of {route.slug}. The fast path retrains in a worker and uses it from its next "
+        "message on.",
+    )
+    return redirect(back)

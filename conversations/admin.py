@@ -44,8 +44,8 @@ class ThreadAdmin(admin.ModelAdmin):
     list_display = ["__str__", "platform", "external_id", "owner", "updated_at", "created_at"]
     list_filter = ["platform"]
     search_fields = ["title", "external_id", "owner__username"]
-    # summary_until as a raw id: a select would list every message there is.
-    raw_id_fields = ["owner", "summary_until"]
+    # summary_until and branched_from as raw ids: a select would list every message there is.
+    raw_id_fields = ["owner", "summary_until", "branched_from"]
     readonly_fields = ["summary_token_count", "summarized_at"]
     inlines = [MessageInline]
 

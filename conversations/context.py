@@ -339,7 +339,8 @@ def context_notices(*, request: Request, context: Context) -> list[dict[str, Any
     """What the user should be told about how their message reached the model (``conversations.footnotes``).
 
     A file cut when it was read, the message cut to fit, earlier turns left
-    out, and a summary written since the thread's previous request.
+    out, the first answer of a branch (``conversations.branches``), and a
+    summary written since the thread's previous request.
     """
     notices: list[dict[str, Any]] = [
         {"code": "file_cut", "file": filename, "detail": note}
@@ -352,6 +353,8 @@ def context_notices(*, request: Request, context: Context) -> list[dict[str, Any
     if context.dropped_turns:
         notices.append({"code": "turns_dropped", "count": context.dropped_turns})
     thread = request.thread
+    if thread.branched_from_id is not None and not Request.objects.filter(thread=thread, pk__lt=request.pk).exists():
+        notices.append({"code": "branched"})
     if thread.summary and thread.summarized_at is not None and thread.summary_until_id:
         previous = (
             Request.objects.filter(thread=thread, started_at__isnull=False)
@@ -367,18 +370,33 @@ def context_notices(*, request: Request, context: Context) -> list[dict[str, Any
     return notices
 
 
+# Notices set when the message was taken in (``conversations.services.submit_request``), kept on every attempt.
+INTAKE_CODES = frozenset({"file_refused"})
+
+
+def unseen_images_notice(*, request: Request, images: bool) -> dict[str, Any] | None:
+    """The notice that the model could not see the new message's images, or None when it saw them (or had none)."""
+    if images:
+        return None
+    count = request.message.attachments.filter(kind=Attachment.Kind.IMAGE).count()
+    return {"code": "images_unseen", "count": count, "model": request.model} if count else None
+
+
 def build_chat_messages(
     *, request: Request, route: Route, system_prompt: str, images: bool = True
 ) -> list[dict[str, Any]]:
     """System prompt, thread summary, the most recent turns that fit, then the new message.
 
     The new message's images go in its ``images`` field unless ``images`` is
-    False (the chosen model has no vision). Records on the request how many
-    earlier turns were left out, what the user should be told about it
-    (``notices``) and the prompt's estimate for calibration.
+    False (the chosen model has no vision: the user is told so). Records on
+    the request how many earlier turns were left out, what the user should be
+    told about it (``notices``, after those from intake) and the prompt's
+    estimate for calibration.
     """
     context = build_context(request=request, route=route, system_prompt=system_prompt, images=images)
-    notices = context_notices(request=request, context=context)
+    kept = [notice for notice in request.notices or [] if notice.get("code") in INTAKE_CODES]
+    unseen = unseen_images_notice(request=request, images=images)
+    notices = [*kept, *([unseen] if unseen else []), *context_notices(request=request, context=context)]
     Request.objects.filter(pk=request.pk).update(
         dropped_turns=context.dropped_turns, notices=notices, prompt_estimate=context.raw_tokens
     )

@@ -1,8 +1,9 @@
 """What the user is told under an answer, from the notices stored on its request. Pure.
 
 ``Request.notices`` is a JSON list of ``{"code": ..., parameters}`` set while
-the request is worked on: by the context builder (``conversations.context``:
-a file or the message cut, earlier turns left out, a new summary) and by the
+the request is worked on: at intake (a file left out), by the context builder
+(``conversations.context``: a file or the message cut, the model unable to see
+the images, earlier turns left out, a new summary, a branch of a reply chain) and by the
 charge (``budgets.services``: the answer cut short by the budget, the week's
 usage past 80 % or 95 %). Discord shows these lines as a quiet footer after the
 answer (``bots.render.discord_footer``), the terminal on stderr. They are
@@ -34,6 +35,17 @@ def notice_line(notice: Mapping[str, Any], *, name: Callable[[str], str] = _plai
     code = notice.get("code")
     if code == "file_cut":
         return f"✂️ {name(str(notice.get('file', 'a file')))}: {notice.get('detail', 'it was cut.')}"
+    if code == "file_refused":
+        return (
+            f"🚫 {name(str(notice.get('file', 'a file')))} was left out: {notice.get('reason', 'I could not read it.')}"
+        )
+    if code == "images_unseen":
+        count = int(notice.get("count", 1))
+        model = notice.get("model")
+        who = f"The model that answered ({model})" if model else "The model that answered"
+        return f"🖼️ {who} cannot see images: it saw only the names of your {_plural(count, 'image')}."
+    if code == "branched":
+        return "↪️ Branched from the message you replied to: the model saw this conversation up to there, not after."
     if code == "message_cut":
         return (
             "✂️ Your message was too long for the model's context window: "

@@ -70,6 +70,14 @@ class Thread(models.Model):
     )
     summary_token_count = models.PositiveIntegerField(default=0, help_text="Ollama's count for the summary.")
     summarized_at = models.DateTimeField(null=True, blank=True)
+    branched_from = models.ForeignKey(
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="branches",
+        help_text="The message of another thread this one continues from (a reply to it), up to which it was copied.",
+    )
 
     class Meta:
         constraints = [

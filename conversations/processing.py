@@ -418,7 +418,8 @@ class Interrupted(Exception):
     """
 
     def __init__(self, tick: Tick | None) -> None:
-        super().__init__(tick.value)
+        # tick.value alone raised AttributeError for a stopping worker (tick None), instead of this exception.
+        super().__init__(tick.value if tick is not None else "stopping")
         self.tick = tick
 
 

@@ -56,6 +56,7 @@ class Refusal(Exception):
 class Submission:
     request: Request
     position: int
+    hold_message: str = ""  # a held request: what users are told (the operator's words, or the standard ones)
 
 
 def get_or_create_chat_user(*, platform: str, external_id: str, username: str, display_name: str = "") -> ChatUser:
@@ -96,9 +97,15 @@ def start_local_thread(*, owner: ChatUser, first_message: str) -> Thread:
     return Thread.objects.create(platform=Platform.LOCAL, external_id=name, title=title, owner=owner)
 
 
-def validate_message(content: str, *, has_attachments: bool = False) -> None:
-    """Refuse messages that cannot be answered as sent. A file alone is a message."""
+def validate_message(content: str, *, has_attachments: bool = False, refused: Sequence[Unreadable] = ()) -> None:
+    """Refuse messages that cannot be answered as sent. A file alone is a message.
+
+    ``refused``: files that were left out (``read_attachments``); when nothing
+    else is left to answer, the refusal names the first of them and why.
+    """
     if not content.strip() and not has_attachments:
+        if refused:
+            raise Refusal(refused[0].message, code="attachment")
         raise Refusal("Your message is empty. Write something for me to answer.", code="empty")
     limit = settings.MAX_MESSAGE_CHARS
     if len(content) > limit:
@@ -118,21 +125,44 @@ def upload_limits() -> Limits:
     )
 
 
-def read_attachments(uploads: Sequence[Upload]) -> list[ReadFile]:
-    """Read every upload, or refuse naming the first file that cannot be used and why."""
+@dataclass(frozen=True)
+class ReadAttachments:
+    """The uploads that can be used, each with what is stored for it, and those left out with why."""
+
+    files: list[tuple[Upload, ReadFile]]
+    refused: list[Unreadable]
+
+
+def read_attachments(uploads: Sequence[Upload]) -> ReadAttachments:
+    """Read every upload; one that cannot be used is left out, not the whole message.
+
+    The message is still answered, with a note under the answer naming each
+    file left out and why (``refused_file_notices``); only a message with
+    nothing else to answer is refused (``validate_message``). More than
+    MAX_FILES files refuse the message: that is not one bad file.
+    """
     if len(uploads) > MAX_FILES:
         raise Refusal(f"You sent {len(uploads)} files; I read at most {MAX_FILES} per message.", code="attachment")
     limits = upload_limits()
-    try:
-        return [read_upload(upload, limits=limits) for upload in uploads]
-    except Unreadable as exc:
-        raise Refusal(exc.message, code="attachment") from None
+    files: list[tuple[Upload, ReadFile]] = []
+    refused: list[Unreadable] = []
+    for upload in uploads:
+        try:
+            files.append((upload, read_upload(upload, limits=limits)))
+        except Unreadable as exc:
+            refused.append(exc)
+    return ReadAttachments(files=files, refused=refused)
 
 
-def _store_attachments(*, message: Message, uploads: Sequence[Upload], files: Sequence[ReadFile]) -> None:
+def refused_file_notices(refused: Sequence[Unreadable]) -> list[dict[str, str]]:
+    """``Request.notices`` entries for files left out at intake (``conversations.footnotes``)."""
+    return [{"code": "file_refused", "file": exc.filename, "reason": exc.reason} for exc in refused]
+
+
+def _store_attachments(*, message: Message, files: Sequence[tuple[Upload, ReadFile]]) -> None:
     """Keep each file until UPLOAD_CLEANUP_HOURS, and its text for good."""
     expires_at = message.created_at + timedelta(hours=settings.UPLOAD_CLEANUP_HOURS)
-    for upload, read in zip(uploads, files, strict=True):
+    for upload, read in files:
         attachment = Attachment(
             message=message,
             kind=read.kind,
@@ -239,20 +269,24 @@ def submit_request(
     external_id: str = "",
     enqueue: bool = True,
     attachments: Sequence[Upload] = (),
+    refused_files: Sequence[Unreadable] = (),
 ) -> Submission:
     """Store the user's message and a queued request, and hand it to a worker.
 
     Under soft maintenance the request is stored as ``held`` instead and runs
     when maintenance ends (``trollama.maintenance``). Checks run in the order
     the design fixes, and any of them may raise ``Refusal``, in which case
-    nothing is stored. ``attachments`` are read first (a file that cannot be
-    used refuses the whole message, naming it). With ``enqueue=False`` the
-    caller runs the request itself (``manage.py chat --inline``).
+    nothing is stored. ``attachments`` are read first: a file that cannot be
+    used is left out and named in a notice under the answer, as are
+    ``refused_files``, which the edge refused before downloading them (the
+    bot checks size and type first). With ``enqueue=False`` the caller runs
+    the request itself (``manage.py chat --inline``).
     """
     maintenance = _check_maintenance()
     hold = maintenance.mode == Maintenance.Mode.SOFT
-    files = read_attachments(attachments)
-    validate_message(content, has_attachments=bool(files))
+    read = read_attachments(attachments)
+    refused = [*refused_files, *read.refused]
+    validate_message(content, has_attachments=bool(read.files), refused=refused)
     if route_slug:
         _check_route_override(route_slug)
     _check_user_budget(user)
@@ -262,12 +296,13 @@ def submit_request(
     message = Message.objects.create(
         thread=thread, author=user, role=Message.Role.USER, content=content, external_id=external_id, created_at=now
     )
-    if files:
-        _store_attachments(message=message, uploads=attachments, files=files)
+    if read.files:
+        _store_attachments(message=message, files=read.files)
     request = Request.objects.create(
         user=user,
         thread=thread,
         message=message,
+        notices=refused_file_notices(refused),
         route_override=route_slug or "",
         queued_at=now,
         status=Request.Status.HELD if hold else Request.Status.QUEUED,
@@ -285,7 +320,7 @@ def submit_request(
         transaction.on_commit(lambda: async_task(RUN_REQUEST_TASK, request.pk, task_name=f"request-{request.pk}"))
     position = selectors.queue_position(request) or 1
     events.publish(_queued_event(request, position, maintenance), request_id=request.pk)
-    return Submission(request=request, position=position)
+    return Submission(request=request, position=position, hold_message=maintenance.user_message if hold else "")
 
 
 @transaction.atomic

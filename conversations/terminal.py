@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from conversations.footnotes import notice_lines
-from conversations.phases import describe_phase, describe_queued
+from conversations.phases import describe_hold, describe_phase, describe_queued
 
 
 class Output(Protocol):
@@ -44,8 +44,10 @@ WHOLE_AGAIN = "[The answer shown above is not the final one; here is the whole a
 
 
 class TerminalRenderer:
-    def __init__(self, request_id: int, *, out: Output, err: Output) -> None:
+    def __init__(self, request_id: int, *, out: Output, err: Output, queued: bool = True) -> None:
+        """``queued`` False: the request runs in this process (``--inline``), so no queue position is shown."""
         self.request_id = request_id
+        self.queued = queued
         self.out = out
         self.err = err
         self.written = ""  # the part of the current attempt's answer already on stdout
@@ -61,7 +63,8 @@ class TerminalRenderer:
             return None
         kind = event.get("type")
         if kind == "request.queued":
-            self._status(describe_queued(event))
+            if self.queued or event.get("status") == "held":
+                self._status(describe_queued(event))
         elif kind == "request.status":
             self._on_status(event)
         elif kind == "request.delta":
@@ -229,10 +232,11 @@ EXIT_HELD = 3
 EXIT_INTERRUPTED = 130
 
 
-def describe_held_inline(request_id: int) -> str:
+def describe_held_inline(request_id: int, message: str) -> str:
+    """What --inline says for a request held by soft maintenance, in the operator's words when there are some."""
     return (
-        f"Held: Trollama is under maintenance, so request {request_id} was saved instead of run. "
-        "The workers answer it when maintenance ends; follow it in the admin."
+        f"{describe_hold(message)} This command stops here: the workers answer request {request_id} "
+        "when maintenance ends (see it in the admin)."
     )
 
 
@@ -251,8 +255,8 @@ def _check(turn: ChatTurn) -> None:
     """Refuse bad input before connecting anywhere or storing anything."""
     from conversations import services
 
-    services.read_attachments(turn.files)
-    services.validate_message(turn.content, has_attachments=bool(turn.files))
+    read = services.read_attachments(turn.files)
+    services.validate_message(turn.content, has_attachments=bool(read.files), refused=read.refused)
     if turn.save_artifacts is not None and turn.save_artifacts.exists() and not turn.save_artifacts.is_dir():
         raise services.Refusal(
             f"--save-artifacts {turn.save_artifacts} is a file, not a directory.", code="bad_directory"
@@ -501,10 +505,10 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
     if turn.inline and request.status == Request.Status.HELD:
         # Nothing here may run it: the workers will, once maintenance ends.
         await listener.close()
-        err.write(f"{describe_held_inline(request.pk)}\n")
+        err.write(f"{describe_held_inline(request.pk, submission.hold_message)}\n")
         return EXIT_HELD
 
-    renderer = TerminalRenderer(request.pk, out=out, err=err)
+    renderer = TerminalRenderer(request.pk, out=out, err=err, queued=not turn.inline)
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
     background: set[asyncio.Future[Any]] = set()

@@ -99,7 +99,11 @@ def sync_selected_hosts(modeladmin: admin.ModelAdmin, request: HttpRequest, quer
         if report.reachable:
             messages.success(request, f"{report.host}: {len(report.models)} models, {len(report.gone)} gone.")
         else:
-            messages.error(request, f"{report.host}: unreachable ({report.error}); its models are marked unavailable.")
+            messages.error(
+                request,
+                f"{report.host}: unreachable ({report.error}); its models are left as they were, marked "
+                "'host unreachable'. Check its URL (OLLAMA_HOST in .env for the default host).",
+            )
 
 
 @admin.register(OllamaHost)
@@ -126,9 +130,13 @@ class OllamaHostAdmin(admin.ModelAdmin):
 
 @admin.register(OllamaModel)
 class OllamaModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "host", "available", "capability_list", "context_length", "size", "synced_at"]
+    list_display = ["name", "host", "state", "capability_list", "context_length", "size", "synced_at"]
     list_filter = ["available", "host", "tools", "thinking", "vision", "embedding"]
     search_fields = ["name"]
+
+    @admin.display(description="state", ordering="available")
+    def state(self, model: OllamaModel) -> str:
+        return model.sync_state
 
     @admin.display(description="capabilities")
     def capability_list(self, model: OllamaModel) -> str:

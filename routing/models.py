@@ -102,6 +102,13 @@ class OllamaModel(models.Model):
         return f"{self.name} on {self.host.name}"
 
     @property
+    def sync_state(self) -> str:
+        """What the last sync knows: ``available``, ``no longer listed``, or ``host unreachable`` (state kept)."""
+        if not self.host.reachable:
+            return "host unreachable"
+        return "available" if self.available else "no longer listed"
+
+    @property
     def capabilities(self) -> list[str]:
         return [capability for capability in self.CAPABILITIES if getattr(self, capability)]
 
@@ -332,6 +339,10 @@ class RoutingDecision(models.Model):
     ms = models.FloatField(default=0.0)
     model_ms = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when an operator relabels the message from the console (routing.review.relabel).
+    corrected_route = models.CharField(max_length=50, blank=True, help_text="The route an operator said was right.")
+    corrected_by = models.CharField(max_length=150, blank=True)
+    corrected_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -339,6 +350,12 @@ class RoutingDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} → {self.route} ({self.method})"
+
+    @property
+    def top_scores(self) -> list[tuple[str, float]]:
+        """The classifier's three likeliest routes, best first."""
+        ranked = sorted((self.scores or {}).items(), key=lambda item: item[1], reverse=True)
+        return [(slug, float(score)) for slug, score in ranked[:3]]
 
 
 class ExampleEmbedding(models.Model):

@@ -91,6 +91,15 @@ def set_next_route(*, user: ChatUser, thread: Thread, route: Route) -> NextMessa
     return forced
 
 
+def move_next_route(*, user: ChatUser, from_thread: Thread, to_thread: Thread) -> bool:
+    """Make the route ``user`` forced for their next message in ``from_thread`` apply in ``to_thread`` instead.
+
+    For a message that opens a new thread: the choice made where it was
+    written follows it. False when there was nothing to move.
+    """
+    return bool(NextMessageRoute.objects.filter(user=user, thread=from_thread).update(thread=to_thread))
+
+
 @transaction.atomic
 def set_thinking(*, user: ChatUser, thinking: str) -> RoutingPreference:
     if thinking not in RoutingPreference.Thinking.values:

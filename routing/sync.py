@@ -1,7 +1,10 @@
 """Filling the model table from each host's ``/api/tags`` and ``/api/show``.
 
-A sync never deletes a row: a model that disappeared, or whose host cannot be
-reached, is marked unavailable, so the admin still shows what used to be there.
+A sync never deletes a row: a model its host no longer lists is marked
+unavailable, so the admin still shows what used to be there. A host that
+cannot be reached (down, or a mistyped ``OLLAMA_HOST``) says nothing about its
+models, so they are left as they were and the host is marked unreachable; the
+circuit breaker, not the sync, keeps requests away from a host that is down.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def _describe(client: ollama.Client, listed: Any) -> dict[str, Any]:
 
 
 def sync_host(host: OllamaHost) -> HostSync:
-    """Read one host's models into the table; an unreachable host marks all its models unavailable."""
+    """Read one host's models into the table; an unreachable host is marked so, its models left alone."""
     now = timezone.now()
     client = sync_client(host.base_url, read_timeout=SYNC_READ_TIMEOUT)
     try:
@@ -63,9 +66,7 @@ def sync_host(host: OllamaHost) -> HostSync:
         described = {item.model: _describe(client, item) for item in listed if item.model}
     except (ollama.ResponseError, httpx.HTTPError, ConnectionError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
-        with transaction.atomic():
-            OllamaModel.objects.filter(host=host).update(available=False)
-            OllamaHost.objects.filter(pk=host.pk).update(reachable=False, last_error=error, synced_at=now)
+        OllamaHost.objects.filter(pk=host.pk).update(reachable=False, last_error=error, synced_at=now)
         logger.warning("Model sync could not reach %s: %s", host.base_url, error)
         return HostSync(host=host.name, reachable=False, error=error)
     finally:
@@ -82,7 +83,7 @@ def sync_host(host: OllamaHost) -> HostSync:
             .values_list("name", flat=True)
         )
         OllamaModel.objects.filter(host=host, name__in=gone).update(available=False)
-        OllamaHost.objects.filter(pk=host.pk).update(reachable=True, synced_at=now)
+        OllamaHost.objects.filter(pk=host.pk).update(reachable=True, last_error="", synced_at=now)
     return HostSync(host=host.name, reachable=True, models=sorted(described), gone=sorted(gone))
 
 

@@ -12,11 +12,16 @@ for ``HEALTH_CACHE_SECONDS`` and computed once however many hits arrive
 together, so a flood of anonymous probes never reaches the Ollama hosts.
 ``public_health()`` is the part anyone may see: the status and the
 maintenance mode, without URLs, versions, models or workers.
+
+A host that does not answer gets a sentence saying what to do
+(``unreachable_message``), and is logged once when it stops answering and once
+when it answers again, not at every probe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +42,8 @@ from trollama.maintenance import maintenance_snapshot
 from trollama.tls import tls_context
 
 Check = dict[str, Any]
+
+logger = logging.getLogger(__name__)
 
 # A cluster that has not reported for this long is counted as gone.
 CLUSTER_STALE_SECONDS = 30
@@ -152,6 +159,18 @@ async def _version(client: httpx.AsyncClient, url: str) -> str | None:
     return version
 
 
+def unreachable_message(url: str | None) -> str:
+    """What to do about a host that does not answer: the default host is OLLAMA_HOST, the others are in the admin.
+
+    ``url`` None: the same words without the URL (and so without saying which kind of host), for anyone to read.
+    """
+    if url is None:
+        return "Ollama is not reachable; set OLLAMA_HOST in .env, or check the hosts in the admin"
+    if url == settings.OLLAMA_HOST:
+        return f"Ollama is not reachable at {url}; set OLLAMA_HOST in .env"
+    return f"Ollama is not reachable at {url}; check its URL in the admin (Routing → Ollama hosts)"
+
+
 async def check_ollama_host(client: httpx.AsyncClient, url: str) -> Check:
     """The models the host holds in memory (``/api/ps``) with their VRAM, and its (cached) version."""
     started = time.perf_counter()
@@ -160,8 +179,11 @@ async def check_ollama_host(client: httpx.AsyncClient, url: str) -> Check:
         response.raise_for_status()
         latency = _timed(started)
         loaded = [_loaded_model(entry) for entry in response.json().get("models") or []]
+    except httpx.TransportError as exc:  # refused, timed out, no such name: nothing answered
+        return {"url": url, "ok": False, "error": str(exc) or type(exc).__name__, "message": unreachable_message(url)}
     except Exception as exc:
-        return {"url": url, "ok": False, "error": str(exc) or type(exc).__name__}
+        error = str(exc) or type(exc).__name__
+        return {"url": url, "ok": False, "error": error, "message": f"Ollama at {url} answered with an error: {error}"}
     version = await _version(client, url)
     return {"url": url, "ok": True, "version": version, "latency_ms": latency, "loaded_models": loaded}
 
@@ -187,7 +209,23 @@ async def check_ollama() -> Check:
     hosts = await sync_to_async(enabled_host_urls)()
     async with httpx.AsyncClient(timeout=CHECK_TIMEOUT, verify=tls_context()) as client:
         results = await asyncio.gather(*(check_ollama_host(client, url) for url in hosts))
+    _log_host_changes(results)
     return {"ok": any(result["ok"] for result in results), "critical": True, "hosts": results}
+
+
+# Hosts this process last saw failing: each change is logged once, not at every probe.
+_failing_hosts: set[str] = set()
+
+
+def _log_host_changes(results: list[Check]) -> None:
+    for result in results:
+        url = result["url"]
+        if not result["ok"] and url not in _failing_hosts:
+            _failing_hosts.add(url)
+            logger.warning("%s (%s)", result["message"], result["error"])
+        elif result["ok"] and url in _failing_hosts:
+            _failing_hosts.discard(url)
+            logger.info("Ollama at %s answers again", url)
 
 
 def check_bot() -> Check:
@@ -248,20 +286,51 @@ async def health_report() -> dict[str, Any]:
         maintenance = {"mode": "unknown"}
     layer, ollama_hosts = await asyncio.gather(check_channel_layer(), check_ollama())
     checks = {"database": database, "broker": broker, "channel_layer": layer, "ollama": ollama_hosts, "bot": bot}
-    return {
+    report = {
         "status": overall_status(checks),
         "maintenance": maintenance,
         "checked_at": timezone.now().isoformat(),
         "checks": checks,
     }
+    report["problems"] = problems(report)
+    return report
+
+
+# Each critical check: its name in the details, and what anyone may read when it fails (fixed words,
+# since the errors may name hosts and users).
+CRITICAL_CHECKS = {
+    "database": ("Database", "The database is not answering."),
+    "broker": ("Queue and workers", "No worker is running, or the queue broker is not answering."),
+    "channel_layer": ("Channel layer", "The channel layer is not answering."),
+}
+
+
+def problems(report: dict[str, Any], *, public: bool = False) -> list[str]:
+    """What is failing, in words that say what to do; ``public`` leaves out URLs and errors.
+
+    The details name every host that does not answer; the public words only
+    say so when none does (the report is then unhealthy).
+    """
+    checks = report["checks"]
+    found: list[str] = []
+    if public:
+        if not checks["ollama"]["ok"]:
+            found.append(unreachable_message(None))
+    else:
+        found += [host["message"] for host in checks["ollama"]["hosts"] if not host["ok"]]
+    for name, (label, words) in CRITICAL_CHECKS.items():
+        if not checks[name]["ok"]:
+            found.append(words if public else f"{label}: {checks[name].get('error', 'failing')}")
+    return found
 
 
 def public_health(report: dict[str, Any]) -> dict[str, Any]:
-    """What anyone may see: the status, the maintenance mode and when it was checked."""
+    """What anyone may see: the status, the maintenance mode, when it was checked, and what is wrong in plain words."""
     return {
         "status": report["status"],
         "maintenance": report["maintenance"]["mode"],
         "checked_at": report["checked_at"],
+        "problems": problems(report, public=True),
     }
 
 
@@ -299,3 +368,4 @@ def forget_cached_health() -> None:
     global _cached
     _cached = None
     _versions.clear()
+    _failing_hosts.clear()

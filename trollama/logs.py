@@ -9,6 +9,7 @@
   (see ``trollama.web``) and Django's "Gone: /a/…" warnings carry the path,
   and whoever holds the token can download the file.
 * ``SharedTimedRotatingFileHandler`` lets several processes share one file.
+* ``log_to_file_only()`` keeps log lines off a terminal command's output.
 
 No Django model imports here: this module is loaded while logging is being
 configured, before the apps are ready.
@@ -138,3 +139,42 @@ class SharedTimedRotatingFileHandler(TimedRotatingFileHandler):
             return False
         ours = os.fstat(self.stream.fileno())
         return (current.st_dev, current.st_ino) != (ours.st_dev, ours.st_ino)
+
+
+# The names LOGGING gives the handler writing to the process's stderr and the one writing the log file.
+CONSOLE_HANDLER, FILE_HANDLER = "console", "file"
+
+
+@contextlib.contextmanager
+def log_to_file_only() -> Iterator[None]:
+    """Keep log lines off the terminal for the duration of the block (``manage.py chat`` without --verbose).
+
+    The console handler is taken off every logger that has it, so lines still
+    reach the log file; without a log file (``LOG_TO_FILE=false``) only errors
+    are shown. Python warnings (pypdf's notes about damaged PDFs) are routed
+    into logging meanwhile, so they follow the same way instead of reaching
+    stderr directly.
+    """
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    has_file = any(h.get_name() == FILE_HANDLER for logger in loggers for h in logger.handlers)
+    removed: list[tuple[logging.Logger, logging.Handler]] = []
+    raised: list[tuple[logging.Handler, int]] = []
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if handler.get_name() != CONSOLE_HANDLER:
+                continue
+            if has_file:
+                logger.removeHandler(handler)
+                removed.append((logger, handler))
+            else:
+                raised.append((handler, handler.level))
+                handler.setLevel(max(handler.level, logging.ERROR))
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        for logger, handler in removed:
+            logger.addHandler(handler)
+        for handler, level in raised:
+            handler.setLevel(level)

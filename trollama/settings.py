@@ -359,9 +359,12 @@ else:
 
 # -- Web and events ---------------------------------------------------------
 
-# Where web listens, as seen from the other processes on this machine: the
-# internal event relay and the websocket that the bot and terminal follow.
-WEB_URL = _read("WEB_URL", _http_url, "http://127.0.0.1:8000")
+# The port web listens on (the Procfile passes it to Daphne), and where web is
+# as seen from the other processes on this machine: the internal event relay
+# and the websocket that the bot and terminal follow. WEB_URL follows WEB_PORT
+# unless it is set.
+WEB_PORT = _read("WEB_PORT", _int(1, 65535), 8000)
+WEB_URL = _read("WEB_URL", _http_url, f"http://127.0.0.1:{WEB_PORT}")
 EVENT_PUBLISH_TIMEOUT = _read("EVENT_PUBLISH_TIMEOUT", _float(0.01), 0.5)
 STREAM_DELTA_INTERVAL = _read("STREAM_DELTA_INTERVAL_MS", _int(0, 60_000), 250) / 1000
 PARTIAL_SAVE_INTERVAL = _read("PARTIAL_SAVE_INTERVAL", _float(0.1), 3.0)
@@ -502,6 +505,12 @@ DISCORD_API_URL = _read("DISCORD_API_URL", _http_url, "https://discord.com/api/v
 DISCORD_EDIT_INTERVAL = _read("DISCORD_EDIT_INTERVAL", _float(0.2), 1.1)
 DISCORD_ALLOWED_GUILDS: list[int] = _read("DISCORD_ALLOWED_GUILDS", _int_list, [])
 DISCORD_ALLOWED_CHANNELS: list[int] = _read("DISCORD_ALLOWED_CHANNELS", _int_list, [])
+# Who the bot answers (bots.intake.AccessPolicy); the admin's access rules add to these lists.
+DISCORD_ALLOW_DMS = _read("DISCORD_ALLOW_DMS", _bool, True)
+DISCORD_ALLOWED_ROLES: list[int] = _read("DISCORD_ALLOWED_ROLES", _int_list, [])
+DISCORD_BLOCKED_ROLES: list[int] = _read("DISCORD_BLOCKED_ROLES", _int_list, [])
+DISCORD_ALLOWED_USERS: list[int] = _read("DISCORD_ALLOWED_USERS", _int_list, [])
+DISCORD_BLOCKED_USERS: list[int] = _read("DISCORD_BLOCKED_USERS", _int_list, [])
 # Finished answers older than this are not redelivered after a bot restart.
 DISCORD_OUTBOX_HOURS = _read("DISCORD_OUTBOX_HOURS", _int(1), 24)
 # The bot records a heartbeat this often; health calls it gone after three missed beats.

@@ -21,8 +21,13 @@ async def health(request: HttpRequest) -> JsonResponse:
     report = await cached_health_report()
     status = 503 if report["status"] == "unhealthy" else 200
     if is_metrics_token(bearer_token(request.headers.get("Authorization"))) or (await request.auser()).is_staff:
-        return JsonResponse(report, status=status)
-    return JsonResponse(public_health(report), status=status)
+        response = JsonResponse(report, status=status)
+    else:
+        response = JsonResponse(public_health(report), status=status)
+    # Django logs every 5xx as an ERROR ("Service Unavailable: /health"), at each probe of a load balancer;
+    # trollama.health logs a host's failure once instead. This is the flag Django itself sets to log once.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 @csrf_exempt  # authenticated by the internal token, never by a browser session

@@ -3,14 +3,28 @@
 Each module in ``COMMAND_MODULES`` has a ``register(bot)`` function that adds
 its commands to ``bot.tree``. Handlers stay thin: they acknowledge the
 interaction at once (Discord allows 3 s), call a service with
-``sync_to_async`` and send back the text a pure function renders, so the
-texts and the services are tested without Discord.
+``sync_to_async`` (or ``bots.blocking.run_blocking`` for slow work) and send
+back the text a pure function renders, so the texts and the services are
+tested without Discord.
+
+Every command defers privately (``ephemeral=True``): a deferred interaction's
+first answer is private exactly when the defer was, and every command has
+answers only the caller should see (a refusal, "nothing here"). A command
+whose answer is for the whole channel sends it with ``send_reply``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bots.render import split_message
 
 if TYPE_CHECKING:
     from bots.client import TrollamaBot
@@ -26,3 +40,39 @@ COMMAND_MODULES = (
 def register_all(bot: TrollamaBot) -> None:
     for dotted in COMMAND_MODULES:
         import_module(dotted).register(bot)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A command's answer: ``public`` ones are for everyone in the channel, the rest for the caller only."""
+
+    text: str
+    public: bool = False
+
+
+async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
+    """Answer a privately deferred interaction, privately or for the channel, split to Discord's limit.
+
+    A deferred interaction's first followup fills in the private "thinking…"
+    message, so for a public reply that message is deleted first and the reply
+    follows as a message of its own. (If Discord refuses the deletion, the
+    reply still arrives, privately.)
+    """
+    if reply.public:
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.delete_original_response()
+    for part in split_message(reply.text):
+        if reply.public:
+            await interaction.followup.send(part, allowed_mentions=discord.AllowedMentions.none())
+        else:
+            await interaction.followup.send(part, ephemeral=True)
+
+
+def command_tree_digest(payloads: list[dict[str, Any]]) -> str:
+    """A hash of the commands as they are synced to Discord; equal digests mean nothing to sync.
+
+    ``payloads`` are the commands' ``to_dict`` forms, the body of the sync
+    request; the order of commands does not matter.
+    """
+    ordered = sorted(payloads, key=lambda payload: (payload.get("type", 1), payload.get("name", "")))
+    return hashlib.sha256(json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

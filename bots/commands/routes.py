@@ -9,6 +9,7 @@ import discord
 from asgiref.sync import sync_to_async
 from discord import app_commands
 
+from bots.channels import is_text_channel
 from conversations.models import Platform, Thread
 from conversations.services import get_or_create_chat_user
 from routing.models import Route, RoutingPreference
@@ -39,7 +40,8 @@ def routes_text(routes: Iterable[Route], *, pinned: Route | None, thinking: str 
     return "\n".join(lines)
 
 
-def choice_text(choice: RouteChoice) -> str:
+def choice_text(choice: RouteChoice, *, opens_thread: bool = False) -> str:
+    """What ``/route`` did; ``opens_thread``: it was used in a text channel, where a mention opens a thread."""
     if choice.route is None:
         return "Back to automatic: I'll pick the route for each message again."
     if choice.scope == "pin":
@@ -47,7 +49,10 @@ def choice_text(choice: RouteChoice) -> str:
             f"Pinned `{choice.route.slug}` ({choice.route.model}) for all your messages. "
             "`/route name:auto` unpins it. Budgets apply as usual."
         )
-    return f"Your next message in this channel goes to `{choice.route.slug}` ({choice.route.model})."
+    route = f"`{choice.route.slug}` ({choice.route.model})"
+    if opens_thread:
+        return f"Your next message to me in this channel goes to {route}, in the thread it opens."
+    return f"Your next message in this channel goes to {route}."
 
 
 def _apply(interaction_user: Any, channel: Any, slug: str, pin: bool, thinking: str = "") -> str:
@@ -78,7 +83,8 @@ def _apply(interaction_user: Any, channel: Any, slug: str, pin: bool, thinking: 
     )
     try:
         return choice_text(
-            choose_route(user=user, thread=thread, slug=slug.strip().lower(), scope="pin" if pin else "next")
+            choose_route(user=user, thread=thread, slug=slug.strip().lower(), scope="pin" if pin else "next"),
+            opens_thread=is_text_channel(channel),
         )
     except UnknownRoute as exc:
         return str(exc)

@@ -1,4 +1,11 @@
-"""``/summarize``, ``/reset`` and ``/close``: a conversation's memory, from Discord."""
+"""``/summarize``, ``/reset`` and ``/close``: a conversation's memory, from Discord.
+
+All three defer privately before anything else, then do their work with
+``run_blocking``: a summary waits on Ollama and a reset or close deletes a
+whole history, and neither may hold up the other commands. Refusals and
+"nothing here" stay private; the summary and the notices of a reset or close
+are for everyone in the channel.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
-from asgiref.sync import sync_to_async
 
 from bots import services
+from bots.blocking import run_blocking
 from bots.channels import archive_and_lock, is_thread
-from bots.commands.checks import require_owner_or_moderator
-from bots.render import split_message
-from conversations.models import Thread
+from bots.commands import Reply, send_reply
+from bots.commands.checks import conversation_denial, is_moderator
 from conversations.notices import count_messages
 from conversations.services import SummaryFailed, close_thread, reset_thread, summarize_thread
 
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NO_CONVERSATION = "There is no conversation with me in this channel yet. Mention me to start one."
+NOT_LOCKED = "The history is deleted, but I couldn't lock this thread: I need the Manage Threads permission for that."
 
 
 def summary_text(summary: str) -> str:
@@ -45,65 +52,71 @@ def _name(user: Any) -> str:
     return str(getattr(user, "display_name", None) or getattr(user, "name", "Someone"))
 
 
-async def _send_parts(interaction: discord.Interaction, text: str) -> None:
-    for part in split_message(text):
-        await interaction.followup.send(part, allowed_mentions=discord.AllowedMentions.none())
-
-
-async def _conversation_here(interaction: discord.Interaction) -> Thread | None:
-    """Acknowledge at once (what follows can take a while), then find this channel's conversation."""
-    await interaction.response.defer(thinking=True)
-    thread = await sync_to_async(services.discord_thread)(channel_id=interaction.channel_id or 0)
+def summarize_reply(*, channel_id: int, author: services.DiscordAuthor) -> Reply:
+    """``/summarize``'s answer: the summary for the channel, or why there is none for the caller. Calls Ollama."""
+    thread = services.discord_thread(channel_id=channel_id)
     if thread is None:
-        await interaction.followup.send(NO_CONVERSATION, ephemeral=True)
-    return thread
+        return Reply(NO_CONVERSATION)
+    caller = services.discord_chat_user(author=author)
+    try:
+        summary = summarize_thread(thread=thread, user=caller)
+    except SummaryFailed as exc:
+        return Reply(f"I couldn't write a summary: {exc} Please try again later.")
+    return Reply(summary_text(summary), public=bool(summary))
 
 
-def _audit_name(user: Any) -> str:
-    return f"discord:{user.id} ({_name(user)})"
+def forget_reply(
+    *, channel_id: int, caller_id: int, caller_name: str, in_dm: bool, moderator: bool, close: bool, in_thread: bool
+) -> Reply:
+    """``/reset`` (``close`` False) or ``/close``: do it if the caller may, and say so for the channel."""
+    thread = services.discord_thread(channel_id=channel_id)
+    if thread is None:
+        return Reply(NO_CONVERSATION)
+    denial = conversation_denial(thread=thread, caller_id=caller_id, in_dm=in_dm, moderator=moderator)
+    if denial is not None:
+        return Reply(denial)
+    audit = f"discord:{caller_id} ({caller_name})"
+    if close:
+        close_thread(thread=thread, by=audit)
+        return Reply(close_text(by=caller_name, is_thread=in_thread), public=True)
+    forgotten = reset_thread(thread=thread, by=audit)
+    return Reply(reset_text(forgotten, by=caller_name), public=True)
 
 
 def register(bot: TrollamaBot) -> None:
     @bot.tree.command(name="summarize", description="Show a summary of this conversation")
     async def summarize_command(interaction: discord.Interaction) -> None:
-        thread = await _conversation_here(interaction)
-        if thread is None:
-            return
-        caller = await sync_to_async(services.discord_chat_user)(author=services.DiscordAuthor.of(interaction.user))
-        try:
-            summary = await sync_to_async(summarize_thread)(thread=thread, user=caller)
-        except SummaryFailed as exc:
-            await interaction.followup.send(f"I couldn't write a summary: {exc} Please try again later.")
-            return
-        await _send_parts(interaction, summary_text(summary))
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await run_blocking(
+            summarize_reply,
+            channel_id=interaction.channel_id or 0,
+            author=services.DiscordAuthor.of(interaction.user),
+        )
+        await send_reply(interaction, reply)
+
+    async def forget(interaction: discord.Interaction, *, close: bool) -> Reply:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await run_blocking(
+            forget_reply,
+            channel_id=interaction.channel_id or 0,
+            caller_id=interaction.user.id,
+            caller_name=_name(interaction.user),
+            in_dm=interaction.guild is None,
+            moderator=is_moderator(interaction.user, interaction.channel),
+            close=close,
+            in_thread=is_thread(interaction.channel),
+        )
+        await send_reply(interaction, reply)
+        return reply
 
     @bot.tree.command(name="reset", description="Forget this conversation's history but keep the thread")
-    @require_owner_or_moderator()
     async def reset_command(interaction: discord.Interaction) -> None:
-        thread = await _conversation_here(interaction)
-        if thread is None:
-            return
-        forgotten = await sync_to_async(reset_thread)(thread=thread, by=_audit_name(interaction.user))
-        await interaction.followup.send(
-            reset_text(forgotten, by=_name(interaction.user)), allowed_mentions=discord.AllowedMentions.none()
-        )
+        await forget(interaction, close=False)
 
     @bot.tree.command(name="close", description="Delete this conversation's history, then archive and lock the thread")
-    @require_owner_or_moderator()
     async def close_command(interaction: discord.Interaction) -> None:
-        thread = await _conversation_here(interaction)
-        if thread is None:
-            return
-        await sync_to_async(close_thread)(thread=thread, by=_audit_name(interaction.user))
+        reply = await forget(interaction, close=True)
         channel = interaction.channel
-        await interaction.followup.send(
-            close_text(by=_name(interaction.user), is_thread=is_thread(channel)),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-        if is_thread(channel) and not await archive_and_lock(channel):
+        if reply.public and is_thread(channel) and not await archive_and_lock(channel):
             with contextlib.suppress(discord.HTTPException):
-                await interaction.followup.send(
-                    "The history is deleted, but I couldn't lock this thread: "
-                    "I need the Manage Threads permission for that.",
-                    ephemeral=True,
-                )
+                await interaction.followup.send(NOT_LOCKED, ephemeral=True)

@@ -60,6 +60,12 @@ class FakeGuild:
     id: int = field(default_factory=next_id)
     filesize_limit: int = 10 * 1024 * 1024
 
+    def get_role(self, role_id: int) -> None:
+        return None  # the fakes' roles carry no names: a role mention stays as written
+
+    def get_member(self, user_id: int) -> None:
+        return None
+
 
 @dataclass
 class Permissions:
@@ -164,6 +170,8 @@ class FakeMessage:
     replies: list[str] = field(default_factory=list)
     threads: list[FakeChannel] = field(default_factory=list)
     attachments: list[Any] = field(default_factory=list)
+    role_mentions: list[Any] = field(default_factory=list)
+    reference: Any = None  # a discord.MessageReference when it replies to a message
 
     def __post_init__(self) -> None:
         _messages[self.id] = self
@@ -220,7 +228,7 @@ class FakeResponse:
 class FakeFollowup:
     log: list[str]
 
-    async def send(self, content: str, *, ephemeral: bool = False) -> None:
+    async def send(self, content: str, *, ephemeral: bool = False, allowed_mentions: Any = None) -> None:
         self.log.append(f"followup(ephemeral={ephemeral}): {content}")
 
 
@@ -236,6 +244,9 @@ class FakeInteraction:
         self.log: list[str] = []
         self.response = FakeResponse(self.log)
         self.followup = FakeFollowup(self.log)
+
+    async def delete_original_response(self) -> None:
+        self.log.append("delete_original_response()")
 
     @property
     def replies(self) -> list[str]:

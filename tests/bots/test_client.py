@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from bots.client import DONE, FAILED, WORKING, TrollamaBot
-from bots.commands.checks import Denied, require_owner_or_moderator
+from bots.commands.checks import Denied
 from bots.delivery import CANCELLED_TEXT
 from budgets.models import RoleTier, Tier, UserRoleTier
 from budgets.usage import record_usage
@@ -153,6 +153,29 @@ class IntakeTests:
         assert stored.external_id == str(thread.id) and stored.parent_channel_id == str(world.channel.id)
         assert message.reactions == [DONE]  # ⏳ replaced by ✅
         assert thread.typing_sessions == 1
+
+    async def test_the_hourglass_comes_off_after_its_limit_if_the_answer_never_ends(self, world, monkeypatch):
+        monkeypatch.setattr("bots.client.WORKING_LIMIT", 0.05)
+        message = world.say(world.alice, "never answered", mention=True)
+
+        await world.post(message)
+        assert message.reactions == [WORKING]
+
+        # The only task the bot has spawned here: the one that takes ⏳ off after the limit.
+        await asyncio.wait_for(asyncio.gather(*world.bot._background), timeout=5)
+        assert message.reactions == []
+        [thread] = message.threads
+        assert thread.typing_sessions == 0  # queued all along: never "typing"
+
+    async def test_mentions_of_other_people_reach_the_model_as_names(self, world, fake_ollama):
+        message = world.say(world.alice, f"ask {world.bob.mention} about owls", mention=True)
+        message.mentions.append(world.bob)
+
+        await world.post(message)
+
+        request = await Request.objects.select_related("message").aget()
+        assert request.message.content == "ask @Bob about owls"
+        assert message.threads[0].name == "ask @Bob about owls"
 
     async def test_in_the_bots_thread_a_follow_up_needs_no_mention(self, world, fake_ollama):
         fake_ollama.script("First answer.")
@@ -374,18 +397,54 @@ class CommandTests:
         assert allowed.replies == ["Cancelling Alice (Discord)'s request."]
         assert (await Request.objects.aget()).status == Request.Status.CANCELLED
 
-    async def test_owner_or_moderator_check_denies_others_in_words(self, world):
+    async def test_reset_defers_privately_then_lets_only_the_owner_or_a_moderator_reset(self, world):
         message = world.say(world.alice, "question", mention=True)
         await world.post(message)
         [thread] = message.threads
-        check = require_owner_or_moderator()(lambda interaction: None).__discord_app_commands_checks__[0]
 
-        assert await check(FakeInteraction(world.alice, thread)) is True
-        assert await check(FakeInteraction(world.moderator, thread)) is True
-        with pytest.raises(Denied, match="Only the person who started this conversation, or a moderator"):
-            await check(FakeInteraction(world.bob, thread))
-        with pytest.raises(Denied, match="no conversation with me in this channel"):
-            await check(FakeInteraction(world.bob, world.channel))
+        denied = await self.invoke(world, "reset", world.bob, thread)
+        assert denied.log == [
+            "defer(ephemeral=True)",
+            "followup(ephemeral=True): Only the person who started this conversation, or a moderator, can do that.",
+        ]
+        assert await Message.objects.filter(thread__external_id=str(thread.id)).acount() == 1
+
+        nowhere = await self.invoke(world, "reset", world.bob, world.channel)
+        assert nowhere.log[0] == "defer(ephemeral=True)"
+        assert nowhere.replies == ["There is no conversation with me in this channel yet. Mention me to start one."]
+
+        allowed = await self.invoke(world, "reset", world.moderator, thread)
+        assert allowed.log == [
+            "defer(ephemeral=True)",
+            "delete_original_response()",
+            "followup(ephemeral=False): Mod reset this conversation: I've forgotten its 1 message. "
+            "Your next message starts afresh, here.",
+        ]
+        assert await Message.objects.filter(thread__external_id=str(thread.id)).acount() == 0
+
+    async def test_summarize_with_no_conversation_answers_privately(self, world):
+        interaction = await self.invoke(world, "summarize", world.alice, world.channel)
+
+        assert interaction.log == [
+            "defer(ephemeral=True)",
+            "followup(ephemeral=True): There is no conversation with me in this channel yet. Mention me to start one.",
+        ]
+
+    async def test_a_summary_is_posted_for_the_channel(self, world, fake_ollama):
+        message = world.say(world.alice, "tell me about otters", mention=True)
+        await world.post(message)
+        [thread] = message.threads
+        fake_ollama.script("They hold hands.")
+        await world.run_worker()
+        fake_ollama.script("Alice asked about otters.", match="Write the updated summary")
+
+        interaction = await self.invoke(world, "summarize", world.bob, thread)
+
+        assert interaction.log == [
+            "defer(ephemeral=True)",
+            "delete_original_response()",
+            "followup(ephemeral=False): **Summary of this conversation**\n\nAlice asked about otters.",
+        ]
 
     async def test_a_denied_or_failed_command_is_still_answered(self, world):
         fresh = FakeInteraction(world.bob, world.channel)
@@ -414,8 +473,9 @@ class OutboxTests:
     def restarted(self, world) -> TrollamaBot:
         bot = TrollamaBot()
         bot._connection.user = world.me
-        bot.get_channel = world.bot.get_channel
-        bot.fetch_channel = world.bot.fetch_channel
+        # The restarted bot looks channels up in the same fake world as the first one.
+        bot.get_channel = world.bot.get_channel  # type: ignore[method-assign]
+        bot.fetch_channel = world.bot.fetch_channel  # type: ignore[method-assign]
         return bot
 
     async def test_answers_finished_while_the_bot_was_away_are_delivered_once(self, world, fake_ollama):

@@ -282,3 +282,82 @@ class GapTests:
 
 def delta(offset: int, text: str) -> dict:
     return {"type": "request.delta", "request_id": 1, "attempt": 1, "offset": offset, "text": text}
+
+
+class ChannelTargetStub:
+    """A target that names its Discord channel, as ``bots.client.ChannelTarget`` does."""
+
+    def __init__(self, channel: FakeDiscordChannel, channel_id: int) -> None:
+        self.channel, self.channel_id = channel, channel_id
+
+    async def send(self, content: str) -> int:
+        return await self.channel.send(content)
+
+    async def edit(self, handle: int, content: str) -> None:
+        await self.channel.edit(handle, content)
+
+    async def delete(self, handle: int) -> None:
+        await self.channel.delete(handle)
+
+
+class SharedBudgetTests:
+    async def test_answers_in_one_channel_share_a_budget_and_other_channels_have_their_own(self):
+        with virtual_time():
+            channel = FakeDiscordChannel()
+            delivery = Delivery(edit_interval=1.1, mark_delivered=lambda request_id: asyncio.sleep(0))
+
+            in_thread = delivery.budget_of(ChannelTargetStub(channel, 10))
+
+            assert delivery.budget_of(ChannelTargetStub(channel, 10)) is in_thread
+            assert delivery.budget_of(ChannelTargetStub(channel, 11)) is not in_thread
+            own = Delivery(
+                edit_interval=1.1, mark_delivered=lambda request_id: asyncio.sleep(0), share_channel_budget=False
+            )
+            assert own.budget_of(ChannelTargetStub(channel, 10)) is not own.budget_of(ChannelTargetStub(channel, 10))
+
+    async def test_two_answers_streaming_into_one_thread_are_never_rate_limited(self):
+        texts = {1: ANSWER, 2: ANSWER.replace("Intro", "Other")}
+        with virtual_time():
+            channel = FakeDiscordChannel(latency=0.05)
+            delivery = Delivery(edit_interval=1.1, mark_delivered=lambda request_id: asyncio.sleep(0))
+            handles: dict[int, list[int]] = {}
+            for request_id in texts:
+                delivery.track(request_id, ChannelTargetStub(channel, 10))
+
+            async def stream(request_id: int) -> None:
+                text = texts[request_id]
+                for event in deltas(text):
+                    await asyncio.sleep(0.05)
+                    delivery.dispatch({**event, "request_id": request_id})
+                view = delivery._views[request_id]
+                await delivery.handle({"type": "request.done", "request_id": request_id, "content": text})
+                handles[request_id] = view.renderer.handles
+
+            await asyncio.gather(stream(1), stream(2))
+
+        assert channel.rejected() == []
+        for request_id, text in texts.items():
+            assert [channel.shown[handle] for handle in handles[request_id]] == split_message(text)
+
+
+class FinishingTests:
+    async def test_a_request_is_tracked_until_its_final_text_is_shown_and_marked_delivered(self):
+        delivered: list[int] = []
+
+        async def mark(request_id: int) -> None:
+            delivered.append(request_id)
+
+        with virtual_time():
+            channel = FakeDiscordChannel(latency=2.0)  # a slow final edit
+            delivery = Delivery(edit_interval=1.1, mark_delivered=mark)
+            delivery.track(1, channel)
+            await delivery.handle({"type": "request.delta", "request_id": 1, "offset": 0, "text": "Hello"})
+            done = delivery.dispatch({"type": "request.done", "request_id": 1, "content": "Hello there."})
+            assert done is not None
+            await asyncio.sleep(2.5)
+            tracked_while_finishing = delivery.is_tracking(1)
+            await done
+
+        # A reconcile meanwhile must not take it over and show it twice.
+        assert tracked_while_finishing and not delivery.is_tracking(1)
+        assert channel.contents() == ["Hello there."] and delivered == [1]

@@ -36,6 +36,21 @@ class FooterTests:
             "Monday 7 December at 00:00 UTC.",
         ]
 
+    def test_a_file_left_out_unseen_images_and_a_branch_each_get_a_line(self):
+        footer = discord_footer(
+            [
+                {"code": "file_refused", "file": "tool.exe", "reason": "it is 12 MB and the limit is 10 MB."},
+                {"code": "images_unseen", "count": 2, "model": "gpt-oss:20b"},
+                {"code": "branched"},
+            ]
+        )
+
+        assert footer.splitlines() == [
+            "-# 🚫 `tool.exe` was left out: it is 12 MB and the limit is 10 MB.",
+            "-# 🖼️ The model that answered (gpt-oss:20b) cannot see images: it saw only the names of your 2 images.",
+            "-# ↪️ Branched from the message you replied to: the model saw this conversation up to there, not after.",
+        ]
+
     def test_no_notices_no_footer(self):
         assert discord_footer([]) == discord_footer(None) == ""
         assert with_footer("exact  text \n", "") == "exact  text \n"

@@ -6,7 +6,24 @@ from typing import Any
 
 import pytest
 
-from bots.intake import Allowlist, ChannelKind, Intake, MessageFacts, decide, strip_mentions, thread_name
+from bots.intake import (
+    BLOCKED,
+    DMS_OFF,
+    NOT_ALLOWED,
+    OUTSIDE,
+    Access,
+    AccessPolicy,
+    Allowlist,
+    ChannelKind,
+    Intake,
+    MessageFacts,
+    Person,
+    decide,
+    mention_ids,
+    readable_mentions,
+    strip_mentions,
+    thread_name,
+)
 
 
 def facts(**overrides) -> MessageFacts:
@@ -87,3 +104,95 @@ class ThreadNameTests:
 
     def test_strip_mentions_keeps_everything_else(self):
         assert strip_mentions("<@!99> keep\n  this ") == "keep\n  this"
+
+
+BOT = 99
+ALICE, SAM, OTHER_SAM = 1, 2, 3
+PEOPLE = {ALICE: Person("Alice", "alice"), SAM: Person("Sam", "sam_k")}
+
+
+def readable(content: str, people=PEOPLE, **maps) -> str:
+    return readable_mentions(
+        content, bot_id=BOT, people=people, roles=maps.get("roles", {}), channels=maps.get("channels", {})
+    )
+
+
+class ReadableMentionsTests:
+    def test_only_the_bots_own_mention_is_removed(self):
+        assert readable("<@99> ask <@2> about it") == "ask @Sam about it"
+        assert readable("<@!99> ask <@!2>") == "ask @Sam"
+
+    def test_namesakes_are_told_apart_by_their_username(self):
+        people = {**PEOPLE, OTHER_SAM: Person("sam", "samuel")}
+
+        assert readable("<@99> <@2> or <@3>?", people) == "@Sam (sam_k) or @sam (samuel)?"
+
+    def test_a_namesake_of_the_author_is_told_apart_too(self):
+        people = {ALICE: Person("Sam", "sam_k"), OTHER_SAM: Person("Sam", "samuel")}
+
+        assert readable("<@99> tell <@3> hi", people) == "tell @Sam (samuel) hi"
+
+    def test_roles_and_channels_become_names(self):
+        text = readable("<@99> ping <@&7> in <#8>", roles={7: "Moderator"}, channels={8: "general"})
+
+        assert text == "ping @Moderator in #general"
+
+    def test_what_is_not_known_stays_as_discord_wrote_it(self):
+        assert readable("<@99> <@5> <@&6> <#7> <@everyone>") == "<@5> <@&6> <#7> <@everyone>"
+
+    def test_the_rest_of_the_text_is_untouched(self):
+        assert readable("<@99>   keep\n\t  this  ") == "keep\n\t  this"
+
+    def test_mention_ids_lists_kinds_and_ids(self):
+        assert mention_ids("<@1> <@!2> <@&3> <#4>") == [("@", 1), ("@", 2), ("@&", 3), ("#", 4)]
+
+
+class AccessPolicyTests:
+    def test_with_no_lists_everyone_is_answered(self):
+        assert AccessPolicy().access(facts(author_id=5, role_ids=frozenset({7}))) is Access.ALLOWED
+
+    def test_a_blocked_user_is_ignored_even_when_allowed(self):
+        policy = AccessPolicy(blocked_users=frozenset({5}), allowed_users=frozenset({5}))
+
+        assert policy.access(facts(author_id=5)) is Access.IGNORED
+
+    def test_a_blocked_role_is_ignored_even_with_an_allowed_role(self):
+        policy = AccessPolicy(blocked_roles=frozenset({8}), allowed_roles=frozenset({7}))
+
+        assert policy.access(facts(author_id=5, role_ids=frozenset({7, 8}))) is Access.IGNORED
+
+    def test_an_allow_list_refuses_the_others_and_tells_them_why(self):
+        policy = AccessPolicy(allowed_roles=frozenset({7}), allowed_users=frozenset({6}))
+        outsider = facts(author_id=5, role_ids=frozenset({9}))
+
+        assert policy.access(facts(author_id=5, role_ids=frozenset({7}))) is Access.ALLOWED
+        assert policy.access(facts(author_id=6, role_ids=None)) is Access.ALLOWED
+        assert policy.access(outsider) is Access.REFUSED
+        assert "Ask a server admin" in policy.refusal(outsider)
+
+    def test_a_dm_with_unknown_roles_is_refused_by_a_role_allow_list(self):
+        policy = AccessPolicy(allowed_roles=frozenset({7}))
+
+        assert policy.access(facts(channel=ChannelKind.DM, guild_id=None, author_id=5)) is Access.REFUSED
+
+    def test_dms_off_refuses_a_dm_with_a_pointer_to_the_server(self):
+        policy = AccessPolicy(dms=False)
+        dm = facts(channel=ChannelKind.DM, guild_id=None, author_id=5)
+
+        assert policy.access(dm) is Access.REFUSED
+        assert policy.refusal(dm) == DMS_OFF
+        assert policy.access(facts(author_id=5)) is Access.ALLOWED
+
+    def test_a_reply_to_the_bot_is_addressed_to_it(self):
+        assert decide(facts(replies_to_bot=True)) is Intake.START_THREAD
+
+    def test_a_slash_command_is_answered_privately_whatever_the_rules_say(self):
+        policy = AccessPolicy(
+            channels=frozenset({10}), blocked_users=frozenset({5}), allowed_roles=frozenset({7}), dms=False
+        )
+
+        assert policy.command_refusal(facts(author_id=6, role_ids=frozenset({7}))) is None
+        assert policy.command_refusal(facts(author_id=6, channel_id=11)) == OUTSIDE
+        assert policy.command_refusal(facts(author_id=5, role_ids=frozenset({7}))) == BLOCKED
+        assert policy.command_refusal(facts(author_id=6)) == NOT_ALLOWED
+        assert policy.command_refusal(facts(channel=ChannelKind.DM, guild_id=None, author_id=6)) == DMS_OFF

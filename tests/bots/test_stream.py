@@ -12,7 +12,7 @@ import discord
 import pytest
 
 from bots.render import join_parts, split_message, split_with_spans
-from bots.stream import EMPTY_ANSWER, LiveMessageRenderer
+from bots.stream import EMPTY_ANSWER, ChannelBudget, LiveMessageRenderer
 from tests.bots import FakeDiscordChannel, virtual_time
 from tests.bots.test_render import random_text
 
@@ -300,6 +300,101 @@ class LiveMessageRendererTests:
         assert channel.contents() == split_message(text)
         assert all(len(content) <= 2000 for content in channel.contents())
         assert_paced(channel)
+
+
+def answer_text(n: int, length: int) -> str:
+    """A distinct answer of about ``length`` characters, with code."""
+    body = "".join(f"Answer {n}, line {i}: `value_{i}` = {{'k': [{i}]}}\n" for i in range(length // 40))
+    return f"Answer {n}:\n```python\n{body}```\n"
+
+
+async def stream_answers(renderers: list[LiveMessageRenderer], texts: list[str], starts: list[float]) -> list[float]:
+    """Stream each text into its renderer at once (at 50 deltas a second, from its start); finish them all.
+
+    Returns, for each answer, the seconds from its last delta to its final write being done.
+    """
+    loop = asyncio.get_running_loop()
+
+    async def one(renderer: LiveMessageRenderer, text: str, start: float) -> float:
+        await asyncio.sleep(start)
+        await stream(renderer, tokens(text))
+        last = loop.time()
+        await renderer.finish()
+        return loop.time() - last
+
+    return list(await asyncio.gather(*(one(r, t, s) for r, t, s in zip(renderers, texts, starts, strict=True))))
+
+
+class SharedChannelBudgetTests:
+    """Several answers in one channel (a thread), as when two people ask at once."""
+
+    @pytest.mark.parametrize("answers", [2, 4])
+    async def test_answers_sharing_a_channel_stay_within_its_limits_and_end_exact(self, clock, answers):
+        channel = FakeDiscordChannel(latency=0.05)
+        budget = ChannelBudget()
+        renderers = [LiveMessageRenderer(channel, budget=budget) for _ in range(answers)]
+        texts = [answer_text(n, 1500 + 900 * n) for n in range(answers)]
+
+        await stream_answers(renderers, texts, starts=[0.3 * n for n in range(answers)])
+
+        assert channel.rejected() == []
+        for renderer, text in zip(renderers, texts, strict=True):
+            assert [channel.shown[handle] for handle in renderer.handles] == split_message(text)
+        assert_paced(channel)
+
+    async def test_answers_with_budgets_of_their_own_are_refused_by_the_channel(self, clock):
+        # The fault the shared budget fixes: each answer alone keeps to 5 edits per 5 s, together they do not.
+        channel = FakeDiscordChannel(latency=0.05)
+        renderers = [LiveMessageRenderer(channel) for _ in range(2)]
+        texts = [answer_text(n, 3000) for n in range(2)]
+
+        await stream_answers(renderers, texts, starts=[0.0, 0.3])
+
+        assert channel.rate_limited > 0
+
+    async def test_a_finishing_answer_goes_before_the_live_edits_of_the_others(self, clock):
+        channel = FakeDiscordChannel(latency=0.05)
+        budget = ChannelBudget()
+        finishing = LiveMessageRenderer(channel, budget=budget)
+        streaming = [LiveMessageRenderer(channel, budget=budget) for _ in range(5)]
+        loop = asyncio.get_running_loop()
+        finishing.feed("Short")
+        for renderer in streaming:
+            renderer.feed("Still thinking about it")
+
+        async def keep_streaming(renderer: LiveMessageRenderer) -> None:
+            for i in range(200):  # 10 s of text, so the channel's edits are all spoken for
+                await asyncio.sleep(0.05)
+                renderer.feed(f" {i}")
+
+        others = [asyncio.create_task(keep_streaming(renderer)) for renderer in streaming]
+        await asyncio.sleep(6.0)  # the window is full of live edits by now
+        finishing.feed(" answer.")
+        last_token = loop.time()
+        await finishing.finish()
+        waited = loop.time() - last_token
+        await asyncio.gather(*others)
+        for renderer in streaming:
+            await renderer.finish()
+
+        assert channel.shown[finishing.handles[0]] == "Short answer."
+        # It has not been edited for seconds, so it goes at once: the window kept room for it.
+        assert waited <= 0.1, waited
+        assert channel.rejected() == []
+        assert_paced(channel)
+
+    async def test_a_one_off_write_waits_for_the_channels_window(self, clock):
+        channel = FakeDiscordChannel()
+        budget = ChannelBudget(window_writes=2, window=5.0, margin=0.0)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        for _ in range(3):
+            async with budget.writing("send"):
+                await channel.send("files")
+
+        assert [round(c.at - start, 6) for c in channel.calls] == [0.0, 0.0, 5.0]
+        assert channel.rejected() == []
 
 
 class InjectedClockTests:

@@ -17,6 +17,7 @@ from budgets.services import (
     estimate_prompt,
     reserve_for_request,
 )
+from conversations import workers
 from conversations.models import Request
 from conversations.processing import claim_request, process_request
 from conversations.services import cancel_request, submit_request
@@ -217,6 +218,27 @@ class WaitingForBudgetTests:
         assert outcomes == [Outcome.CANCELLED]
         request.refresh_from_db()
         assert request.status == Request.Status.CANCELLED and request.reserved_tokens == 0
+
+    def test_a_worker_stopping_while_it_waits_hands_the_request_back(self, fake_ollama, settings):
+        user = personas.discord_user()
+        request = submit(user)
+        spend(user, 100_000 - 1_000)
+        hold(user, 990)
+        outcomes: list = []
+        workers.reset_stop()
+        worker = threading.Thread(target=work_on, args=(request.pk, outcomes))
+        worker.start()
+        try:
+            wait_until(lambda: Request.objects.get(pk=request.pk).phase == "budget")
+            workers.request_stop()
+        finally:
+            worker.join(timeout=10)
+            workers.reset_stop()
+
+        assert outcomes == [Outcome.STOPPED]
+        request.refresh_from_db()
+        assert request.status == Request.Status.QUEUED and request.handbacks == 1
+        assert not [r for r in fake_ollama.requests if r.path == "/api/chat"]
 
     def test_after_the_wait_it_answers_with_what_is_left(self, fake_ollama, settings):
         settings.BUDGET_WAIT_SECONDS = 0.3

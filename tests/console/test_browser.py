@@ -365,3 +365,83 @@ class ConsoleBrowserTests:
         expect(page.locator(".note")).to_contain_text("Forgot 2 messages")
         expect(page.locator("li.message")).to_have_count(0)
         expect(page.locator("ol.messages")).to_contain_text("This thread has no messages.")
+
+
+# The phone and the laptop the layout is checked at (an iPhone 12 to 15 is 390 px wide; 1366 px is the commonest laptop).
+WIDTHS = {"phone": (390, 844), "laptop": (1366, 768)}
+
+# What spills: the page wider than the window, or any card (and the top bar) wider than its own box. A wide table
+# scrolls inside its .scroll box, which clips it, so the card around it stays within bounds.
+OVERFLOWS = r"""
+() => {
+  const found = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth) found.push(`the page is ${doc.scrollWidth} px wide in ${window.innerWidth} px`);
+  for (const box of document.querySelectorAll(".card, .topbar, main")) {
+    if (box.scrollWidth > box.clientWidth + 1) {
+      const heading = box.querySelector("h1, h2, figcaption");
+      const name = heading ? heading.textContent.trim().replace(/\s+/g, " ").slice(0, 40) : "";
+      found.push(`${box.className || box.tagName} "${name}": content ${box.scrollWidth} px in ${box.clientWidth} px`);
+    }
+  }
+  return found;
+}
+"""
+
+
+class ConsoleLayoutTests:
+    """Every page at a phone's and a laptop's width: screenshots, and nothing wider than the screen or its card."""
+
+    @pytest.mark.parametrize("device", WIDTHS)
+    def test_no_page_overflows_at_a_phone_or_a_laptop_width(self, page, system, fake, device):
+        fake.script("A fairly long answer, so the tables have something in them. " * 3, prompt_tokens=123456)
+        asked = system.chat("fill the tables with a request", "--user", f"someone-with-a-long-name-{device}")
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        system.manage(
+            "shell",
+            "-c",
+            "from budgets.usage import record_usage; from conversations.models import ChatUser; "
+            "user = ChatUser.objects.order_by('pk').last(); "
+            "record_usage(user=user, kind='router', model='gpt-oss:20b', prompt_tokens=300, completion_tokens=2)",
+        )
+        width, height = WIDTHS[device]
+        page.set_viewport_size({"width": width, "height": height})
+        sign_in(page)
+        request_id = request_id_of(page, system, f"someone-with-a-long-name-{device}")
+        page.goto("/console/conversations/")
+        thread = page.locator("table a").first.get_attribute("href")
+        shots = system.data_dir / "screenshots"
+        shots.mkdir(exist_ok=True)
+
+        spilled = {}
+        for name, path in {
+            "requests": "/console/",
+            "request": f"/console/requests/{request_id}/",
+            "health": "/console/health/",
+            "usage": "/console/usage/",
+            "conversations": "/console/conversations/",
+            "conversation": thread,
+            "artifacts": "/console/artifacts/",
+            "routing": "/console/routing/?show=all",
+        }.items():
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(shots / f"{device}-{width}px-{name}.png"), full_page=True)
+            if found := page.evaluate(OVERFLOWS):
+                spilled[name] = found
+
+        assert spilled == {}, f"screenshots in {shots}"
+
+    def test_the_usage_chart_names_the_routers_own_tokens(self, page, system):
+        system.manage(
+            "shell",
+            "-c",
+            "from budgets.usage import record_usage; from conversations.models import ChatUser; "
+            "user = ChatUser.objects.order_by('pk').first(); "
+            "record_usage(user=user, kind='router', model='gpt-oss:20b', prompt_tokens=300, completion_tokens=2)",
+        )
+        sign_in(page, "/console/usage/")
+
+        legend = page.locator("figure", has_text="by route").locator(".legend")
+        expect(legend).to_contain_text("Router classification")
+        expect(legend).not_to_contain_text("(none)")

@@ -181,12 +181,13 @@ class HealthPageTests:
         assert "gpt-oss:20b" in html and "8,192" in html
         assert 'data-url="/console/health/panel/"' in html
 
-    def test_an_unreachable_ollama_host_is_shown_as_such(self, staff_client, settings):
+    def test_an_unreachable_ollama_host_says_which_setting_to_change(self, staff_client, settings):
         settings.OLLAMA_HOST = "http://127.0.0.1:9"
 
         html = staff_client.get(reverse("console:health-panel")).content.decode()
 
-        assert "Unreachable:" in html and 'data-overall="unhealthy"' in html
+        assert "Ollama is not reachable at http://127.0.0.1:9; set OLLAMA_HOST in .env." in html
+        assert 'data-overall="unhealthy"' in html
 
 
 @SEEDED
@@ -210,6 +211,18 @@ class UsagePageTests:
         assert "ancient:1b" not in html  # older than four weeks
         top = response.context["top_users"]
         assert [(row["user__username"], row["tokens"]) for row in top] == [("alice", 150), ("bob", 15)]
+
+    def test_the_routers_and_summarizers_own_tokens_are_named_by_what_they_were_for(self, staff_client):
+        alice = personas.discord_user()
+        record_usage(user=alice, kind="router", model="gpt-oss:20b", prompt_tokens=30, completion_tokens=2)
+        record_usage(user=alice, kind="embedding", model="all-minilm", prompt_tokens=8, completion_tokens=0)
+        record_usage(user=alice, kind="summary", model="gpt-oss:20b", prompt_tokens=90, completion_tokens=10)
+
+        html = staff_client.get(reverse("console:usage")).content.decode()
+
+        assert "(none)" not in html
+        assert "Router classification: 32 tokens" in html and "Router embedding: 8 tokens" in html
+        assert "Summary: 100 tokens" in html
 
     def test_it_reports_latency_percentiles_of_finished_requests(self, staff_client):
         alice = personas.discord_user()

@@ -17,7 +17,7 @@ _EMOJI = ["😀", "😂", "❤️", "👍", "🔥", "🎉", "✨", "🙏", "😊
 
 
 def _chinese(chars: int) -> str:
-    text = []
+    text: list[str] = []
     while sum(map(len, text)) < chars:
         stop = _rng.choice("\uff0c\u3002\uff01\uff1f")  # full-width , . ! ?
         text.append("".join(_rng.choice(_HAN) for _ in range(_rng.randint(8, 30))) + stop)
@@ -36,7 +36,7 @@ def _translations(lang: str, chars: int) -> str:
 
 
 def _emoji_chat(chars: int) -> str:
-    parts = []
+    parts: list[str] = []
     while sum(map(len, parts)) < chars:
         parts.append(_rng.choice(["lol", "omg", "so good", "see you", "yes!!", "party"]) + " ")
         parts.append("".join(_rng.choice(_EMOJI) for _ in range(_rng.randint(1, 6))) + " ")

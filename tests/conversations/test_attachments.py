@@ -169,13 +169,27 @@ class SubmitWithAttachmentsTests:
         with attachment.file.open("rb") as handle:
             assert handle.read() == upload.data
 
-    def test_a_file_that_cannot_be_used_refuses_the_message_and_nothing_is_stored(self):
+    def test_a_file_that_cannot_be_used_is_left_out_and_named_in_a_notice(self):
         user = personas.discord_user()
         good = Upload("a.txt", "text/plain", b"fine")
         bad = Upload("scan.pdf", "application/pdf", blank_pdf())
 
+        submission = submit_request(
+            user=user, thread=personas.thread_of(user), content="read these", attachments=[good, bad], enqueue=False
+        )
+
+        request = Request.objects.get(pk=submission.request.pk)
+        assert [a.filename for a in Attachment.objects.all()] == ["a.txt"]
+        [notice] = request.notices
+        assert (notice["code"], notice["file"]) == ("file_refused", "scan.pdf")
+        assert notice["reason"].startswith("the PDF has no text")
+
+    def test_a_message_of_only_unusable_files_is_refused_naming_the_first_and_nothing_is_stored(self):
+        user = personas.discord_user()
+        bad = Upload("scan.pdf", "application/pdf", blank_pdf())
+
         with pytest.raises(Refusal) as caught:
-            submit_request(user=user, thread=personas.thread_of(user), content="read these", attachments=[good, bad])
+            submit_request(user=user, thread=personas.thread_of(user), content="  ", attachments=[bad])
 
         assert caught.value.message.startswith("I can't use scan.pdf: the PDF has no text")
         assert not Message.objects.exists() and not Attachment.objects.exists()
@@ -242,6 +256,23 @@ class ModelSeesAttachmentsTests:
         assert "[File: evilgpj.txt]" in content
         assert "\x00" not in content and "\u202e" not in content
 
+    def test_a_refused_file_is_still_named_after_the_context_is_built(self, fake_ollama):
+        fake_ollama.script("No file.")
+        user = personas.discord_user()
+        submission = submit_request(
+            user=user,
+            thread=personas.thread_of(user),
+            content="what is this?",
+            attachments=[Upload("tool.exe", "application/x-msdownload", b"MZ")],
+            enqueue=False,
+        )
+
+        process_request(request_id=submission.request.pk)
+
+        request = Request.objects.get(pk=submission.request.pk)
+        assert request.status == Request.Status.DONE
+        assert [n["code"] for n in request.notices if n["code"] == "file_refused"] == ["file_refused"]
+
     def test_a_model_known_to_have_no_vision_gets_the_images_name_not_the_image(self, fake_ollama):
         sync_models()  # the fake's gpt-oss:20b reports no vision
         fake_ollama.script("I can't see images.")
@@ -261,6 +292,7 @@ class ModelSeesAttachmentsTests:
         assert request.status == Request.Status.DONE, request.error
         last = [r for r in fake_ollama.requests if r.path == "/api/chat"][-1].body["messages"][-1]
         assert "images" not in last and "[Image: red.png]" in last["content"]
+        assert {"code": "images_unseen", "count": 1, "model": request.model} in request.notices
 
     def test_an_image_reaches_a_vision_model_in_the_images_field(self, fake_ollama):
         fake_ollama.script("A red rectangle.")
@@ -367,14 +399,31 @@ def fake_dm(*attachments: SimpleNamespace) -> mock.Mock:
 
 @pytest.mark.django_db
 class DiscordAttachmentTests:
-    def test_an_unsupported_file_is_refused_in_a_reply_naming_it_and_nothing_is_stored(self):
+    def test_an_unsupported_file_alone_is_refused_in_a_reply_naming_it_and_nothing_is_stored(self):
         message = fake_dm(fake_discord_attachment("tool.exe", b"MZ\x90\x00", "application/x-msdownload"))
+        message.content = ""
 
         async_to_sync(TrollamaBot().on_message)(message)
 
         text = message.reply.await_args.args[0]
         assert text.startswith("I can't use tool.exe: I only read images, PDFs, and text or code files")
         assert not Message.objects.exists()
+
+    def test_an_unsupported_file_beside_text_is_left_out_and_named_under_the_answer(self):
+        attachment = fake_discord_attachment("tool.exe", b"MZ\x90\x00", "application/x-msdownload")
+        attachment.read = mock.AsyncMock()
+        message = fake_dm(attachment, fake_discord_attachment("main.py", b"x = 1\n"))
+        message.channel.typing = mock.MagicMock()
+
+        async_to_sync(TrollamaBot().on_message)(message)
+
+        message.reply.assert_not_awaited()
+        attachment.read.assert_not_awaited()
+        request = Request.objects.get()
+        assert request.message.content == "look at this"
+        assert [a.filename for a in Attachment.objects.all()] == ["main.py"]
+        [notice] = request.notices
+        assert (notice["code"], notice["file"]) == ("file_refused", "tool.exe")
 
     def test_a_file_over_the_servers_upload_limit_is_refused_before_downloading(self, settings):
         settings.MAX_FILE_SIZE_MB = 10
@@ -383,10 +432,10 @@ class DiscordAttachmentTests:
         message = fake_dm(attachment)
         message.guild = SimpleNamespace(id=1, filesize_limit=8 * MB)
 
-        with pytest.raises(Unreadable) as caught:
-            async_to_sync(TrollamaBot().download_attachments)(message)
+        uploads, [refused] = async_to_sync(TrollamaBot().download_attachments)(message)
 
-        assert caught.value.message == "I can't use big.txt: it is 9 MB and the limit is 8 MB."
+        assert uploads == []
+        assert refused.message == "I can't use big.txt: it is 9 MB and the limit is 8 MB."
         attachment.read.assert_not_awaited()
 
     def test_accepted_files_are_downloaded_and_stored_with_the_turn(self):

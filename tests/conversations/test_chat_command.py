@@ -85,6 +85,40 @@ class ChatCommandTests:
         assert "Waiting up to 0.5 s for it" in err.getvalue()
         assert not ChatUser.objects.exists() and not Message.objects.exists()
 
+    def test_inline_shows_no_queue_position_since_nothing_is_queued(self, fake_ollama):
+        fake_ollama.script("Hi.")
+
+        code, _, err = chat("hello", "--inline")
+
+        assert code == 0, err
+        assert "Queued" not in err
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class ChatUnderMaintenanceTests:
+    def test_inline_under_soft_maintenance_prints_the_operators_message(self, fake_ollama):
+        from trollama.maintenance import set_maintenance
+
+        set_maintenance(mode="soft", message="Swapping the GPU, back in 20 minutes.", changed_by="ops")
+
+        code, out, err = chat("hello", "--inline")
+
+        assert code == 3
+        assert "Held: Swapping the GPU, back in 20 minutes. Your message is saved" in err
+        assert out == ""
+        assert Request.objects.get().status == Request.Status.HELD
+        assert not [r for r in fake_ollama.requests if r.path == "/api/chat"]
+
+    def test_inline_under_soft_maintenance_without_a_message_says_maintenance(self, fake_ollama):
+        from trollama.maintenance import set_maintenance
+
+        set_maintenance(mode="soft", changed_by="ops")
+
+        code, _, err = chat("hello", "--inline")
+
+        assert code == 3
+        assert "Held: Trollama is under maintenance. Your message is saved" in err
+
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class ChatNoticeTests:

@@ -28,15 +28,15 @@ def bot_environment(discord: FakeDiscord) -> dict[str, str]:
     return {"DISCORD_TOKEN": "e2e-bot-token", "DISCORD_API_URL": discord.api_url}
 
 
-def start_bot(system: System, discord: FakeDiscord, *, timeout: float = 60) -> subprocess.Popen[bytes]:
+def start_bot(system: System, discord: FakeDiscord, *args: str, timeout: float = 60) -> subprocess.Popen[bytes]:
     (
-        """Start ``manage.py runbot`` (again, after ``system.kill("bot")``) and wait until it has identified and beaten."""
+        """Start ``manage.py runbot [args]`` (again, after ``system.kill("bot")``); wait until it identified and beat."""
         ""
     )
     identified = sum(1 for c in discord.connections if c.kind == "identify")
     # A restarted bot finds its old heartbeat row: only a beat from this start counts.
     since = datetime.now(UTC).isoformat()
-    process = system.popen("bot", [PYTHON, "manage.py", "runbot"])
+    process = system.popen("bot", [PYTHON, "manage.py", "runbot", *args])
     deadline = time.monotonic() + timeout
     try:
         discord.wait_for_ready(timeout=timeout, count=identified + 1)

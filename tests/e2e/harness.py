@@ -129,7 +129,9 @@ class System:
 
     def start(self, *, workers: bool = True, timeout: float = 60) -> System:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.manage("bootstrap")
+        self.manage(
+            "bootstrap", "--no-dotenv"
+        )  # configured through the environment; the checkout's .env stays as it is
         self.start_web()
         if workers:
             self.start_workers()

@@ -15,6 +15,7 @@ With ``--chat`` each line typed on stdin is sent as alice mentioning the bot in
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import threading
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ def chat(fake: FakeDiscord, stopped: threading.Event) -> None:
             return
         asked = fake.send_message(fake.alice, fake.general, line.rstrip("\n"), mention_bot=True)
         try:
-            where = fake.wait_for(lambda asked=asked: fake.thread_of(asked), timeout=30, what="a thread").id
+            where = fake.wait_for(functools.partial(fake.thread_of, asked), timeout=30, what="a thread").id
         except TimeoutError:
             where = fake.general.id
         shown: dict[int, str] = {}

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 
 # Discord's own limits for the routes a chat bot uses most (what its headers say
-# today; they are not documented and may change). Everything else gets
-# ``DEFAULT_LIMIT``.
+# today; Discord does not document them and they may change). Everything else
+# gets ``DEFAULT_LIMIT``. Sends and edits are counted per channel, and a thread
+# is a channel of its own: two answers streaming into one thread share these.
 DISCORD_LIMITS: dict[str, tuple[int, float]] = {
     "POST /channels/{channel_id}/messages": (5, 5.0),
     "PATCH /channels/{channel_id}/messages/{message_id}": (5, 5.0),
@@ -33,6 +34,16 @@ DEFAULT_LIMIT = (50, 1.0)
 SHARED_BUCKETS = {
     "PUT /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}": "reactions",
     "DELETE /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}": "reactions",
+}
+
+# Routes Discord names with one X-RateLimit-Bucket although it counts them
+# apart: sending and editing messages answer with the same hash, yet each has
+# its own 5 per 5 s (discord/discord-api-docs#1442, #8073). It matters to the
+# client: discord.py keys its limiter by that hash, so in one channel it paces
+# sends and edits as one bucket, updated from whichever answered last.
+SHARED_HASHES = {
+    "POST /channels/{channel_id}/messages": "messages",
+    "PATCH /channels/{channel_id}/messages/{message_id}": "messages",
 }
 
 
@@ -94,7 +105,7 @@ class RateLimits:
             if not limited:
                 window.used += 1
             remaining = window.limit - window.used
-            bucket = hashlib.sha1(name.encode()).hexdigest()[:32]
+            bucket = hashlib.sha1(SHARED_HASHES.get(route, name).encode()).hexdigest()[:32]
             headers = {
                 "X-RateLimit-Limit": str(window.limit),
                 "X-RateLimit-Remaining": str(remaining),

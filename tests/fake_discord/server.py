@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import secrets
 import threading
@@ -44,6 +45,7 @@ from .world import (
     GUILD_TEXT,
     HAS_THREAD,
     LOADING,
+    PUBLIC_THREAD,
     REPLY,
     Channel,
     Message,
@@ -137,7 +139,7 @@ class _Socket:
     def __init__(
         self,
         ws: web.WebSocketResponse,
-        transport: asyncio.BaseTransport | None,
+        transport: asyncio.Transport | None,
         record: GatewayConnection,
         *,
         compress: bool,
@@ -313,11 +315,18 @@ class FakeDiscord(BackgroundServer):
                     return channel
         raise KeyError(f"no channel {ref!r}")
 
-    def add_user(self, username: str, *, moderator: bool = False, bot: bool = False) -> User:
-        """A new guild member (sent as GUILD_MEMBER_ADD only in spirit: the bot has no members intent)."""
+    def add_user(
+        self, username: str, *, moderator: bool = False, bot: bool = False, global_name: str | None = None
+    ) -> User:
+        """A new guild member (sent as GUILD_MEMBER_ADD only in spirit: the bot has no members intent).
+
+        ``global_name`` is the display name people see (several users may share one).
+        """
         with self._changed:
             roles = [self.world.moderator_role.id] if moderator else []
-            user = self.world.add_user(User(self.world.next_id(), username, bot=bot), roles=roles)
+            user = self.world.add_user(
+                User(self.world.next_id(), username, bot=bot, global_name=global_name), roles=roles
+            )
             self._changed.notify_all()
             return user
 
@@ -438,7 +447,12 @@ class FakeDiscord(BackgroundServer):
 
     def send_reconnect(self) -> None:
         """Ask every client to reconnect and resume (opcode 7)."""
-        self._on_loop(lambda: [s.send({"op": RECONNECT, "d": None}) for s in self._sockets])
+
+        def send_to_all() -> None:
+            for socket in self._sockets:
+                socket.send({"op": RECONNECT, "d": None})
+
+        self._on_loop(send_to_all)
 
     async def _close_sockets(self, code: int | None) -> None:
         for socket in list(self._sockets):
@@ -551,7 +565,7 @@ class FakeDiscord(BackgroundServer):
 
     # ------------------------------------------------------------------ waiting
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0, *, what: str = "") -> T:
+    def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0, *, what: str = "") -> T:
         """Block until ``predicate()`` is truthy (re-checked after every change here); return its value.
 
         Raises ``TimeoutError`` naming ``what`` (or the predicate) when ``timeout`` passes first.
@@ -568,7 +582,7 @@ class FakeDiscord(BackgroundServer):
                 # Also wake now and then: a predicate may read state that changes elsewhere.
                 self._changed.wait(min(remaining, 0.25))
 
-    async def until(self, predicate: Callable[[], T], timeout: float = 10.0, *, what: str = "") -> T:  # noqa: ASYNC109 -- the wait happens in a thread, where asyncio.timeout cannot reach
+    async def until(self, predicate: Callable[[], T | None], timeout: float = 10.0, *, what: str = "") -> T:  # noqa: ASYNC109 -- the wait happens in a thread, where asyncio.timeout cannot reach
         """``wait_for`` for async tests: waits in a thread, so the caller's event loop keeps running."""
         return await asyncio.to_thread(self.wait_for, predicate, timeout, what=what)
 
@@ -1011,6 +1025,22 @@ class _Api:
         self.fake._dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True})
         return _json(thread.payload(), status=201)
 
+    async def start_thread_without_message(self, request: web.Request) -> web.Response:
+        """``POST /channels/{id}/threads``: a thread of its own in a text channel (public unless type 12 is asked)."""
+        channel = self.channel(request)
+        if channel.type != GUILD_TEXT:
+            raise ApiError(400, "Cannot execute action on this channel type", 50024)
+        body = request[CALL_KEY].body or {}
+        name = str(body.get("name") or "")
+        if not 1 <= len(name) <= 100:
+            raise form_error("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+        if body.get("type") not in (None, PUBLIC_THREAD):
+            raise ApiError(400, "The stand-in only makes public threads", 50035)
+        thread = self.world.add_thread(channel.id, name, owner=self.world.bot)
+        thread.auto_archive_duration = int(body.get("auto_archive_duration") or 1440)
+        self.fake._dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True})
+        return _json(thread.payload(), status=201)
+
     # -- reactions ------------------------------------------------------------------
 
     async def add_reaction(self, request: web.Request) -> web.Response:
@@ -1212,7 +1242,9 @@ class _Api:
     def on_frame(self, socket: _Socket, frame: dict[str, Any]) -> int | None:
         """Handle one client frame; returns a close code when the connection must end."""
         fake = self.fake
-        op, data = frame.get("op"), frame.get("d")
+        # "d" is shaped by the opcode: an object for IDENTIFY and RESUME, a number or null for HEARTBEAT.
+        op = frame.get("op")
+        data: Any = frame.get("d")
         if op == HEARTBEAT:
             socket.record.heartbeats += 1
             socket.send({"op": HEARTBEAT_ACK})
@@ -1234,25 +1266,25 @@ class _Api:
             return None
         if op == RESUME:
             socket.record.kind = "resume"
-            session = fake._sessions.get(str(data.get("session_id")))
-            if session is None or not session.resumable or (fake.token is not None and data.get("token") != fake.token):
+            known = fake._sessions.get(str(data.get("session_id")))
+            if known is None or not known.resumable or (fake.token is not None and data.get("token") != fake.token):
                 socket.send({"op": INVALID_SESSION, "d": False})
                 return None
             with fake._changed:
-                if session.socket is not None and session.socket is not socket:
-                    old = session.socket
+                if known.socket is not None and known.socket is not socket:
+                    old = known.socket
                     asyncio.get_running_loop().create_task(old.close(4000))
-                session.socket = socket
-                socket.session = session
+                known.socket = socket
+                socket.session = known
                 last = int(data.get("seq") or 0)
-                for missed in session.log:
+                for missed in known.log:
                     if missed["s"] > last:
                         socket.send(missed)
-                session.seq += 1
-                frame = {"op": DISPATCH, "t": "RESUMED", "s": session.seq, "d": {}}
-                session.log.append(frame)
+                known.seq += 1
+                frame = {"op": DISPATCH, "t": "RESUMED", "s": known.seq, "d": {}}
+                known.log.append(frame)
                 socket.send(frame)
-                socket.record.session_id = session.id
+                socket.record.session_id = known.id
                 socket.record.resumed = True
                 fake._changed.notify_all()
             return None
@@ -1309,17 +1341,20 @@ class _Api:
 
     async def control_message(self, request: web.Request) -> web.Response:
         data = await request.json()
-        kwargs = {
-            "mention_bot": bool(data.get("mention_bot")),
-            "reply_to": int(data["reply_to"]) if data.get("reply_to") else None,
-        }
+        mention_bot = bool(data.get("mention_bot"))
+        reply_to = int(data["reply_to"]) if data.get("reply_to") else None
         author = data.get("author", "alice")
+        content = data.get("content", "")
         if data.get("dm"):
-            message = await asyncio.to_thread(self.fake.send_dm, author, data.get("content", ""), **kwargs)
+            message = await asyncio.to_thread(
+                functools.partial(self.fake.send_dm, author, content, mention_bot=mention_bot, reply_to=reply_to)
+            )
         else:
             channel = data.get("channel", "general")
             message = await asyncio.to_thread(
-                self.fake.send_message, author, channel, data.get("content", ""), **kwargs
+                functools.partial(
+                    self.fake.send_message, author, channel, content, mention_bot=mention_bot, reply_to=reply_to
+                )
             )
         return _json(message.payload(self.world))
 
@@ -1510,6 +1545,7 @@ def build_app(fake: FakeDiscord) -> web.Application:
     r.add_patch(p + "/channels/{channel_id}/messages/{message_id}", api.edit_message)
     r.add_delete(p + "/channels/{channel_id}/messages/{message_id}", api.delete_message)
     r.add_post(p + "/channels/{channel_id}/messages/{message_id}/threads", api.start_thread)
+    r.add_post(p + "/channels/{channel_id}/threads", api.start_thread_without_message)
     reaction = p + "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}"
     r.add_put(reaction, api.add_reaction)
     r.add_delete(reaction, api.remove_reaction)

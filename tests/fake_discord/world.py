@@ -31,8 +31,8 @@ SEND_MESSAGES = 1 << 11
 MANAGE_MESSAGES = 1 << 13
 MANAGE_THREADS = 1 << 34
 # View, send, embed, attach, read history, react, create public threads, send in
-# threads: what the README's invite link grants the bot.
-BOT_PERMISSIONS = 309_237_763_136
+# threads, manage threads (to lock a closed conversation): what the README's invite link grants the bot.
+BOT_PERMISSIONS = 326_417_632_320
 # The same for everyone, plus using application commands.
 EVERYONE_PERMISSIONS = 311_385_246_784
 MODERATOR_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES | MANAGE_THREADS

@@ -253,6 +253,30 @@ class RateLimitTests:
         assert fake_discord.message(sent.id).content == "v3"
         assert edits[2].monotonic - edits[1].monotonic >= edits[1].response["retry_after"] - 0.05
 
+    async def test_sends_and_edits_share_a_bucket_hash_but_are_counted_apart(self, fake_discord):
+        # As Discord answers them today: one X-RateLimit-Bucket, two counters of 5 per 5 s.
+        async with httpx.AsyncClient(headers={"Authorization": "Bot x"}) as http:
+            url = f"{fake_discord.api_url}/channels/{fake_discord.general.id}/messages"
+            sends = [await http.post(url, json={"content": str(i)}) for i in range(5)]
+            edits = [await http.patch(f"{url}/{sends[0].json()['id']}", json={"content": f"v{i}"}) for i in range(6)]
+
+        assert [a.status_code for a in sends] == [200] * 5
+        assert [a.status_code for a in edits] == [200] * 5 + [429]
+        assert sends[-1].headers["X-RateLimit-Remaining"] == "0" and edits[0].headers["X-RateLimit-Remaining"] == "4"
+        assert sends[0].headers["X-RateLimit-Bucket"] == edits[0].headers["X-RateLimit-Bucket"]
+        assert (edits[0].headers["X-RateLimit-Limit"], float(edits[0].headers["X-RateLimit-Reset-After"])) == (
+            "5",
+            pytest.approx(5.0, abs=0.5),
+        )
+
+    async def test_a_thread_is_a_bucket_of_its_own(self, fake_discord):
+        thread = fake_discord.world.add_thread(fake_discord.general.id, "a thread", owner=fake_discord.bot)
+        async with httpx.AsyncClient(headers={"Authorization": "Bot x"}) as http:
+            for channel_id in (fake_discord.general.id, thread.id):
+                url = f"{fake_discord.api_url}/channels/{channel_id}/messages"
+                answers = [await http.post(url, json={"content": str(i)}) for i in range(6)]
+                assert [a.status_code for a in answers] == [200] * 5 + [429]
+
     async def test_buckets_are_per_channel(self, fake_discord):
         fake_discord.set_rate_limit(SEND_ROUTE, 1, 5.0)
         async with httpx.AsyncClient(headers={"Authorization": "Bot x"}) as http:
@@ -380,7 +404,7 @@ class InteractionTests:
             async with connected(fake_discord, self.with_commands([])) as client:
                 await client.tree.sync()
                 errors: list[Exception] = []
-                client.tree.on_error = lambda interaction, error: errors.append(error)  # type: ignore[assignment,method-assign,misc]
+                client.tree.on_error = lambda interaction, error: errors.append(error)
                 interaction = fake_discord.run_command("usage", user="alice", channel="general")
                 await fake_discord.until(lambda: errors)
         finally:

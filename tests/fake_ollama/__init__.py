@@ -25,9 +25,18 @@ Everything the server sees is recorded: ``fake.requests`` (with stream
 timings) and ``fake.hangups`` (clients that went away early). When the fake
 runs in another process the same controls exist over HTTP under ``/_fake/``.
 
-Standalone: ``python -m tests.fake_ollama --port 11435 --tokens-per-second 30``.
+**GPU simulation** (off by default): ``FakeOllama(gpu=GpuConfig(time_scale=0.05))``
+or ``fake.simulate_gpu(vram=24 * GB)`` makes requests queue, load and evict
+models, and share parallel slots the way Ollama does on one GPU, on a
+simulated clock; ``fake.gpu`` has the records (loads, unloads, busy
+intervals). Over HTTP: ``POST /_fake/gpu`` (settings), ``GET /_fake/gpu``,
+``POST /_fake/gpu/reset``. See ``tests/fake_ollama/gpu.py``.
+
+Standalone: ``python -m tests.fake_ollama --port 11435 --tokens-per-second 30``
+(add ``--gpu --time-scale 0.05`` for the GPU simulation).
 """
 
+from .gpu import GB, Busy, GpuConfig, GpuSimulation, Load, Unload
 from .server import ApiError, FakeOllama, build_app, parse_keep_alive
 from .specs import (
     DEFAULT_MODELS,
@@ -44,13 +53,19 @@ Script = Rule
 
 __all__ = [
     "DEFAULT_MODELS",
+    "GB",
     "ApiError",
+    "Busy",
     "FakeOllama",
+    "GpuConfig",
+    "GpuSimulation",
     "Hangup",
+    "Load",
     "ModelSpec",
     "RecordedRequest",
     "Rule",
     "Script",
+    "Unload",
     "build_app",
     "canonical_name",
     "chunk_text",

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from tests.background import BackgroundServer
 
+from .gpu import GpuConfig, GpuSimulation
 from .specs import (
     DEFAULT_MODELS,
     Hangup,
@@ -148,6 +149,7 @@ class FakeOllama(BackgroundServer):
         *,
         host: str = "127.0.0.1",
         default: Rule | None = None,
+        gpu: GpuConfig | None = None,
     ) -> None:
         super().__init__(host=host, port=port)
         self.version = version
@@ -165,6 +167,7 @@ class FakeOllama(BackgroundServer):
         self._hangups: list[Hangup] = []
         self._hangup_cursor = 0
         self._loaded: dict[str, _Loaded] = {}
+        self._gpu = GpuSimulation(gpu, lambda: self._loop) if gpu is not None else None
         self.stopping = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -180,6 +183,31 @@ class FakeOllama(BackgroundServer):
         """Stop serving; open streams and hangs end without being recorded as hang-ups."""
         self.stopping = True
         super().stop()
+
+    # ------------------------------------------------------------------ GPU simulation
+
+    @property
+    def gpu(self) -> GpuSimulation | None:
+        """The GPU simulation (``tests.fake_ollama.gpu``), or None while it is off (the default)."""
+        return self._gpu
+
+    def simulate_gpu(self, config: GpuConfig | None = None, **settings: Any) -> GpuSimulation:
+        """Turn the GPU simulation on (or replace it): ``config``, or ``GpuConfig(**settings)``.
+
+        Call it while nothing is running; models loaded before are forgotten.
+        """
+        if config is None:
+            config = GpuConfig.from_json(settings)
+        elif settings:
+            config = GpuConfig.from_json(config.to_json() | settings)
+        with self._lock:
+            self._loaded.clear()
+        self._gpu = GpuSimulation(config, lambda: self._loop)
+        return self._gpu
+
+    def stop_simulating_gpu(self) -> None:
+        """Back to the plain fake: models load after their rule's ``load_delay`` and never run out of room."""
+        self._gpu = None
 
     # ------------------------------------------------------------------ models
 
@@ -225,12 +253,20 @@ class FakeOllama(BackgroundServer):
 
     @property
     def loaded_models(self) -> list[str]:
+        if self._gpu is not None:
+            return self._gpu.loaded_names()
         with self._lock:
             self._prune_loaded()
             return list(self._loaded)
 
     def unload(self, name: str | None = None) -> None:
-        """Forget loaded models (all of them by default) so load delays apply again."""
+        """Forget loaded models (all of them by default) so load delays apply again.
+
+        With the GPU simulation, each one unloads as soon as it is idle (as with ``keep_alive: 0``).
+        """
+        if self._gpu is not None:
+            self._gpu.unload(name)
+            return
         with self._lock:
             if name is None:
                 self._loaded.clear()
@@ -276,6 +312,10 @@ class FakeOllama(BackgroundServer):
           ``error=(status, message)``, ``break_after`` (abort the connection after
           that many content chunks), ``hang`` (send headers, then nothing),
           ``error_in_stream`` (an ``{"error"}`` line after the content).
+        With the GPU simulation on, loading is the simulation's (``load_delay``
+        does not apply) and the answer takes its simulated time, paced over its
+        pieces: ``completion_tokens`` at ``tokens_per_second`` (simulated) when
+        given, else at the model's rate in ``GpuConfig.tokens_per_second``.
         """
         rule = Rule(
             reply=reply,
@@ -327,6 +367,8 @@ class FakeOllama(BackgroundServer):
             self._hangup_cursor = 0
             self._loaded.clear()
             self._models = {m.name: m for m in self._initial_models}
+        if self._gpu is not None:
+            self._gpu.reset()
 
     # ------------------------------------------------------------------ records
 
@@ -376,6 +418,8 @@ class FakeOllama(BackgroundServer):
     # ------------------------------------------------------------------ loaded models
 
     def is_loaded(self, name: str) -> bool:
+        if self._gpu is not None:
+            return self._gpu.is_loaded(name)
         with self._lock:
             self._prune_loaded()
             return canonical_name(name) in self._loaded
@@ -542,6 +586,14 @@ class _Plan:
     received: float  # monotonic
     load_ns: int
     prompt_ns: int
+    sim: _SimTimes | None = None  # set when the GPU simulation decides the durations
+
+    def pace(self) -> float | None:
+        """Pieces per real second (None: as fast as possible)."""
+        if self.sim is None:
+            return self.rule.tokens_per_second
+        real = self.sim.gpu.real_seconds(self.sim.eval)
+        return len(self.pieces()) / real if real > 0 else None
 
     def pieces(self) -> list[tuple[str, Any]]:
         items: list[tuple[str, Any]] = [("thinking", t) for t in self.thinking]
@@ -587,6 +639,17 @@ class _Plan:
         return head | self.stats(eval_ns)
 
     def stats(self, eval_ns: int) -> dict[str, int]:
+        if self.sim is not None:
+            # Simulated seconds, like every figure of the simulation.
+            sim = self.sim
+            return {
+                "total_duration": _ns(sim.gpu.now() - sim.received),
+                "load_duration": _ns(sim.load),
+                "prompt_eval_count": self.prompt_tokens,
+                "prompt_eval_duration": _ns(sim.prompt),
+                "eval_count": self.completion_tokens,
+                "eval_duration": _ns(sim.eval),
+            }
         total = int((time.monotonic() - self.received) * 1e9)
         return {
             "total_duration": max(total, self.load_ns + self.prompt_ns + eval_ns),
@@ -596,6 +659,23 @@ class _Plan:
             "eval_count": self.completion_tokens,
             "eval_duration": eval_ns,
         }
+
+
+@dataclass
+class _SimTimes:
+    """One answer's simulated durations (seconds) and the clock they are on."""
+
+    gpu: GpuSimulation
+    received: float
+    load: float
+    prompt: float
+    eval: float
+
+
+def _context_length(body: dict[str, Any], spec: ModelSpec) -> int:
+    options = body.get("options") or {}
+    num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
+    return int(num_ctx) if num_ctx else min(DEFAULT_NUM_CTX, spec.context_length)
 
 
 def _ns(seconds: float) -> int:
@@ -709,6 +789,8 @@ class _Api:
         )
 
     async def ps(self, request: web.Request) -> web.Response:
+        if self.fake.gpu is not None:
+            return _json({"models": self._ps_on_gpu(self.fake.gpu)})
         now = time.time()
         models = []
         for spec, entry in self.fake.running_models():
@@ -729,6 +811,31 @@ class _Api:
                 }
             )
         return _json({"models": models})
+
+    def _ps_on_gpu(self, gpu: GpuSimulation) -> list[dict[str, Any]]:
+        models = []
+        for row in gpu.loaded():
+            spec = self.fake.find_model(row["model"])
+            if spec is None:
+                continue
+            expires = row["expires_at"]
+            # Clients compare expires_at with their own clock: the real moment it will happen.
+            wall = time.time() + 100 * 365 * 86400 if expires is None else gpu.wall_time(expires)
+            models.append(
+                {
+                    "name": spec.name,
+                    "model": spec.name,
+                    "size": spec.size,
+                    "digest": spec.digest,
+                    "details": spec.details(),
+                    "expires_at": _local_time(wall),
+                    "size_vram": spec.size,
+                    "context_length": row["context_length"],
+                }
+            )
+        # Ollama lists the model that stays longest first.
+        models.sort(key=lambda m: m["expires_at"], reverse=True)
+        return models
 
     # ---------------------------------------------------------------- chat / generate
 
@@ -764,6 +871,10 @@ class _Api:
         if rule.hang:
             return await self._hang(ex, streaming)
 
+        if self.fake.gpu is not None:
+            return await self._complete_on_gpu(
+                self.fake.gpu, ex, endpoint, spec, model, body, messages, text, rule, keep_alive, streaming
+            )
         load_ns = await self._load(ex, spec, body, rule, keep_alive)
         if load_ns is None:
             return ex.bail()
@@ -786,6 +897,54 @@ class _Api:
         finally:
             self.fake.end_use(spec.name)
 
+    async def _complete_on_gpu(
+        self,
+        gpu: GpuSimulation,
+        ex: _Exchange,
+        endpoint: str,
+        spec: ModelSpec,
+        model: str,
+        body: dict[str, Any],
+        messages: list[dict[str, Any]],
+        text: str,
+        rule: Rule,
+        keep_alive: float | None,
+        streaming: bool,
+    ) -> web.StreamResponse:
+        """A chat/generate answer through the simulated GPU: queue, load, a slot, then simulated generation."""
+        lease = await gpu.acquire(
+            spec, keep_alive=keep_alive, context_length=_context_length(body, spec), alive=ex.check
+        )
+        if lease is None:
+            return ex.bail()
+        completed = False
+        try:
+            plan = _plan(endpoint, spec, model, body, messages, text, rule, ex, 0, 0)
+            tokens = plan.completion_tokens
+            options = body.get("options")
+            num_predict = options.get("num_predict") if isinstance(options, dict) else None
+            if isinstance(num_predict, int) and 0 < num_predict < tokens:
+                # The model stops at num_predict whatever the rule says it would have written.
+                tokens = plan.completion_tokens = num_predict
+                plan.done_reason = "length"
+            prompt_seconds = plan.prompt_tokens / gpu.config.prompt_tokens_per_second
+            rate = rule.tokens_per_second or gpu.config.rate(spec.name)
+            plan.sim = _SimTimes(
+                gpu=gpu,
+                received=gpu.sim_time(ex.record.received_at),
+                load=lease.load_seconds,
+                prompt=prompt_seconds,
+                eval=tokens / rate,
+            )
+            # The answer's pieces spread evenly over the simulated generation, in real time.
+            if not await ex.wait(gpu.real_seconds(prompt_seconds), "stream"):
+                return ex.bail()
+            response = await (self._stream(ex, plan) if streaming else self._respond_once(ex, plan))
+            completed = ex.record.completed
+            return response
+        finally:
+            gpu.release(lease, completed=completed)
+
     async def _load(
         self,
         ex: _Exchange,
@@ -798,10 +957,7 @@ class _Api:
         started = time.monotonic()
         if not self.fake.is_loaded(spec.name) and not await ex.wait(rule.load_delay, "load"):
             return None
-        options = body.get("options") or {}
-        num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
-        context_length = int(num_ctx) if num_ctx else min(DEFAULT_NUM_CTX, spec.context_length)
-        self.fake.begin_use(spec.name, keep_alive, context_length)
+        self.fake.begin_use(spec.name, keep_alive, _context_length(body, spec))
         return _ns(time.monotonic() - started)
 
     async def _load_only(
@@ -815,7 +971,19 @@ class _Api:
     ) -> web.StreamResponse:
         # Ollama's way to preload (or, with keep_alive 0, unload) a model:
         # an empty prompt/messages list answers at once with done_reason load/unload.
-        if keep_alive == 0:
+        gpu = self.fake.gpu
+        if gpu is not None and keep_alive == 0:
+            gpu.load_only_unload(spec.name)
+            reason = "unload"
+        elif gpu is not None:
+            lease = await gpu.acquire(
+                spec, keep_alive=keep_alive, context_length=_context_length(body, spec), alive=ex.check, slot=False
+            )
+            if lease is None:
+                return ex.bail()
+            gpu.release(lease)
+            reason = "load"
+        elif keep_alive == 0:
             self.fake.unload(spec.name)
             reason = "unload"
         else:
@@ -840,7 +1008,7 @@ class _Api:
     async def _stream(self, ex: _Exchange, plan: _Plan) -> web.StreamResponse:
         if not await ex.open_stream():
             return ex.bail()
-        rule, tps = plan.rule, plan.rule.tokens_per_second
+        rule, tps = plan.rule, plan.pace()
         start = time.monotonic()
         pieces = plan.pieces()
         content_sent = 0
@@ -868,9 +1036,9 @@ class _Api:
         return await ex.finish()
 
     async def _respond_once(self, ex: _Exchange, plan: _Plan) -> web.StreamResponse:
-        rule, tps = plan.rule, plan.rule.tokens_per_second
+        rule, tps = plan.rule, plan.pace()
         start = time.monotonic()
-        generation = len(plan.pieces()) / tps if tps else 0.0
+        generation = plan.sim.gpu.real_seconds(plan.sim.eval) if plan.sim else len(plan.pieces()) / tps if tps else 0.0
         if not await ex.wait(generation, "stream"):
             return ex.bail()
         if rule.break_after is not None:
@@ -921,13 +1089,30 @@ class _Api:
             raise ApiError(*rule.error)
         if rule.hang:
             return await self._hang(ex, streaming=False)
-        load_ns = await self._load(ex, spec, body, rule, keep_alive)
-        if load_ns is None:
-            return ex.bail()
-        try:
-            vectors = await self._run_embedder(texts) if texts else []
-        finally:
-            self.fake.end_use(spec.name)
+        gpu = self.fake.gpu
+        if gpu is not None:
+            lease = await gpu.acquire(
+                spec, keep_alive=keep_alive, context_length=_context_length(body, spec), alive=ex.check
+            )
+            if lease is None:
+                return ex.bail()
+            load_ns = _ns(lease.load_seconds)
+            try:
+                tokens = estimate_tokens(texts) if texts else 0
+                if not await ex.wait(gpu.real_seconds(tokens / gpu.config.prompt_tokens_per_second), "stream"):
+                    return ex.bail()
+                vectors = await self._run_embedder(texts) if texts else []
+            finally:
+                gpu.release(lease)
+        else:
+            loaded_ns = await self._load(ex, spec, body, rule, keep_alive)
+            if loaded_ns is None:
+                return ex.bail()
+            load_ns = loaded_ns
+            try:
+                vectors = await self._run_embedder(texts) if texts else []
+            finally:
+                self.fake.end_use(spec.name)
         now = time.time()
         self.fake.update_record(
             ex.record,
@@ -989,6 +1174,28 @@ class _Api:
     async def control_remove_model(self, request: web.Request) -> web.Response:
         data = await _control_json(request)
         self.fake.remove_model(str(data.get("name") or data.get("model")))
+        return _json({"ok": True})
+
+    async def control_gpu(self, request: web.Request) -> web.Response:
+        gpu = self.fake.gpu
+        return _json({"enabled": False} if gpu is None else {"enabled": True} | gpu.snapshot())
+
+    async def control_simulate_gpu(self, request: web.Request) -> web.Response:
+        data = await _control_json(request)
+        if data.pop("enabled", True) is False:
+            self.fake.stop_simulating_gpu()
+            return _json({"ok": True, "enabled": False})
+        try:
+            gpu = self.fake.simulate_gpu(GpuConfig.from_json(data))
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, f"bad GPU settings: {exc}") from exc
+        return _json({"ok": True, "enabled": True, "config": gpu.config.to_json()})
+
+    async def control_gpu_reset(self, request: web.Request) -> web.Response:
+        gpu = self.fake.gpu
+        if gpu is None:
+            raise ApiError(409, "the GPU simulation is off; turn it on with POST /_fake/gpu")
+        gpu.reset()
         return _json({"ok": True})
 
     # ---------------------------------------------------------------- helpers
@@ -1146,4 +1353,7 @@ def build_app(fake: FakeOllama) -> web.Application:
     app.router.add_get("/_fake/hangups", api.control_hangups)
     app.router.add_post("/_fake/models", api.control_add_model)
     app.router.add_delete("/_fake/models", api.control_remove_model)
+    app.router.add_get("/_fake/gpu", api.control_gpu)
+    app.router.add_post("/_fake/gpu", api.control_simulate_gpu)
+    app.router.add_post("/_fake/gpu/reset", api.control_gpu_reset)
     return app

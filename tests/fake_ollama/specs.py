@@ -296,7 +296,8 @@ class Hangup:
     """The client went away before the fake finished answering.
 
     ``phase`` says what the fake was doing: ``latency``, ``load``, ``hang`` or
-    ``stream``.
+    ``stream``, and with the GPU simulation also ``queue`` (waiting for the
+    scheduler or for a free slot).
     """
 
     path: str

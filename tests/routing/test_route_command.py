@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import discord
 import pytest
 
 from bots.commands import COMMAND_MODULES
@@ -13,7 +14,10 @@ from conversations.models import ChatUser, Thread
 from routing.models import NextMessageRoute, Route, RoutingPreference
 
 MEMBER = SimpleNamespace(id=4242, name="erin", display_name="Erin")
-CHANNEL = SimpleNamespace(id=777, name="help-thread", guild=SimpleNamespace(id=1), parent_id=55)
+CHANNEL = SimpleNamespace(
+    id=777, name="help-thread", guild=SimpleNamespace(id=1), parent_id=55, type=discord.ChannelType.public_thread
+)
+TEXT_CHANNEL = SimpleNamespace(id=55, name="general", guild=SimpleNamespace(id=1), type=discord.ChannelType.text)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -32,6 +36,12 @@ class RouteCommandTests:
         forced = NextMessageRoute.objects.get()
         assert forced.route.slug == "math" and forced.thread.external_id == "777"
         assert Thread.objects.get(external_id="777").guild_id == "1"
+
+    def test_in_a_text_channel_it_says_the_route_answers_in_the_thread_the_next_mention_opens(self):
+        text = _apply(MEMBER, TEXT_CHANNEL, "math", False)
+
+        assert text == "Your next message to me in this channel goes to `math` (rnj-1:8b), in the thread it opens."
+        assert NextMessageRoute.objects.get().thread.external_id == "55"
 
     def test_pin_applies_to_every_message_and_auto_unpins_and_clears(self):
         assert _apply(MEMBER, CHANNEL, "reasoning", True).startswith("Pinned `reasoning` (magistral:24b)")

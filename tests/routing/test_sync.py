@@ -40,9 +40,10 @@ class SyncModelsTests:
         assert report.gone == ["deepcoder:14b"]
         assert OllamaModel.objects.get(name="deepcoder:14b").available is False
 
-    def test_a_host_going_down_marks_its_models_unavailable_and_keeps_other_hosts(self, fake_ollama, second_ollama):
+    def test_a_host_going_down_leaves_its_models_as_they_were_marked_host_unreachable(self, fake_ollama, second_ollama):
         OllamaHost.objects.create(name="gpu2", url=second_ollama.url)
         sync_models()
+        before = list(OllamaModel.objects.filter(host__name="gpu2").values_list("name", "available", "synced_at"))
         second_ollama.stop()
 
         reports = {report.host: report for report in sync_models()}
@@ -50,9 +51,28 @@ class SyncModelsTests:
         assert reports["default"].reachable and not reports["gpu2"].reachable
         gpu2 = OllamaHost.objects.get(name="gpu2")
         assert gpu2.reachable is False and gpu2.last_error
-        assert not OllamaModel.objects.filter(host=gpu2, available=True).exists()
-        assert OllamaModel.objects.filter(host=gpu2, name="rnj-1:8b").exists()  # history kept
+        after = list(OllamaModel.objects.filter(host=gpu2).values_list("name", "available", "synced_at"))
+        assert after == before and all(available for _, available, _ in after)
+        assert {model.sync_state for model in OllamaModel.objects.filter(host=gpu2)} == {"host unreachable"}
         assert OllamaModel.objects.filter(host=default_host(), available=True).count() == 6
+
+    def test_a_mistyped_ollama_host_leaves_the_models_alone_and_a_fixed_one_clears_the_mark(
+        self, fake_ollama, settings
+    ):
+        sync_models()
+        settings.OLLAMA_HOST = "http://127.0.0.1:9"  # the default host follows OLLAMA_HOST
+
+        (report,) = sync_models()
+
+        assert not report.reachable
+        assert OllamaModel.objects.filter(available=True).count() == 6
+        assert OllamaModel.objects.filter(host=default_host()).first().sync_state == "host unreachable"
+        settings.OLLAMA_HOST = fake_ollama.url
+
+        (report,) = sync_models()
+
+        assert report.reachable and default_host().last_error == ""
+        assert {model.sync_state for model in OllamaModel.objects.all()} == {"available"}
 
     def test_the_command_reports_models_and_fails_when_a_host_is_unreachable(self, fake_ollama):
         out = StringIO()
@@ -63,7 +83,7 @@ class SyncModelsTests:
         err = StringIO()
         with pytest.raises(CommandError, match="could not be reached"):
             call_command("syncmodels", "--no-warm", stdout=StringIO(), stderr=err)
-        assert "gone: unreachable" in err.getvalue()
+        assert "gone: unreachable" in err.getvalue() and "marked 'host unreachable'" in err.getvalue()
 
     def test_the_command_warms_the_keep_warm_models(self, fake_ollama):
         out = StringIO()

@@ -91,6 +91,41 @@ class HealthTests:
         host = response.json()["checks"]["ollama"]["hosts"][0]
         assert host["ok"] is False and host["error"]
 
+    async def test_an_unreachable_ollama_host_is_explained_in_words_to_everyone(self, fake_ollama, settings):
+        settings.OLLAMA_HOST = "http://127.0.0.1:9"
+        await sync_to_async(pretend_a_worker_cluster_reported)()
+
+        details = (await AsyncClient().get("/health", headers=DETAILS)).json()
+        public = (await AsyncClient().get("/health")).json()
+
+        words = "Ollama is not reachable at http://127.0.0.1:9; set OLLAMA_HOST in .env"
+        assert details["checks"]["ollama"]["hosts"][0]["message"] == words
+        assert details["problems"] == [words]
+        assert public["problems"] == [
+            "Ollama is not reachable; set OLLAMA_HOST in .env, or check the hosts in the admin"
+        ]
+
+    async def test_a_host_listed_in_the_admin_points_to_the_admin(self, fake_ollama):
+        await OllamaHost.objects.acreate(name="second-gpu", url="http://127.0.0.1:9")
+        await sync_to_async(pretend_a_worker_cluster_reported)()
+
+        details = (await AsyncClient().get("/health", headers=DETAILS)).json()
+
+        assert details["status"] == "degraded" and details["problems"] == [
+            "Ollama is not reachable at http://127.0.0.1:9; check its URL in the admin (Routing → Ollama hosts)"
+        ]
+
+    async def test_a_failing_host_is_logged_once_not_at_every_probe(self, fake_ollama, settings, caplog):
+        settings.OLLAMA_HOST = "http://127.0.0.1:9"
+
+        for _ in range(3):
+            assert (await AsyncClient().get("/health")).status_code == 503
+
+        warnings = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+        assert [r.getMessage() for r in warnings] == [
+            "Ollama is not reachable at http://127.0.0.1:9; set OLLAMA_HOST in .env (All connection attempts failed)"
+        ]
+
     async def test_it_checks_every_enabled_host_and_is_healthy_while_one_answers(self, fake_ollama):
         await OllamaHost.objects.acreate(name="second-gpu", url="http://127.0.0.1:9")
         await OllamaHost.objects.acreate(name="retired", url="http://127.0.0.1:10", enabled=False)
@@ -168,8 +203,8 @@ class PublicHealthTests:
 
         assert response.status_code == 200
         report = response.json()
-        assert set(report) == {"status", "maintenance", "checked_at"}
-        assert report["status"] == "ok" and report["maintenance"] == "off"
+        assert set(report) == {"status", "maintenance", "checked_at", "problems"}
+        assert report["status"] == "ok" and report["maintenance"] == "off" and report["problems"] == []
         assert fake_ollama.url not in response.content.decode()
 
     @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token"}])
@@ -179,8 +214,9 @@ class PublicHealthTests:
         response = await AsyncClient().get("/health", headers=headers)
 
         assert response.status_code == 503
-        assert set(response.json()) == {"status", "maintenance", "checked_at"}
+        assert set(response.json()) == {"status", "maintenance", "checked_at", "problems"}
         assert response.json()["status"] == "unhealthy"
+        assert "127.0.0.1:9" not in response.content.decode()
 
     def test_a_staff_session_gets_the_details(self, fake_ollama):
         client = Client()

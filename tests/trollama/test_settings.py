@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 import subprocess
 import sys
@@ -16,6 +17,7 @@ VARIABLES = [
     "REDIS_URL",
     "OLLAMA_HOST",
     "WEB_URL",
+    "WEB_PORT",
     "MAX_QUEUE_SIZE",
     "MAX_ATTEMPTS",
     "REQUEST_TIMEOUT",
@@ -62,6 +64,59 @@ class DiscordApiUrlTests:
         settings = load(monkeypatch, tmp_path, DISCORD_API_URL="http://nirn-proxy:8080/api/v10/")
 
         assert settings["DISCORD_API_URL"] == "http://nirn-proxy:8080/api/v10"
+
+
+class WebPortTests:
+    def test_web_url_follows_web_port_when_it_is_not_set(self, monkeypatch, tmp_path):
+        settings = load(monkeypatch, tmp_path, WEB_PORT="8123")
+
+        assert (settings["WEB_PORT"], settings["WEB_URL"]) == (8123, "http://127.0.0.1:8123")
+        assert settings["PUBLIC_URL"] == "http://127.0.0.1:8123"  # download links follow it too
+
+    def test_an_explicit_web_url_wins(self, monkeypatch, tmp_path):
+        settings = load(monkeypatch, tmp_path, WEB_PORT="8123", WEB_URL="http://web.internal:9000")
+
+        assert settings["WEB_URL"] == "http://web.internal:9000"
+
+    def test_a_port_out_of_range_is_refused_by_name(self, monkeypatch, tmp_path):
+        with pytest.raises(ImproperlyConfigured, match="WEB_PORT has an invalid value '70000'"):
+            load(monkeypatch, tmp_path, WEB_PORT="70000")
+
+    def test_the_procfile_passes_web_port_to_daphne(self):
+        web = next(
+            line for line in (SETTINGS.parents[1] / "Procfile").read_text().splitlines() if line.startswith("web:")
+        )
+
+        shown = subprocess.run(
+            ["sh", "-c", "echo " + web.removeprefix("web:")], env={"WEB_PORT": "8123"}, capture_output=True, text=True
+        ).stdout
+        assert "-p 8123 " in shown
+
+
+def example_env() -> dict[str, str]:
+    """The variables .env.example sets, as ``bootstrap`` would copy them into .env."""
+    lines = (SETTINGS.parents[1] / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+class ExampleEnvTests:
+    def test_loading_the_example_changes_no_setting(self, monkeypatch, tmp_path):
+        example = example_env()
+        del example["DATA_DIR"]  # both loads use tmp_path (the example's empty value means var/ beside manage.py)
+        for name in example:
+            monkeypatch.delenv(name, raising=False)
+        defaults = load(monkeypatch, tmp_path)
+
+        configured = load(monkeypatch, tmp_path, **example)
+
+        settings = (str, int, float, bool, list, dict, tuple, Path, type(None))  # values, not helpers such as T
+        names = sorted(name for name, value in defaults.items() if name.isupper() and isinstance(value, settings))
+        assert [(n, configured[n]) for n in names] == [(n, defaults[n]) for n in names]
+
+    def test_the_example_lists_every_variable_the_settings_read(self):
+        read = set(re.findall(r'_read\(\s*"([A-Z0-9_]+)"', SETTINGS.read_text()))
+
+        assert read - set(example_env()) == set()
 
 
 class EmbeddedDefaultTests:

@@ -16,7 +16,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--sync-guild", type=int, default=None, help="Sync slash commands to this guild id at once."
+            "--sync-guild",
+            type=int,
+            default=None,
+            help="Sync slash commands to this guild id (they show there at once; global ones can take an hour).",
+        )
+        parser.add_argument(
+            "--sync-commands",
+            action="store_true",
+            help="Sync the slash commands to Discord even if they have not changed since the last sync "
+            "(by default they are synced only when they changed).",
         )
         parser.add_argument(
             "--optional",
@@ -43,7 +52,7 @@ class Command(BaseCommand):
         from bots import discord_api
         from bots.client import TrollamaBot
 
-        bot = TrollamaBot(sync_guild=options["sync_guild"])
+        bot = TrollamaBot(sync_guild=options["sync_guild"], force_sync=options["sync_commands"])
         # Not bot.run(): that would connect to Discord's hard-coded gateway whatever
         # DISCORD_API_URL says (see bots.discord_api). Django's LOGGING already
         # configures discord.py's loggers, so there is no log handler to set up.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import mimetypes
 from pathlib import Path
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from conversations.attachments import Upload
 from conversations.terminal import ChatTurn, run_chat
 from trollama.listeners import WebUnreachable
+from trollama.logs import log_to_file_only
 
 
 def read_file(path: str) -> Upload:
@@ -52,6 +54,11 @@ class Command(BaseCommand):
             default=None,
             help="Write the files in the answer into DIR (made if missing; existing files are never overwritten).",
         )
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="Also print log lines on stderr (they always go to the log file).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         turn = ChatTurn(
@@ -66,8 +73,10 @@ class Command(BaseCommand):
         # The answer must reach stdout byte for byte: no added line endings, no colours.
         self.stdout.ending = self.stderr.ending = ""
         self.stderr.style_func = None
+        quiet = contextlib.nullcontext() if options["verbose"] else log_to_file_only()
         try:
-            code = asyncio.run(run_chat(turn, out=self.stdout, err=self.stderr))
+            with quiet:
+                code = asyncio.run(run_chat(turn, out=self.stdout, err=self.stderr))
         except WebUnreachable as exc:
             raise CommandError(
                 f"{exc} Start everything with `honcho start`, or answer in this process with --inline."

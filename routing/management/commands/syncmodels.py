@@ -33,7 +33,10 @@ class Command(BaseCommand):
                 gone = f"; no longer listed: {', '.join(report.gone)}" if report.gone else ""
                 self.stdout.write(f"{report.host}: {len(report.models)} models ({', '.join(report.models)}){gone}")
             else:
-                self.stderr.write(f"{report.host}: unreachable, its models are marked unavailable ({report.error})")
+                self.stderr.write(
+                    f"{report.host}: unreachable ({report.error}); its models are left as they were, marked "
+                    "'host unreachable'. Check its URL (OLLAMA_HOST in .env for the default host)."
+                )
         missing = services.missing_embedding_model()
         if missing:
             self.stderr.write(

@@ -1,4 +1,4 @@
-"""Prepare a fresh install: database tables, cache table and an admin account."""
+"""Prepare a fresh install: a .env to edit, database tables, cache table and an admin account."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from trollama import dotenv
 
 
 def generate_password(username: str) -> str:
@@ -26,12 +28,30 @@ def generate_password(username: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "Apply migrations, create the cache table and make sure an admin account exists."
+    help = "Create .env if missing, apply migrations, create the cache table and make sure an admin account exists."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--no-dotenv",
+            action="store_true",
+            help="Do not create .env (for installs configured through the environment alone, and the tests).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options["no_dotenv"]:
+            self.ensure_dotenv()
         call_command("migrate", interactive=False, verbosity=options["verbosity"] - 1 if options["verbosity"] else 0)
         call_command("createcachetable", verbosity=0)
         self.ensure_admin()
+
+    def ensure_dotenv(self) -> None:
+        if dotenv.create_dotenv():
+            self.stdout.write(
+                f"Created {dotenv.DOTENV} from .env.example. If Ollama is not at {settings.OLLAMA_HOST}, "
+                "set OLLAMA_HOST there and restart `honcho start`."
+            )
+        else:
+            self.stdout.write(f"Settings are read from {dotenv.DOTENV}; OLLAMA_HOST is {settings.OLLAMA_HOST}.")
 
     def ensure_admin(self) -> None:
         User = get_user_model()
@@ -51,7 +71,9 @@ class Command(BaseCommand):
             self.stdout.write("Its password is the one in ADMIN_PASSWORD.")
         else:
             note = settings.DATA_DIR / "admin-password.txt"
-            note.write_text(f"{username}\n{password}\n")
+            # The password alone, as the README says: `cat` it, or paste the file's one line.
+            note.write_text(f"{password}\n")
             note.chmod(0o600)
+            self.stdout.write(f"User name: {username}")
             self.stdout.write(f"Password: {password}   (also saved in {note}; change it in the admin)")
         self.stdout.write(f"Sign in at {settings.WEB_URL}/admin/.")

@@ -1,0 +1,124 @@
+"""``bench/scheduling.py``: its lower bound, and its accounting on one short run of the real system.
+
+The end-to-end test runs the bench's own harness once (real web and workers,
+first in first out, against the GPU simulation at a strong time scale) on a
+small workload and checks that what it reports agrees with what happened:
+every request answered once, the loads it counts are the simulation's, its
+lower bound is not beaten. It checks no timing figure against a target.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from bench.scheduling import (
+    ROUTES,
+    Arrival,
+    analyse,
+    burst,
+    configure_fake,
+    heavy,
+    lower_bound,
+    policy_system,
+    run_workload,
+    stream,
+    workers_of,
+)
+from tests.fake_ollama import GB, FakeOllama
+
+SCALE = 0.05
+
+
+class WorkloadTests:
+    def test_the_burst_interleaves_five_routes_from_twelve_users(self) -> None:
+        arrivals = burst()
+        assert len(arrivals) == 36 and {a.at for a in arrivals} == {0.0}
+        assert [a.route for a in arrivals[:10]] == list(ROUTES) * 2
+        assert len({a.user for a in arrivals}) == 12
+
+    def test_the_stream_is_steady_and_the_heavy_user_sends_twenty(self) -> None:
+        times = [a.at for a in stream()]
+        assert len(times) == 40 and {b - a for a, b in itertools.pairwise(times)} == {4.0}
+        heavy_user = [a for a in heavy() if a.user == "heavy"]
+        assert len(heavy_user) == 20 and len(heavy()) == 28
+
+
+class LowerBoundTests:
+    def test_each_missing_model_loads_once_and_the_work_is_shared_by_every_worker(self) -> None:
+        requests = [{"model": m, "arrival": 0.0} for m in ("a", "a", "b", "b")]
+        bound = lower_bound(
+            requests,
+            resident=set(),
+            load_seconds={"a": 2.0, "b": 5.0},
+            generation={"a": [10.0, 10.0], "b": [10.0, 10.0]},
+            concurrency=4,
+        )
+        assert (bound.loads, bound.load_seconds) == (2, 7.0)
+        # work: nothing runs before the first load (2 s), then 40 s over 4 workers;
+        # loading: 7 s of loads one after the other, then 10 s; arrival: 0 + 5 + 10.
+        assert bound.parts == {"work": 12.0, "loading": 17.0, "arrival": 15.0}
+        assert bound.makespan == 17.0
+
+    def test_a_model_already_loaded_costs_no_load_and_lets_work_start_at_once(self) -> None:
+        requests = [{"model": "a", "arrival": 0.0}, {"model": "a", "arrival": 30.0}]
+        bound = lower_bound(
+            requests, resident={"a"}, load_seconds={"a": 9.0}, generation={"a": [4.0, 6.0]}, concurrency=2
+        )
+        assert (bound.loads, bound.load_seconds) == (0, 0.0)
+        assert bound.parts["work"] == 5.0
+        assert bound.makespan == 34.0  # the last arrival at 30 s, then at least the shortest answer of its model
+
+
+@pytest.fixture
+def simulated() -> Iterator[FakeOllama]:
+    with FakeOllama() as fake:
+        configure_fake(fake, SCALE)
+        yield fake
+
+
+@pytest.mark.e2e
+class SchedulingHarnessTests:
+    def test_one_fifo_run_is_accounted_for_exactly(self, simulated: FakeOllama) -> None:
+        fake = simulated
+        gpu = fake.gpu
+        assert gpu is not None
+        arrivals = [Arrival(0.0, f"u{i % 3}", route) for i, route in enumerate(["math", "reasoning", "vision"] * 3)]
+        arrivals.append(Arrival(5.0, "late", "math"))
+        config = "production" if os.environ.get("DATABASE_URL", "").startswith(("postgres", "pgsql")) else "embedded"
+
+        with policy_system(config, fake, "fifo", {}) as system:
+            result = run_workload(system, "burst", time_scale=SCALE, timeout=300, arrivals=arrivals)
+            figures = analyse("fifo", result, fake, workers=workers_of(system))
+
+        rows = result["requests"]
+        # Every request was accepted, answered once, by the route's model.
+        assert [row.get("status") for row in rows] == ["done"] * len(arrivals), rows
+        assert figures.answered == figures.requests == len(arrivals)
+        assert figures.refused == figures.failed == figures.unfinished == 0
+        models = {route: info["model"] for route, info in result["routes"].items()}
+        assert [row["model"] for row in rows] == [models[row["route"]] for row in rows]
+        start = gpu.sim_time(result["started"])
+        answered_on_gpu = [b for b in gpu.busy if b.started >= start and b.completed]
+        assert len(answered_on_gpu) == len(arrivals)  # the simulation generated each answer exactly once
+
+        # The loads it counts are the simulation's own record of this workload, priced at the models' sizes.
+        loads = [load for load in gpu.loads if load.started >= start]
+        assert figures.loads == len(loads) >= 1
+        sizes = {spec.name: spec.size for spec in fake.models}
+        assert figures.load_seconds == pytest.approx(sum(sizes[load.model] / GB * 0.5 for load in loads), rel=0.05)
+        assert {load.model for load in loads} <= set(models.values())
+        assert result["warmed"], "the system's warm-up ran before the clock started"
+
+        # Its figures hang together, and the lower bound is one: nothing beat it.
+        assert figures.bound is not None
+        assert figures.loads >= figures.bound.loads
+        assert figures.makespan >= figures.bound.makespan
+        assert max(figures.latencies) <= figures.makespan + 1e-6
+        assert sorted(len(w) for w in figures.waits.values()) == sorted(
+            [sum(a.user == user for a in arrivals) for user in {a.user for a in arrivals}]
+        )
+        assert 0.0 < figures.busy_share <= 1.0
