@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0008_request_notices_and_token_calibration'),
+        ('conversations', '0009_thread_branched_from'),
     ]
 
     operations = [
