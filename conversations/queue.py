@@ -68,17 +68,22 @@ def _waiting() -> list[scheduling.Waiting]:
     )
     if not rows:
         return []
-    oldest = rows[0][4]
-    started = sorted(
-        Request.objects.filter(started_at__isnull=False, queued_at__gt=oldest).values_list("queued_at", "started_at")
+    oldest, newest = rows[0][4], rows[-1][4]
+    # Whatever was in the system when each waiting request arrived: what arrival order would have run first.
+    earlier = list(
+        Request.objects.filter(queued_at__lt=newest)
+        .filter(Q(finished_at__isnull=True) | Q(finished_at__gt=oldest))
+        .values_list("queued_at", "finished_at")
     )
+    slots, service = settings.Q_WORKERS, service_seconds()
     waiting = []
     for pk, user_id, model, expected, queued_at in rows:
-        # Its first-in-first-out turn came when a request queued after it started.
-        later = [started_at for queued, started_at in started if queued > queued_at and started_at is not None]
-        overtaken = _seconds(min(later)) if later else None
+        ahead = sum(
+            1 for queued, finished in earlier if queued < queued_at and (finished is None or finished > queued_at)
+        )
+        turn = scheduling.fifo_turn(queued_at=_seconds(queued_at), ahead=ahead, slots=slots, service_seconds=service)
         name = canonical_model_name(model or expected) if (model or expected) else ""
-        waiting.append(scheduling.Waiting(pk, user_id, name, _seconds(queued_at), overtaken))
+        waiting.append(scheduling.Waiting(pk, user_id, name, _seconds(queued_at), turn))
     return waiting
 
 
@@ -115,8 +120,12 @@ def build_snapshot(*, also: frozenset[str] = frozenset()) -> scheduling.Snapshot
                 held[model] = sizes.get(model, 0)
         budget = int(host.vram_budget_gb * gpu.GB) if host.vram_budget_gb else None
         states.append(scheduling.HostState(host.pk, budget, learned, host.num_parallel, held))
-    config = RouterSettings.current()
-    keep = frozenset(canonical_model_name(m) for m in (config.router_model, config.embedding_model) if m)
+    # The router's and the embedding model are wanted, like any model, while requests wait for them: those
+    # only routing can place (a request pinned to a route needs neither).
+    keep: frozenset[str] = frozenset()
+    if any(not w.model for w in waiting):
+        config = RouterSettings.current()
+        keep = frozenset(canonical_model_name(m) for m in (config.router_model, config.embedding_model) if m)
     return scheduling.Snapshot(
         waiting=waiting,
         hosts=states,

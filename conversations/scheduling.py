@@ -7,8 +7,8 @@ Ollama's ``/api/ps`` and claims in the order returned here.
 Cheapest to start first (the "class" of a request, lowest first):
 
 0. **overdue**: it has waited more than ``aging`` seconds beyond its
-   first-in-first-out turn (a request queued after it already started that
-   long ago). Overdue requests go in arrival order, before everything else.
+   first-in-first-out turn (``fifo_turn``: when arrival order would have
+   started it). Overdue requests go in arrival order, before everything else.
 1. **loaded**: its model is loaded on a host that has a free parallel slot.
 2. **unknown**: its model is not known before routing (the classifier decides).
 3. **fits**: its model is not loaded but fits in the host's free memory.
@@ -48,8 +48,8 @@ class Waiting:
     user_id: int
     model: str  # "" when only routing can tell
     queued_at: float  # seconds (any epoch, the same for every field of a snapshot)
-    # When a request queued after this one started: its first-in-first-out turn had come by then.
-    overtaken_at: float | None = None
+    # When first in, first out would have started it (``fifo_turn``); None: not known.
+    fifo_turn: float | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def rank(snapshot: Snapshot, *, now: float, aging: float) -> list[Ranked]:
     keyed = []
     for w in snapshot.waiting:
         cls, host, held = classes[w.model]
-        overdue = w.overtaken_at is not None and now - w.overtaken_at > aging
+        overdue = w.fifo_turn is not None and now - w.fifo_turn > aging
         if overdue:
             cls, held = OVERDUE, False
             key: tuple[float, ...] = (OVERDUE, 0, w.queued_at, 0, w.queued_at, w.request_id)
@@ -172,6 +172,17 @@ def _turns(waiting: Iterable[Waiting]) -> dict[int, int]:
         turns[w.request_id] = seen[(w.model, w.user_id)]
         seen[(w.model, w.user_id)] += 1
     return turns
+
+
+def fifo_turn(*, queued_at: float, ahead: int, slots: int, service_seconds: float) -> float:
+    """When arrival order would start a request that found ``ahead`` earlier ones unfinished as it arrived.
+
+    ``slots`` answers run at once, each ``service_seconds`` long: the first
+    ``slots`` start at once, then one more each time one of those ends.
+    """
+    slots = max(slots, 1)
+    rounds = max(0, ahead - slots + 1)
+    return queued_at + math.ceil(rounds / slots) * service_seconds
 
 
 def fifo(waiting: Sequence[Waiting]) -> list[Ranked]:

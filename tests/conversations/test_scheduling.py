@@ -15,6 +15,7 @@ from conversations.scheduling import (
     Waiting,
     estimate_waits,
     fifo,
+    fifo_turn,
     rank,
     to_release,
 )
@@ -34,8 +35,8 @@ def host(
     return HostState(host_id, budget, 0, parallel, loaded or {}, known=known)
 
 
-def waiting(request_id: int, model: str, *, user: int = 1, at: float | None = None, overtaken: float | None = None):
-    return Waiting(request_id, user, model, at if at is not None else float(request_id), overtaken)
+def waiting(request_id: int, model: str, *, user: int = 1, at: float | None = None, turn: float | None = None):
+    return Waiting(request_id, user, model, at if at is not None else float(request_id), turn)
 
 
 def ids(snapshot: Snapshot, *, aging: float = 30.0) -> list[int]:
@@ -83,9 +84,9 @@ class RankTests:
         snapshot = Snapshot(waiting=[*heavy, light], hosts=[host(loaded={"mid:8b": 6 * GB})], running={}, sizes=SIZES)
         assert ids(snapshot) == [1, 6, 2, 3, 4, 5]
 
-    def test_a_request_overtaken_longer_than_the_aging_bound_goes_first(self) -> None:
+    def test_a_request_past_its_fifo_turn_by_more_than_the_aging_bound_goes_first(self) -> None:
         snapshot = Snapshot(
-            waiting=[waiting(1, "big:15b", overtaken=NOW - 31), waiting(2, "mid:8b")],
+            waiting=[waiting(1, "big:15b", turn=NOW - 31), waiting(2, "mid:8b")],
             hosts=[host(loaded={"mid:8b": 6 * GB})],
             running={},
             sizes=SIZES,
@@ -93,9 +94,9 @@ class RankTests:
         ranked = rank(snapshot, now=NOW, aging=30)
         assert [(r.request_id, r.rank) for r in ranked] == [(1, OVERDUE), (2, LOADED)]
 
-    def test_a_request_overtaken_within_the_aging_bound_keeps_its_place(self) -> None:
+    def test_a_request_within_the_aging_bound_of_its_fifo_turn_keeps_its_place(self) -> None:
         snapshot = Snapshot(
-            waiting=[waiting(1, "big:15b", overtaken=NOW - 29), waiting(2, "mid:8b")],
+            waiting=[waiting(1, "big:15b", turn=NOW - 29), waiting(2, "mid:8b")],
             hosts=[host(loaded={"mid:8b": 6 * GB})],
             running={},
             sizes=SIZES,
@@ -172,6 +173,16 @@ class RankTests:
             sizes=SIZES,
         )
         assert ids(snapshot) == [1, 2, 3]
+
+
+class FifoTurnTests:
+    def test_with_free_slots_its_turn_is_its_arrival(self) -> None:
+        assert fifo_turn(queued_at=100.0, ahead=3, slots=4, service_seconds=10) == 100.0
+
+    def test_behind_a_full_house_it_waits_one_answer_per_round_of_slots(self) -> None:
+        assert fifo_turn(queued_at=100.0, ahead=4, slots=4, service_seconds=10) == 110.0
+        assert fifo_turn(queued_at=100.0, ahead=11, slots=4, service_seconds=10) == 120.0
+        assert fifo_turn(queued_at=100.0, ahead=12, slots=4, service_seconds=10) == 130.0
 
 
 class FifoTests:
