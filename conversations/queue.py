@@ -101,9 +101,14 @@ def build_snapshot(*, also: frozenset[str] = frozenset()) -> scheduling.Snapshot
     hosts = _usable_hosts()
     ids_by_url = {host.base_url: host.pk for host in hosts}
     running: Counter[tuple[int, str]] = Counter()
-    for url, model in Request.objects.filter(status__in=Request.RUNNING).exclude(model="").values_list("host", "model"):
-        if url in ids_by_url:
-            running[(ids_by_url[url], canonical_model_name(model))] += 1
+    # A request just claimed has no host or model of its own yet (routing names them): until then it counts
+    # for the model expected at intake, on the only host when there is one.
+    only = hosts[0].pk if len(hosts) == 1 else None
+    rows = Request.objects.filter(status__in=Request.RUNNING).values_list("host", "model", "expected_model")
+    for url, model, expected in rows:
+        host_id = ids_by_url.get(url, only if not url else None)
+        if host_id is not None and (model or expected):
+            running[(host_id, canonical_model_name(model or expected))] += 1
     names = {w.model for w in waiting if w.model} | {model for _, model in running} | set(also)
     sizes = gpu.model_sizes(names, urls=[host.base_url for host in hosts])
     states = []

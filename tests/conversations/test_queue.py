@@ -109,6 +109,17 @@ class ClaimOrderTests:
         waiting.refresh_from_db()
         assert waiting.status == Request.Status.QUEUED
 
+    def test_a_request_claimed_but_not_yet_routed_already_holds_its_models_slot(self, host, fake_ollama):
+        OllamaHost.objects.filter(pk=host.pk).update(num_parallel=1, vram_budget_gb=24)
+        preload(fake_ollama.url, "rnj-1:8b")
+        first, second = submit("math"), submit("math")
+        other = submit("general")
+
+        assert claim() == first.pk  # still routing: no host or model of its own yet
+        assert claim() == other.pk  # rnj-1's one slot is taken; gpt-oss fits beside it
+        second.refresh_from_db()
+        assert second.status == Request.Status.QUEUED
+
     def test_cancelled_and_exhausted_requests_are_never_claimed(self, host):
         cancelled = submit("math")
         Request.objects.filter(pk=cancelled.pk).update(cancel_requested=True)
