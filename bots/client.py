@@ -39,6 +39,7 @@ from bots.intake import (
     strip_mentions,
     thread_name,
 )
+from bots.knowledge import KnowledgeFollower
 from bots.typing_indicator import TypingIndicator
 from conversations.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
 from conversations.services import Refusal, cancel_request
@@ -152,6 +153,7 @@ class TrollamaBot(discord.Client):
         self.typing = TypingIndicator(limit=TYPING_LIMIT)
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
+        self.knowledge = KnowledgeFollower(self)
         self.tree.on_error = self.on_command_error  # type: ignore[method-assign]  # discord.py documents assigning it
         self.tree.interaction_check = self.command_allowed  # type: ignore[method-assign]  # the tree's global check
         register_all(self)
@@ -162,6 +164,7 @@ class TrollamaBot(discord.Client):
         self._spawn(self.keep_reconciling())
         self._spawn(self.keep_beating())
         self._spawn(self.keep_access_fresh())
+        self._spawn(self.knowledge.keep_backfilling())
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the slash commands to Discord when they changed since the last sync (or ``force``); True if synced.
@@ -271,6 +274,7 @@ class TrollamaBot(discord.Client):
         )
 
     async def on_message(self, message: discord.Message) -> None:
+        self._spawn(self.knowledge.on_message(message))  # server knowledge: recorded if its channel is indexed
         facts = self.facts_of(message)
         policy = await self.access_policy()
         intake = decide(facts, allowlist=policy)
@@ -507,8 +511,15 @@ class TrollamaBot(discord.Client):
             await sync_to_async(services.cancel_for_requester)(request_id=request_id, discord_user_id=payload.user_id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        """Deleting the message that asked cancels its answer."""
+        """Deleting the message that asked cancels its answer; a deleted message leaves the server index."""
+        await self.knowledge.on_delete([payload.message_id])
         await sync_to_async(services.cancel_for_deleted_message)(message_id=payload.message_id)
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.knowledge.on_delete(payload.message_ids)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        await self.knowledge.on_edit(payload)  # an edited message is indexed again
 
     # -- Events from web ---------------------------------------------------
 

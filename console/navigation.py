@@ -23,4 +23,5 @@ SECTIONS: tuple[Section, ...] = (
     Section("conversations", "Conversations", "console:conversations"),
     Section("artifacts", "Artifacts", "console:artifacts"),
     Section("routing", "Routing", "console:routing"),
+    Section("knowledge", "Knowledge", "console:knowledge"),
 )

@@ -21,6 +21,8 @@ urlpatterns = [
     path("artifacts/", views.artifacts, name="artifacts"),
     path("routing/", views.routing_review, name="routing"),
     path("routing/<int:decision_id>/relabel/", views.routing_relabel, name="routing-relabel"),
+    path("knowledge/", views.knowledge, name="knowledge"),
+    path("knowledge/<int:channel_pk>/remove/", views.knowledge_remove, name="knowledge-remove"),
     path(
         "login/",
         auth_views.LoginView.as_view(

@@ -32,6 +32,9 @@ from conversations.phases import PHASE_LABELS
 from conversations.queue import scheduler_overview
 from conversations.selectors import RequestFilters, recent_requests_snapshot
 from conversations.services import cancel_request, close_thread, reset_thread
+from knowledge import selectors as knowledge_selectors
+from knowledge import services as knowledge_services
+from knowledge.models import IndexedChannel
 from routing import review
 from routing.models import Route, RoutingDecision
 from trollama.health import health_report
@@ -263,6 +266,19 @@ def routing_review(request: HttpRequest) -> HttpResponse:
     return render(request, "console/routing.html", context)
 
 
+@require_GET
+@staff_required
+def knowledge(request: HttpRequest) -> HttpResponse:
+    context = {
+        "section": "knowledge",
+        "channels": knowledge_selectors.channel_stats(),
+        "embedding": knowledge_selectors.embedding_state(),
+        "model": knowledge_services.embedding_model(),
+        "retention_days": settings.KNOWLEDGE_RETENTION_DAYS,
+    }
+    return render(request, "console/knowledge.html", context)
+
+
 @require_POST
 @staff_required
 def routing_relabel(request: HttpRequest, decision_id: int) -> HttpResponse:
@@ -285,3 +301,14 @@ def routing_relabel(request: HttpRequest, decision_id: int) -> HttpResponse:
         "message on.",
     )
     return redirect(back)
+
+
+@require_POST
+@staff_required
+def knowledge_remove(request: HttpRequest, channel_pk: int) -> HttpResponse:
+    channel = get_object_or_404(IndexedChannel, pk=channel_pk)
+    knowledge_services.set_indexing(
+        guild_id=channel.guild_id, channel_id=channel.channel_id, name=channel.name, on=False, by=str(request.user)
+    )
+    messages.success(request, f"{channel} is no longer indexed; its entries are deleted.")
+    return redirect("console:knowledge")

@@ -77,7 +77,23 @@ def notice_line(notice: Mapping[str, Any], *, name: Callable[[str], str] = _plai
     return None
 
 
+def source_lines(notice: Mapping[str, Any]) -> list[str]:
+    """An ``/ask`` answer's sources (``knowledge``), one line each: its number, author and date as a jump link."""
+    lines = []
+    for source in notice.get("sources") or ():
+        label = f"{source.get('author', 'someone')}, {source.get('date', '')}".strip(", ").replace("]", ")")
+        lines.append(f"🔗 [{source.get('n', '?')}] [{label}]({source.get('url', '')})")
+    return lines
+
+
 def notice_lines(notices: Iterable[Mapping[str, Any]] | None, *, name: Callable[[str], str] = _plain) -> list[str]:
     """The sentences for a request's notices, in their stored order."""
-    lines = [notice_line(notice, name=name) for notice in notices or () if isinstance(notice, Mapping)]
+    lines: list[str | None] = []
+    for notice in notices or ():
+        if not isinstance(notice, Mapping):
+            continue
+        if notice.get("code") == "sources":
+            lines.extend(source_lines(notice))
+        else:
+            lines.append(notice_line(notice, name=name))
     return [line for line in lines if line]

@@ -46,6 +46,7 @@ from conversations.models import Message, Request, Thread
 from conversations.services import RUN_REQUEST_TASK
 from conversations.streaming import AnswerStream, AttemptResult, Callbacks, Job, Outcome, Tick
 from conversations.summaries import after_answer
+from knowledge import services as knowledge
 from routing import hosts
 from routing.models import Route
 from routing.placement import Placement, place, thinking_preference
@@ -180,9 +181,9 @@ def prepare_job(request: Request) -> Job:
         raise NoHostAvailable(NO_HOST_MESSAGE)
     # Files are asked for in words (rules) or judged so by the classifier, at no extra model call.
     wants_file = decision.wants_file or wants_files(request.message.content)
-    system_prompt = compose_system_prompt(
-        route=route, thread=request.thread, extra=[FILE_INSTRUCTIONS] if wants_file else ()
-    )
+    extra = [FILE_INSTRUCTIONS] if wants_file else []
+    extra += knowledge.instructions_for(request_id=request.pk)  # /ask: the messages found, numbered
+    system_prompt = compose_system_prompt(route=route, thread=request.thread, extra=extra)
     Request.objects.filter(pk=request.pk, attempts=request.attempts).update(
         route=route,
         model=placement.model,
@@ -195,17 +196,27 @@ def prepare_job(request: Request) -> Job:
     )
     request.refresh_from_db()
     _publish_status(request, wants_file=decision.wants_file)
+    messages = build_chat_messages(
+        request=request, route=route, system_prompt=system_prompt, images=placement.sees_images
+    )
+    _add_sources_notice(request)
     job = Job(
         request_id=request.pk,
         attempt=request.attempts,
         host=placement.host_url,
         model=placement.model,
-        messages=build_chat_messages(
-            request=request, route=route, system_prompt=system_prompt, images=placement.sees_images
-        ),
+        messages=messages,
         options=route.chat_options(),
     )
     return _job_for(job, placement, route)
+
+
+def _add_sources_notice(request: Request) -> None:
+    """An /ask answer lists its sources (link, author, date) under it, after the context's own notices."""
+    notice = knowledge.sources_notice(request_id=request.pk)
+    if notice is not None:
+        request.notices = [*(request.notices or []), notice]
+        Request.objects.filter(pk=request.pk).update(notices=request.notices)
 
 
 def note_host_health(job: Job, result: AttemptResult) -> None:

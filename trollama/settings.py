@@ -234,6 +234,7 @@ INSTALLED_APPS = [
     "routing",
     "budgets",
     "artifacts",
+    "knowledge",
     "bots",
     "console",
 ]
@@ -515,6 +516,22 @@ DISCORD_BLOCKED_USERS: list[int] = _read("DISCORD_BLOCKED_USERS", _int_list, [])
 DISCORD_OUTBOX_HOURS = _read("DISCORD_OUTBOX_HOURS", _int(1), 24)
 # The bot records a heartbeat this often; health calls it gone after three missed beats.
 BOT_HEARTBEAT_INTERVAL = _read("BOT_HEARTBEAT_INTERVAL", _float(1), 15.0)
+
+# -- Server knowledge (/ask) ---------------------------------------------------
+
+# The Ollama model that embeds indexed messages and questions. Empty: the router's
+# embedding model (Router settings in the admin, all-minilm by default).
+KNOWLEDGE_EMBEDDING_MODEL = _read("KNOWLEDGE_EMBEDDING_MODEL", str, "")
+# Indexed messages older than this many days are deleted by a scheduled cleanup (0: kept until removed).
+KNOWLEDGE_RETENTION_DAYS = _read("KNOWLEDGE_RETENTION_DAYS", _int(0), 365)
+# Messages embedded per /api/embed call on the workers.
+KNOWLEDGE_EMBED_BATCH = _read("KNOWLEDGE_EMBED_BATCH", _int(1, 1000), 32)
+KNOWLEDGE_EMBED_TIMEOUT = _read("KNOWLEDGE_EMBED_TIMEOUT", _float(1), 60.0)
+# Seconds the bot waits between two pages (100 messages) of channel history while backfilling.
+KNOWLEDGE_BACKFILL_PAGE_DELAY = _read("KNOWLEDGE_BACKFILL_PAGE_DELAY", _float(0), 2.0)
+# How many messages /ask shows the model, and the cosine similarity one needs to count as relevant.
+KNOWLEDGE_RESULTS = _read("KNOWLEDGE_RESULTS", _int(1, 50), 6)
+KNOWLEDGE_MIN_SIMILARITY = _read("KNOWLEDGE_MIN_SIMILARITY", _float(0), 0.3)
 
 # -- Files (artifacts) -------------------------------------------------------
 

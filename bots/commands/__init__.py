@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 COMMAND_MODULES = (
     "bots.commands.general",
+    "bots.commands.knowledge",
     "bots.commands.routes",
     "bots.commands.threads",
     "bots.commands.usage",

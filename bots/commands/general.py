@@ -29,6 +29,9 @@ COMMAND_HELP = [
     ("/reset", "forget this conversation's history but keep the thread (its starter or a moderator)."),
     ("/close", "delete this conversation's history, then archive and lock the thread (its starter or a moderator)."),
     ("/usage", "your token budget this week: used, remaining, and when it resets (only you see it)."),
+    ("/ask", "ask about what was said in this server's indexed channels; the answer links its sources."),
+    ("/index", "`on` or `off`: index this channel's messages for /ask, or stop and delete them (Manage Server)."),
+    ("/forget-me", "delete your messages from the server index and never index yours again."),
 ]
 
 

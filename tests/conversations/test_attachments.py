@@ -389,6 +389,7 @@ def fake_dm(*attachments: SimpleNamespace) -> mock.Mock:
     message.author = SimpleNamespace(id=1001, name="alice", display_name="Alice", bot=False)
     message.type = discord.MessageType.default
     message.mentions = []
+    message.role_mentions = []
     message.guild = None
     message.id = 9001
     message.content = "look at this"

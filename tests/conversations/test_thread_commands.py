@@ -64,6 +64,12 @@ class FakeInteraction:
     response: FakeResponse = field(default_factory=FakeResponse)
     followup: FakeFollowup = field(default_factory=FakeFollowup)
 
+    deleted_original: bool = False
+
+    async def delete_original_response(self) -> None:
+        """A public answer replaces the private "thinking…" placeholder (bots.commands.send_reply)."""
+        self.deleted_original = True
+
     @property
     def texts(self) -> list[str]:
         return [text for text, _ in self.followup.sent]
@@ -120,7 +126,9 @@ def conversation(owner_id: str = "1001") -> History:
     return history
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class ResetCommandTests:
     def test_the_owner_resets_the_history_and_the_thread_stays(self, bot):
         history = conversation()
@@ -149,14 +157,9 @@ class ResetCommandTests:
 
         invoke(bot, "reset", interaction)
 
-        assert interaction.response.calls == [
-            (
-                "send_message",
-                {
-                    "content": "Only the person who started this conversation, or a moderator, can do that.",
-                    "ephemeral": True,
-                },
-            )
+        assert interaction.response.calls == [("defer", {"ephemeral": True, "thinking": True})]  # before any query
+        assert interaction.followup.sent == [
+            ("Only the person who started this conversation, or a moderator, can do that.", True)
         ]
         assert Message.objects.filter(thread=history.thread).count() == 2
 
@@ -173,7 +176,9 @@ class ResetCommandTests:
         assert not Request.objects.exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class CloseCommandTests:
     def test_the_owner_closes_it_the_history_is_deleted_and_the_thread_archived_and_locked(self, bot):
         history = conversation()
@@ -239,7 +244,9 @@ class CloseCommandTests:
         return TestCase.captureOnCommitCallbacks(execute=True)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class DeletedThreadTests:
     def test_deleting_the_thread_in_discord_removes_its_history(self, bot):
         history = conversation()
@@ -251,7 +258,9 @@ class DeletedThreadTests:
         assert not Message.objects.exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class SummarizeCommandTests:
     def test_it_defers_then_posts_the_summary_and_charges_the_caller(self, bot, fake_ollama):
         conversation()
@@ -260,8 +269,11 @@ class SummarizeCommandTests:
 
         invoke(bot, "summarize", interaction)
 
-        assert interaction.response.calls == [("defer", {"thinking": True})]
-        assert interaction.texts == ["**Summary of this conversation**\n\nAlice asked me to remember 42."]
+        assert interaction.response.calls == [("defer", {"ephemeral": True, "thinking": True})]
+        assert interaction.deleted_original  # the private placeholder gives way to the public summary
+        assert interaction.followup.sent == [
+            ("**Summary of this conversation**\n\nAlice asked me to remember 42.", False)
+        ]
         usage = UsageEntry.objects.get(kind="summary")
         assert (usage.user.external_id, usage.total_tokens) == ("1001", 59)
 
@@ -291,7 +303,9 @@ class SummarizeCommandTests:
         assert interaction.texts[0].startswith("I couldn't write a summary: The summarizer model")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 def test_help_lists_the_thread_commands():
     text = help_text(Route.objects.none())
 
@@ -302,7 +316,9 @@ def thread_events(received) -> list[dict]:
     return [event for event in received() if event["type"].startswith("thread.")]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(
+    transaction=True, serialized_rollback=True
+)  # commands work in a thread of their own (bots.blocking)
 class OperatorNoticeTests:
     """A reset or close made outside the conversation (the console) is said in its Discord channel."""
 

@@ -47,6 +47,7 @@ from .world import (
     LOADING,
     PUBLIC_THREAD,
     REPLY,
+    VIEW_CHANNEL,
     Channel,
     Message,
     User,
@@ -330,13 +331,75 @@ class FakeDiscord(BackgroundServer):
             self._changed.notify_all()
             return user
 
-    def add_channel(self, name: str) -> Channel:
+    def add_channel(self, name: str, *, overwrites: Iterable[Mapping[str, Any]] = ()) -> Channel:
+        """A new text channel: CHANNEL_CREATE. ``overwrites``: Discord's permission overwrites (see ``private``)."""
+
         def create() -> Channel:
-            channel = self.world.add_channel(name)
+            channel = self.world.add_channel(name, overwrites=[dict(o) for o in overwrites])
             self._dispatch("CHANNEL_CREATE", channel.payload())
             return channel
 
         return self._on_loop(create)
+
+    def private(self, *, readers: Iterable[User | int | str] = (), roles: Iterable[int] = ()) -> list[dict[str, Any]]:
+        """Overwrites that hide a channel from @everyone and show it to ``readers``, ``roles`` and the bot."""
+        hidden = {"id": str(self.guild_id), "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)}
+        shown = str(VIEW_CHANNEL)
+        return [
+            hidden,
+            {"id": str(self.world.bot_role.id), "type": 0, "allow": shown, "deny": "0"},
+            *({"id": str(role), "type": 0, "allow": shown, "deny": "0"} for role in roles),
+            *({"id": str(self.user(u).id), "type": 1, "allow": shown, "deny": "0"} for u in readers),
+        ]
+
+    def set_overwrites(self, channel: Channel | int | str, overwrites: Iterable[Mapping[str, Any]]) -> None:
+        """Change who may see a channel: CHANNEL_UPDATE."""
+        target = self.channel(channel)
+
+        def change() -> None:
+            target.overwrites = [dict(o) for o in overwrites]
+            self._dispatch("CHANNEL_UPDATE", target.payload())
+
+        self._on_loop(change)
+
+    def add_history(
+        self, author: User | int | str, channel: Channel | int | str, content: str, *, at: float
+    ) -> Message:
+        """A message written at ``at`` (epoch seconds, in the past), before the bot was there: no gateway event."""
+        user = self.user(author)
+        target = self.channel(channel)
+
+        def create() -> Message:
+            message = Message(
+                self.world.next_id.at(at), target.id, user, content, guild_id=target.guild_id, created_at=at
+            )
+            self.world.messages[message.id] = message
+            target.message_count += 1
+            return message
+
+        return self._on_loop(create)
+
+    def edit_message(self, message: Message | int, content: str) -> Message:
+        """Its author edits a message: MESSAGE_UPDATE with the whole message, as Discord sends it."""
+
+        def edit() -> Message:
+            found = self._message_ref(message)
+            assert found is not None
+            found.set_content(content)
+            self._dispatch("MESSAGE_UPDATE", found.payload(self.world))
+            return found
+
+        return self._on_loop(edit)
+
+    def remove_member(self, user: User | int | str) -> None:
+        """Someone leaves the server: GUILD_MEMBER_REMOVE (only sessions with the members intent get it)."""
+        gone = self.user(user)
+
+        def remove() -> None:
+            self.world.members.pop(gone.id, None)
+            self._dispatch("GUILD_MEMBER_REMOVE", {"guild_id": str(self.guild_id), "user": gone.payload()})
+
+        self._on_loop(remove)
 
     # ------------------------------------------------------------------ injecting user activity
 
@@ -687,8 +750,8 @@ class FakeDiscord(BackgroundServer):
                 **({"guild_id": command["guild_id"]} if command.get("guild_id") else {}),
             },
             "channel_id": str(where.id),
-            "channel": {**where.payload(), "permissions": str(self.world.permissions_of(caller.id))},
-            "app_permissions": str(self.world.permissions_of(self.bot.id)),
+            "channel": {**where.payload(), "permissions": str(self.world.permissions_of(caller.id, where))},
+            "app_permissions": str(self.world.permissions_of(self.bot.id, where)),
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": MAX_UPLOAD,
@@ -699,7 +762,7 @@ class FakeDiscord(BackgroundServer):
                 guild_id=str(where.guild_id),
                 guild_locale="en-US",
                 guild={"id": str(where.guild_id), "locale": "en-US", "features": []},
-                member=member.payload(permissions=self.world.permissions_of(caller.id)),
+                member=member.payload(permissions=self.world.permissions_of(caller.id, where)),
                 context=0,
                 authorizing_integration_owners={"0": str(where.guild_id)},
             )
@@ -729,6 +792,8 @@ def _wants(intents: int, event: str, data: dict[str, Any]) -> bool:
         return bool(intents & (GUILD_MESSAGE_REACTIONS if in_guild else DIRECT_MESSAGE_REACTIONS))
     if event.startswith("MESSAGE_"):
         return bool(intents & (GUILD_MESSAGES if in_guild else DIRECT_MESSAGES))
+    if event.startswith("GUILD_MEMBER"):
+        return bool(intents & GUILD_MEMBERS)
     if event.startswith(("GUILD_", "CHANNEL_", "THREAD_")):
         return bool(intents & GUILDS)
     return True
@@ -975,13 +1040,16 @@ class _Api:
     async def list_messages(self, request: web.Request) -> web.Response:
         channel = self.channel(request)
         limit = min(int(request.query.get("limit", 50)), 100)
-        found = [m for m in self.world.messages.values() if m.channel_id == channel.id and not m.deleted]
+        found = [
+            m for m in self.world.messages.values() if m.channel_id == channel.id and not m.deleted and not m.ephemeral
+        ]
         found.sort(key=lambda m: m.id, reverse=True)
         if "before" in request.query:
             found = [m for m in found if m.id < int(request.query["before"])]
         if "after" in request.query:
-            found = [m for m in found if m.id > int(request.query["after"])]
-        return _json([m.payload(self.world) for m in found[:limit] if not m.ephemeral])
+            # As Discord: the ``limit`` messages right after the id, still listed newest first.
+            found = [m for m in found if m.id > int(request.query["after"])][-limit:]
+        return _json([m.payload(self.world) for m in found[:limit]])
 
     async def get_message(self, request: web.Request) -> web.Response:
         channel = self.channel(request)

@@ -36,6 +36,7 @@ BOT_PERMISSIONS = 326_417_632_320
 # The same for everyone, plus using application commands.
 EVERYONE_PERMISSIONS = 311_385_246_784
 MODERATOR_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES | MANAGE_THREADS
+MANAGE_GUILD = 1 << 5
 
 
 class Snowflakes:
@@ -45,12 +46,22 @@ class Snowflakes:
         self._lock = threading.Lock()
         self._last = 0
         self._increment = itertools.count()
+        self._past: set[int] = set()
 
     def __call__(self) -> int:
         with self._lock:
             candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22 | (next(self._increment) & 0xFFF)
             self._last = max(candidate, self._last + 1)
             return self._last
+
+    def at(self, epoch: float) -> int:
+        """An id made at ``epoch`` (in the past), for history that predates the test."""
+        with self._lock:
+            candidate = (int(epoch * 1000) - DISCORD_EPOCH_MS) << 22 | (next(self._increment) & 0xFFF)
+            while candidate in self._past:
+                candidate += 1
+            self._past.add(candidate)
+            return candidate
 
 
 def iso(epoch: float | None = None) -> str:
@@ -151,6 +162,8 @@ class Channel:
     position: int = 0
     created_at: float = field(default_factory=time.time)
     archived_at: float | None = None
+    # Discord's permission overwrites: {"id", "type" (0 role, 1 member), "allow", "deny"} (bit sets as strings).
+    overwrites: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_thread(self) -> bool:
@@ -193,7 +206,7 @@ class Channel:
         else:
             data.update(
                 position=self.position,
-                permission_overwrites=[],
+                permission_overwrites=list(self.overwrites),
                 parent_id=None,
                 topic=None,
                 default_auto_archive_duration=1440,
@@ -372,8 +385,15 @@ class World:
             self.members[user.id] = Member(user, roles=list(roles or []))
         return user
 
-    def add_channel(self, name: str) -> Channel:
-        channel = Channel(self.next_id(), GUILD_TEXT, name, guild_id=self.guild_id, position=len(self.channels))
+    def add_channel(self, name: str, *, overwrites: list[dict[str, Any]] | None = None) -> Channel:
+        channel = Channel(
+            self.next_id(),
+            GUILD_TEXT,
+            name,
+            guild_id=self.guild_id,
+            position=len(self.channels),
+            overwrites=list(overwrites or []),
+        )
         self.channels[channel.id] = channel
         return channel
 
@@ -414,12 +434,28 @@ class World:
 
     # -- reading --------------------------------------------------------------
 
-    def permissions_of(self, user_id: int) -> int:
+    def permissions_of(self, user_id: int, channel: Channel | None = None) -> int:
+        """The member's permissions in the guild, or in ``channel`` with its overwrites applied as Discord does."""
         member = self.members.get(user_id)
         value = self.everyone.permissions
         for role in self.roles:
             if member is not None and role.id in member.roles:
                 value |= role.permissions
+        if channel is None or not channel.overwrites:
+            return value
+        by_target = {(int(o["id"]), int(o.get("type", 0))): o for o in channel.overwrites}
+        everyone = by_target.get((self.guild_id, 0))
+        if everyone:
+            value = (value & ~int(everyone["deny"])) | int(everyone["allow"])
+        allow = deny = 0
+        for role_id in member.roles if member else []:
+            found = by_target.get((role_id, 0))
+            if found:
+                allow, deny = allow | int(found["allow"]), deny | int(found["deny"])
+        value = (value & ~deny) | allow
+        mine = by_target.get((user_id, 1))
+        if mine:
+            value = (value & ~int(mine["deny"])) | int(mine["allow"])
         return value
 
     def mention_payload(self, user: User, guild_id: int | None) -> dict[str, Any]:

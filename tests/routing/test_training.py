@@ -86,7 +86,8 @@ class RetrainTests:
 
     def test_a_retrain_applies_to_the_next_message_without_a_restart(self, fake_ollama):
         retrain()
-        text = "Write a function to remove duplicates from a list while keeping the order."
+        # Not a training example, so its probabilities are not saturated at 1.0 and show a change of weights.
+        text = "drop the repeated entries from my list but keep them in order"
         before = route_request(submit(text))
         RouterSettings.objects.filter(pk=1).update(calibration_precision=1.0)
         RouteExample.objects.create(route=Route.objects.get(slug="simple_code"), text="Dedupe a list in Python")
@@ -95,7 +96,8 @@ class RetrainTests:
         after = route_request(submit(text))
 
         assert retrained is not None
-        assert f"needs {retrained.thresholds['simple_code']:.2f}" in after.detail
+        best = max(after.scores, key=after.scores.__getitem__)
+        assert f"needs {retrained.thresholds[best]:.2f}" in after.detail
         assert before.scores != after.scores  # the new weights, read without a restart
 
     def test_nothing_is_retrained_while_the_examples_are_unchanged(self, fake_ollama):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('routing', '0007_breaker_counts_requests'),
+        ('routing', '0008_more_varied_route_examples'),
     ]
 
     operations = [

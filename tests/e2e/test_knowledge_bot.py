@@ -1,0 +1,264 @@
+"""End to end: server knowledge with the real bot process (``manage.py runbot``), workers and web.
+
+The fake Discord plays the server (channels, permissions, history, edits,
+deletions); the fake Ollama embeds (hashed bag of words) and answers. What is
+checked is what people see in Discord and what the model was shown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+
+import pytest
+
+from tests.e2e.bot import running_bot, start_bot
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 60.0
+_names = itertools.count()
+
+PENDING = """
+from knowledge.models import IndexedMessage
+result = [IndexedMessage.objects.filter(deleted=False, needs_embedding=False).count(),
+          IndexedMessage.objects.filter(deleted=False, needs_embedding=True).count()]
+"""
+
+
+@pytest.fixture(scope="module")
+def system(_fake_ollama_server, _fake_discord_server, tmp_path_factory):
+    with running_bot(
+        tmp_path_factory.mktemp("e2e-knowledge"),
+        ollama_url=_fake_ollama_server.url,
+        discord=_fake_discord_server,
+        KNOWLEDGE_BACKFILL_PAGE_DELAY="0.2",
+    ) as system:
+        yield system
+
+
+def wait(predicate, *, what, timeout=TIMEOUT, every=0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} s for {what}")
+        time.sleep(every)
+
+
+def command_answer(discord, interaction):
+    """The text of a deferred command's first followup, once the bot sent it."""
+    discord.wait_for(
+        lambda: interaction.original_id and not discord.message(interaction.original_id).loading,
+        timeout=TIMEOUT,
+        what=f"the /{interaction.name} answer",
+    )
+    return discord.message(interaction.original_id).content
+
+
+def embedded(system, count):
+    """Wait until ``count`` messages are indexed and none waits for its embedding."""
+    return wait(lambda: (lambda done: done[0] >= count and done[1] == 0)(system.query(PENDING)), what="embeddings")
+
+
+def index_on(discord, channel):
+    answer = command_answer(discord, discord.run_command("index", {"state": "on"}, user="owner", channel=channel))
+    assert "is indexed now" in answer, answer
+
+
+def ask(discord, who, channel, question):
+    return discord.run_command("ask", {"question": question}, user=who, channel=channel)
+
+
+def answer_after(discord, channel, header):
+    """The bot's messages after the /ask header, once the header is marked finished (✅ or ❌)."""
+    discord.wait_for(
+        lambda: discord.message(header.id).reactions.get("✅") or discord.message(header.id).reactions.get("❌"),
+        timeout=90,
+        what="the /ask answer",
+    )
+    return [m for m in discord.bot_messages(channel) if m.id > header.id and not m.ephemeral]
+
+
+def header_for(discord, channel, question):
+    return discord.wait_for(
+        lambda: next(
+            (m for m in discord.bot_messages(channel) if question in m.content and "asked" in m.content), None
+        ),
+        timeout=TIMEOUT,
+        what="the /ask header",
+    )
+
+
+class KnowledgeBotTests:
+    def test_only_a_member_with_manage_server_can_index_a_channel(self, system, fake_discord):
+        channel = fake_discord.add_channel(f"kb-refused-{next(_names)}")
+
+        answer = command_answer(
+            fake_discord, fake_discord.run_command("index", {"state": "on"}, user="alice", channel=channel)
+        )
+
+        assert "Manage Server" in answer
+        assert (
+            system.query(
+                f"from knowledge.models import IndexedChannel\nresult = IndexedChannel.objects.filter(channel_id={channel.id}).count()"
+            )
+            == 0
+        )
+
+    def test_ask_without_indexed_channel_and_with_an_empty_question_say_what_to_do(self, system, fake_discord):
+        channel = fake_discord.add_channel(f"kb-empty-{next(_names)}")
+
+        first = command_answer(fake_discord, ask(fake_discord, "alice", channel, "when is the event?"))
+        index_on(fake_discord, channel)
+        second = command_answer(fake_discord, ask(fake_discord, "alice", channel, "   "))
+
+        assert "No channel in this server is indexed yet" in first and "/index on" in first
+        assert "Your question is empty" in second
+
+    def test_history_and_new_messages_are_indexed_and_asked_with_linked_sources(self, system, fake, fake_discord):
+        channel = fake_discord.add_channel(f"kb-town-{next(_names)}")
+        week_ago = time.time() - 7 * 86_400
+        old = fake_discord.add_history("bob", channel, "I will fix the login bug on Thursday", at=week_ago)
+        for n in range(150):  # more than a page of history
+            fake_discord.add_history("alice", channel, f"chatter about lunch option {n}", at=week_ago + 60 + n)
+        index_on(fake_discord, channel)
+        live = fake_discord.send_message("alice", channel, "The next community event is on March 14 at the park")
+        embedded(system, 152)
+
+        fake.script("It is on March 14, at the park [1].", match="community event")
+        question = "when is the next community event?"
+        interaction = ask(fake_discord, "bob", channel, question)
+        private_note = command_answer(fake_discord, interaction)
+        header = header_for(fake_discord, channel, question)
+        answer = answer_after(fake_discord, channel, header)
+
+        text = "\n".join(m.content for m in answer)
+        assert text.startswith("It is on March 14, at the park [1].")
+        link = f"https://discord.com/channels/{fake_discord.guild_id}/{channel.id}/{live.id}"
+        assert "[1] [Alice, " in text and link in text
+        assert "answer follows in the channel" in private_note
+        chat = [r for r in fake.requests if r.path == "/api/chat" and question in str(r.body["messages"][-1])][-1]
+        assert "The next community event is on March 14 at the park" in chat.body["messages"][0]["content"]
+        # The backfilled history answers too.
+        sources = system.query(
+            "from knowledge.services import find_sources\n"
+            f"result = [s.message_id for s in find_sources(guild_id={fake_discord.guild_id}, "
+            f"question='who will fix the login bug?', channel_ids=[{channel.id}])]"
+        )
+        assert sources[0] == old.id
+        history_calls = fake_discord.calls_to("GET /channels/{channel_id}/messages", channel=channel)
+        assert len(history_calls) >= 2 and fake_discord.rate_limited == []
+
+    def test_edits_are_reindexed_and_deleted_messages_are_never_shown(self, system, fake, fake_discord):
+        channel = fake_discord.add_channel(f"kb-edits-{next(_names)}")
+        index_on(fake_discord, channel)
+        said = fake_discord.send_message("alice", channel, "The picnic is in the rose garden")
+        embedded(system, 1)
+        fake_discord.edit_message(said, "The picnic moved to the harbour pier")
+        wait(
+            lambda: system.query(
+                f"from knowledge.models import IndexedMessage\nm = IndexedMessage.objects.get(pk={said.id})\n"
+                "result = 'harbour' in m.text and not m.needs_embedding"
+            ),
+            what="the edit re-embedded",
+        )
+
+        fake.script("At the harbour pier [1].", match="picnic")
+        question = "where is the picnic harbour pier?"
+        ask(fake_discord, "bob", channel, question)
+        answer_after(fake_discord, channel, header_for(fake_discord, channel, question))
+        chat = [r for r in fake.requests if r.path == "/api/chat" and question in str(r.body["messages"][-1])][-1]
+        assert "harbour pier" in chat.body["messages"][0]["content"]
+        assert "rose garden" not in chat.body["messages"][0]["content"]
+
+        fake_discord.delete_message(said)
+        wait(
+            lambda: system.query(
+                f"from knowledge.models import IndexedMessage\nresult = IndexedMessage.objects.get(pk={said.id}).deleted"
+            ),
+            what="the deletion recorded",
+        )
+        # Words only the deleted message had: the fake's hashed embeddings match common words too.
+        gone = command_answer(fake_discord, ask(fake_discord, "bob", channel, "picnic harbour pier"))
+        assert "I found nothing" in gone
+
+    def test_private_channels_answer_only_those_who_can_read_them_and_only_in_private(self, system, fake, fake_discord):
+        public = fake_discord.add_channel(f"kb-lobby-{next(_names)}")
+        private = fake_discord.add_channel(
+            f"kb-mods-{next(_names)}", overwrites=fake_discord.private(roles=[fake_discord.world.moderator_role.id])
+        )
+        index_on(fake_discord, public)
+        index_on(fake_discord, private)
+        fake_discord.send_message("mod", private, "The secret launch date is June 3")
+        embedded(system, 1)
+        question = "what is the secret launch date?"
+
+        alice_in_private = command_answer(fake_discord, ask(fake_discord, "alice", public, question))
+        mod_in_public = command_answer(fake_discord, ask(fake_discord, "mod", public, question))
+        fake.script("June 3 [1].", match="secret launch")
+        ask(fake_discord, "mod", private, question)
+        answer = answer_after(fake_discord, private, header_for(fake_discord, private, question))
+
+        assert "I found nothing" in alice_in_private
+        assert "I found nothing" in mod_in_public  # the lobby's readers can't read the mods' channel
+        assert "June 3 [1]." in answer[0].content
+
+        # A moderator who loses the role loses the answers with it.
+        fake_discord.world.members[fake_discord.mod.id].roles.clear()
+        no_longer = command_answer(fake_discord, ask(fake_discord, "mod", private, question))
+        fake_discord.world.members[fake_discord.mod.id].roles.append(fake_discord.world.moderator_role.id)
+        assert "None of the indexed channels" in no_longer or "I found nothing" in no_longer
+
+    def test_forget_me_removes_what_someone_said_and_keeps_them_out(self, system, fake_discord):
+        channel = fake_discord.add_channel(f"kb-forget-{next(_names)}")
+        index_on(fake_discord, channel)
+        fake_discord.send_message("bob", channel, "My phone number is in the pinned note")
+        embedded(system, 1)
+
+        answer = command_answer(fake_discord, fake_discord.run_command("forget-me", user="bob", channel=channel))
+        fake_discord.send_message("bob", channel, "Another thing bob said")
+        fake_discord.send_message("alice", channel, "Alice is still indexed")
+        wait(
+            lambda: (
+                system.query(
+                    "from knowledge.models import IndexedMessage\n"
+                    f"result = list(IndexedMessage.objects.filter(channel__channel_id={channel.id}, deleted=False)"
+                    ".values_list('text', flat=True))"
+                )
+                == ["Alice is still indexed"]
+            ),
+            what="only alice's message indexed",
+        )
+
+        assert "deleted from the server index" in answer
+
+    def test_what_was_said_while_the_bot_was_away_is_read_when_it_is_back(self, system, fake_discord):
+        channel = fake_discord.add_channel(f"kb-away-{next(_names)}")
+        index_on(fake_discord, channel)
+        before = fake_discord.send_message("alice", channel, "before the restart")
+        wait(
+            lambda: system.query(
+                f"from knowledge.models import IndexedMessage\nresult = IndexedMessage.objects.filter(pk={before.id}).exists()"
+            ),
+            what="the first message recorded",
+        )
+
+        system.kill("bot", signal.SIGTERM)
+        # Not bob: he ran /forget-me above.
+        missed = [fake_discord.send_message("mod", channel, f"said while the bot was away {n}") for n in range(3)]
+        start_bot(system, fake_discord)
+
+        query = (
+            "from knowledge.models import IndexedMessage\n"
+            f"result = sorted(IndexedMessage.objects.filter(channel__channel_id={channel.id}, deleted=False)"
+            ".values_list('message_id', flat=True))"
+        )
+        indexed = wait(
+            lambda: (lambda ids: ids if len(ids) == 4 else None)(system.query(query)), what="the missed ones"
+        )
+
+        assert set(indexed) >= {m.id for m in missed}

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from knowledge.vectors import GuildIndex, Row, from_bytes, to_bytes
+
+NOW = 1_800_000_000.0
+DAY = 86_400.0
+
+
+def vec(*values: float) -> bytes:
+    return to_bytes(values)
+
+
+class GuildIndexTests:
+    def test_vectors_are_stored_as_unit_float32(self):
+        stored = from_bytes(to_bytes([3.0, 4.0]))
+
+        assert stored.dtype == np.dtype("<f4")
+        assert stored.tolist() == pytest.approx([0.6, 0.8])
+
+    def test_it_finds_the_most_similar_messages_first_and_only_in_allowed_channels(self):
+        index = GuildIndex()
+        index.apply(
+            [
+                Row(1, 10, NOW, vec(1, 0, 0)),
+                Row(2, 10, NOW, vec(0.8, 0.6, 0)),
+                Row(3, 20, NOW, vec(1, 0, 0)),  # as good, but in a channel the asker can't read
+                Row(4, 10, NOW, vec(0, 0, 1)),
+            ]
+        )
+
+        hits = index.search([1, 0, 0], channel_ids=[10], now=NOW, limit=5, min_similarity=0.3)
+
+        assert [h.message_id for h in hits] == [1, 2]
+        assert hits[0].similarity == pytest.approx(1.0)
+
+    def test_recency_breaks_ties_toward_the_newer_message(self):
+        index = GuildIndex()
+        index.apply([Row(1, 10, NOW - 400 * DAY, vec(1, 0)), Row(2, 10, NOW - DAY, vec(1, 0))])
+
+        hits = index.search([1, 0], channel_ids=[10], now=NOW, limit=2, min_similarity=0.0)
+
+        assert [h.message_id for h in hits] == [2, 1]
+        assert hits[0].score > hits[1].score
+
+    def test_a_row_without_vector_is_removed_and_its_slot_reused(self):
+        index = GuildIndex()
+        index.apply([Row(1, 10, NOW, vec(1, 0)), Row(2, 10, NOW, vec(0, 1))])
+        index.apply([Row(1, 10, NOW, None)])
+
+        assert len(index) == 1
+        assert index.search([1, 0], channel_ids=[10], now=NOW, limit=5, min_similarity=0.5) == []
+        index.apply([Row(3, 10, NOW, vec(1, 0))])
+        assert [h.message_id for h in index.search([1, 0], channel_ids=[10], now=NOW, limit=5, min_similarity=0.5)] == [
+            3
+        ]
+
+    def test_an_edit_replaces_the_vector_in_place(self):
+        index = GuildIndex()
+        index.apply([Row(1, 10, NOW, vec(1, 0))])
+        index.apply([Row(1, 10, NOW, vec(0, 1))])
+
+        assert len(index) == 1
+        assert [h.message_id for h in index.search([0, 1], channel_ids=[10], now=NOW, limit=5, min_similarity=0.9)] == [
+            1
+        ]
+
+    def test_nothing_below_the_threshold_is_returned(self):
+        index = GuildIndex()
+        index.apply([Row(1, 10, NOW, vec(1, 1, 0))])
+
+        assert index.search([0, 0, 1], channel_ids=[10], now=NOW, limit=5, min_similarity=0.3) == []
+
+    def test_messages_before_the_retention_are_left_out(self):
+        index = GuildIndex()
+        index.apply([Row(1, 10, NOW - 10 * DAY, vec(1, 0)), Row(2, 10, NOW, vec(1, 0))])
+
+        hits = index.search([1, 0], channel_ids=[10], now=NOW, limit=5, min_similarity=0.1, not_before=NOW - DAY)
+
+        assert [h.message_id for h in hits] == [2]
+
+    def test_a_vector_of_another_length_is_refused(self):
+        index = GuildIndex()
+        index.apply([Row(1, 10, NOW, vec(1, 0))])
+
+        with pytest.raises(ValueError):
+            index.apply([Row(2, 10, NOW, vec(1, 0, 0))])
+
+    def test_it_grows_past_its_first_capacity(self):
+        index = GuildIndex()
+        rng = np.random.default_rng(1)
+        rows = [Row(i, 10, NOW, to_bytes(rng.normal(size=8))) for i in range(3000)]
+        index.apply(rows)
+        target = from_bytes(rows[2345].vector or b"")
+
+        hits = index.search(target.tolist(), channel_ids=[10], now=NOW, limit=1, min_similarity=0.0)
+
+        assert len(index) == 3000
+        assert hits[0].message_id == 2345
+
+
+class ExactnessTests:
+    def test_a_newer_message_just_below_the_kth_similarity_still_wins_on_score(self):
+        index = GuildIndex()
+        old = [Row(i, 10, NOW - 900 * DAY, vec(1.0, 0.1 + 0.001 * i)) for i in range(5)]
+        newer = Row(99, 10, NOW, vec(1.0, 0.16))  # a little less similar, but from today
+        index.apply([*old, newer])
+
+        hits = index.search([1, 0], channel_ids=[10], now=NOW, limit=1, min_similarity=0.0)
+
+        assert hits[0].message_id == 99
+
+    def test_it_matches_a_brute_force_ranking_on_random_data(self):
+        rng = np.random.default_rng(11)
+        rows = [Row(i, 10 + i % 2, NOW - rng.uniform(0, 200) * DAY, to_bytes(rng.normal(size=16))) for i in range(2000)]
+        index = GuildIndex()
+        index.apply(rows)
+        query = rng.normal(size=16)
+        q = query / np.linalg.norm(query)
+
+        def score(row: Row) -> float:
+            age = (NOW - row.created) / DAY
+            return float(from_bytes(row.vector or b"") @ q) + 0.05 * 0.5 ** (age / 30)
+
+        expected = sorted((r for r in rows if r.channel_id == 10), key=score, reverse=True)[:7]
+        found = index.search(query.tolist(), channel_ids=[10], now=NOW, limit=7, min_similarity=-1.0)
+
+        assert [h.message_id for h in found] == [r.message_id for r in expected]
