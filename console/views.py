@@ -29,6 +29,7 @@ from console.forms import MaintenanceForm
 from conversations.models import Platform, Request, Thread
 from conversations.notices import count_messages
 from conversations.phases import PHASE_LABELS
+from conversations.queue import scheduler_overview
 from conversations.selectors import RequestFilters, recent_requests_snapshot
 from conversations.services import cancel_request, close_thread, reset_thread
 from knowledge import selectors as knowledge_selectors
@@ -122,6 +123,7 @@ def _render_health(request: HttpRequest, form: MaintenanceForm, *, status: int =
     context = {
         "section": "health",
         "report": async_to_sync(health_report)(),
+        "scheduler": scheduler_overview(),
         "refresh_seconds": HEALTH_REFRESH_SECONDS,
         "maintenance": current_maintenance(),
         "maintenance_form": form,
@@ -146,7 +148,8 @@ def maintenance(request: HttpRequest) -> HttpResponse:
 @never_cache
 @staff_required
 def health_panel(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/_health_panel.html", {"report": async_to_sync(health_report)()})
+    context = {"report": async_to_sync(health_report)(), "scheduler": scheduler_overview()}
+    return render(request, "console/_health_panel.html", context)
 
 
 @require_GET

@@ -10,7 +10,9 @@ supervisor wraps its ``Cluster``:
 - before the cluster forks, it names itself (``host:pid``) so that every worker
   writes that name on the requests it runs;
 - while running, a reaper thread puts requests whose lease ran out (their
-  worker was killed) back in the queue every quarter of ``REQUEST_LEASE``; at
+  worker was killed) back in the queue every quarter of ``REQUEST_LEASE``,
+  sends a task when requests wait and none runs (one the scheduler held back
+  has no task left), and refreshes the waiting requests' positions; at
   start it also sends a task again for every queued request, since tasks a
   killed cluster had already taken from the broker died with it;
 - on SIGTERM or SIGINT it stops taking work and asks its workers to hand their
@@ -37,7 +39,7 @@ from django.conf import settings
 from django.db import connections
 from django_q.cluster import Cluster
 
-from conversations import processing, workers
+from conversations import processing, queue, workers
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ class ClusterSupervisor:
                     counts = processing.requeue_abandoned_requests()
                     if counts["requeued"] or counts["settled"]:
                         logger.info("Reaper: %s", counts)
+                    processing.nudge_stalled_queue()
+                    queue.publish_positions_quietly(force=True)
                 except Exception:
                     logger.exception("The reaper could not look for abandoned requests")
                 if self._reaper_done.wait(self.reap_every):

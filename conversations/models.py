@@ -176,6 +176,15 @@ class Request(models.Model):
     route_override = models.CharField(max_length=50, blank=True, help_text="Route slug the user asked for.")
     route = models.ForeignKey("routing.Route", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     model = models.CharField(max_length=200, blank=True)
+    expected_model = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The model the scheduler expects before routing (empty when only routing can tell).",
+    )
+    queue_position = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Its place in the scheduler's order while it waits (1 starts next)."
+    )
+    wait_estimate = models.FloatField(null=True, blank=True, help_text="Rough seconds until it starts, while waiting.")
     host = models.CharField(max_length=200, blank=True, help_text="The Ollama host that answered.")
     route_method = models.CharField(
         max_length=16,

@@ -23,8 +23,19 @@ def describe_phase(phase: str, *, model: str = "", reason: str = "") -> str | No
     return label.format(model=model or "the model", reason=reason) if label else None
 
 
-def describe_queue_position(position: int) -> str:
-    return f"Queued (position {position})…"
+def describe_wait(seconds: float) -> str:
+    """A rough wait in words: "under a minute", "about 3 minutes"."""
+    if seconds < 45:
+        return "under a minute"
+    minutes = max(1, round(seconds / 60))
+    return "about a minute" if minutes == 1 else f"about {minutes} minutes"
+
+
+def describe_queue_position(position: int, wait: float | None = None) -> str:
+    """``Queued (position 3, about 2 minutes)…``; the wait is the scheduler's rough estimate, when it has one."""
+    if wait is None:
+        return f"Queued (position {position})…"
+    return f"Queued (position {position}, {describe_wait(wait)})…"
 
 
 def describe_hold(message: str = "") -> str:
@@ -37,4 +48,5 @@ def describe_queued(event: dict[str, Any]) -> str:
     """The status line of a ``request.queued`` event: the queue position, or why it is held."""
     if event.get("status") == "held":
         return describe_hold(event.get("message", ""))
-    return describe_queue_position(event["position"])
+    wait = event.get("wait")
+    return describe_queue_position(event["position"], wait if isinstance(wait, int | float) else None)

@@ -39,7 +39,7 @@ from budgets.services import (
     charge_interrupted,
     reserve_for_request,
 )
-from conversations import selectors, workers
+from conversations import queue, selectors, workers
 from conversations.context import build_chat_messages
 from conversations.finishing import finish_or_fail
 from conversations.models import Message, Request, Thread
@@ -73,15 +73,18 @@ def _attempts_left() -> Q:
     return Q(attempts__lt=F("handbacks") + settings.MAX_ATTEMPTS)
 
 
-def claim_request(*, request_id: int) -> Request | None:
-    """Take a request for this worker, or None if it is not ours to run.
+def take_request(request_id: int, *, queued: bool = True, expired: bool = True) -> bool:
+    """The claim itself: one conditional UPDATE (queued, or running under an expired lease → routing).
 
-    Not ours: already finished, cancelled, held, running under a live lease,
-    or out of attempts (``recover_abandoned`` settles those). A claim that
-    follows an interrupted attempt tells listeners to drop that attempt's text.
+    True when this worker now holds the request. Not claimable: finished,
+    cancelled, held, running under a live lease, or out of attempts.
     """
     now = timezone.now()
-    claimable = Q(status=Request.Status.QUEUED) | Q(status__in=Request.RUNNING, lease_expires_at__lt=now)
+    claimable = Q(pk__in=[])
+    if queued:
+        claimable |= Q(status=Request.Status.QUEUED)
+    if expired:
+        claimable |= Q(status__in=Request.RUNNING, lease_expires_at__lt=now)
     claimed = Request.objects.filter(claimable, _attempts_left(), pk=request_id, cancel_requested=False).update(
         status=Request.Status.ROUTING,
         phase="routing",
@@ -91,10 +94,26 @@ def claim_request(*, request_id: int) -> Request | None:
         partial_content="",
         first_token_at=None,
         error="",
+        queue_position=None,
+        wait_estimate=None,
     )
-    if not claimed:
+    if claimed:
+        Request.objects.filter(pk=request_id, started_at__isnull=True).update(started_at=now)
+    return bool(claimed)
+
+
+def claim_request(*, request_id: int) -> Request | None:
+    """Take this request for this worker, or None if it is not ours to run (see ``take_request``).
+
+    ``recover_abandoned`` settles one out of attempts. A claim that follows an
+    interrupted attempt tells listeners to drop that attempt's text.
+    """
+    if not take_request(request_id):
         return None
-    Request.objects.filter(pk=request_id, started_at__isnull=True).update(started_at=now)
+    return _claimed(request_id)
+
+
+def _claimed(request_id: int) -> Request:
     request = Request.objects.select_related("thread", "user", "message").get(pk=request_id)
     if request.attempts > 1:
         _publish_status(request, reset=True, reason=RESUMED_REASON)
@@ -148,7 +167,9 @@ def _job_for(job: Job, placement: Placement, route: Route) -> Job:
         tools=placement.tools,
         fallbacks=placement.fallbacks,
         model_attempts=1,
-        keep_alive=route.keep_alive or None,
+        keep_alive=queue.keep_alive_for(
+            model=placement.model, default=route.keep_alive or None, request_id=job.request_id
+        ),
     )
 
 
@@ -467,6 +488,39 @@ def _logged(run: Callable[..., Outcome | None]) -> Callable[..., Outcome | None]
     return wrapper
 
 
+def process_next(*, hint: int) -> Outcome | None:
+    """A worker is free: run the waiting request the scheduler starts first, or nothing.
+
+    The broker's task names ``hint`` (the request whose arrival sent it), but
+    which request runs is the queue's choice (``conversations.queue``). A task
+    that finds nothing to claim ends; one whose request is running under an
+    expired lease takes it over, as ``process_request`` does. Every answer that
+    ends while requests still wait sends one more task, so a request held back
+    for memory is looked at again when memory frees.
+    """
+    if workers.stopping():
+        resend_task(hint, why="handed-on")
+        return None
+    claimed = queue.claim_next(take=take_request)
+    request_id = claimed.request_id if claimed else hint
+    if claimed is None and not take_request(hint, queued=False):
+        recover_abandoned(request_id=hint)
+        return None
+    queue.publish_positions_quietly()
+    try:
+        return _run_claimed(request_id=request_id)
+    finally:
+        if queue.any_waiting() and not workers.stopping():
+            resend_task(request_id, why="slot-free")
+
+
+@_logged
+def _run_claimed(*, request_id: int) -> Outcome | None:
+    request = _claimed(request_id)
+    with workers.LeaseKeeper(request_id, request.attempts) as lease:
+        return _answer(request, lease)
+
+
 @_logged
 def process_request(*, request_id: int) -> Outcome | None:
     """Run a request to a final state, or hand it back. Safe to call for any id, any number of times.
@@ -489,7 +543,9 @@ def _answer(request: Request, lease: workers.LeaseKeeper) -> Outcome:
     """Answer a claimed request, retrying and falling back as needed (see ``process_request``)."""
     request_id = request.pk
     try:
-        job = reserve_budget(prepare_job(request), request=request)
+        job = prepare_job(request)
+        queue.make_room(host_url=job.host, model=job.model)
+        job = reserve_budget(job, request=request)
     except (NoRouteAvailable, NoHostAvailable, BudgetDenied) as exc:
         _settle(request_id, Request.Status.FAILED, error=str(exc), guard=Q(attempts=request.attempts))
         return Outcome.FAILED
@@ -650,6 +706,21 @@ def resend_waiting_tasks() -> int:
     for request_id in waiting:
         resend_task(request_id, why="resent")
     return len(waiting)
+
+
+def nudge_stalled_queue() -> bool:
+    """Send a task when requests wait and none is running: nothing else would wake a worker for them.
+
+    (A task the scheduler found nothing for ends; answers that finish send the
+    next one.) True when it sent one; a duplicate is harmless.
+    """
+    if Request.objects.filter(status__in=Request.RUNNING).exists():
+        return False
+    oldest = Request.objects.filter(status=Request.Status.QUEUED).order_by("queued_at", "pk").first()
+    if oldest is None:
+        return False
+    resend_task(oldest.pk, why="nudged")
+    return True
 
 
 def recover_abandoned(*, request_id: int) -> bool:

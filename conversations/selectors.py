@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from artifacts.selectors import request_artifacts
 from conversations.models import Message, Request, Thread
@@ -16,12 +17,28 @@ RECENT_LIMIT = 50
 
 
 def queue_position(request: Request) -> int | None:
-    """1 for the next request a worker will take, None once it is no longer waiting."""
+    """1 for the next request a worker will take, None once it is no longer waiting.
+
+    The scheduler's place for it (``conversations.queue.publish_positions``)
+    once it has one; before that (just submitted, or held), arrival order.
+    """
     if request.status not in Request.WAITING:
         return None
+    if request.status == Request.Status.QUEUED and request.queue_position:
+        return request.queue_position
     ahead = Request.objects.filter(status__in=Request.WAITING, queued_at__lt=request.queued_at).count()
     ties = Request.objects.filter(status__in=Request.WAITING, queued_at=request.queued_at, pk__lt=request.pk).count()
     return ahead + ties + 1
+
+
+def workers_alive() -> bool:
+    """Whether some worker shows signs of life: it holds a request whose lease it keeps renewing.
+
+    Workers that are all busy answering are alive; a queue with no request
+    running at all may have no worker (or every one is idle, which a waiting
+    request would have ended within a poll).
+    """
+    return Request.objects.filter(status__in=Request.RUNNING, lease_expires_at__gt=timezone.now()).exists()
 
 
 def waiting_count() -> int:
@@ -65,6 +82,7 @@ def request_summary(request: Request) -> dict[str, Any]:
         "error": request.error,
         "notices": request.notices or [],
         "position": queue_position(request),
+        "wait": request.wait_estimate if request.status == Request.Status.QUEUED else None,
     }
 
 

@@ -31,6 +31,7 @@ from conversations.notices import count_messages, publish_thread_notice
 
 # The console and the bot summarize through this module, like every other thread use case.
 from conversations.summaries import SummaryFailed, summarize_thread  # noqa: F401
+from routing.router import expected_model
 from routing.selectors import enabled_routes, find_route
 from trollama import events
 from trollama.maintenance import current_maintenance, release_if_maintenance_ended
@@ -307,6 +308,10 @@ def submit_request(
         status=Request.Status.HELD if hold else Request.Status.QUEUED,
     )
     Thread.objects.filter(pk=thread.pk).update(updated_at=now)
+    # For the scheduler: the model it will most likely need, when that is known without asking a model.
+    request.expected_model = expected_model(request)
+    if request.expected_model:
+        Request.objects.filter(pk=request.pk).update(expected_model=request.expected_model)
 
     if hold:
         # Maintenance may have ended while this transaction was open.

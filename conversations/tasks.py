@@ -6,8 +6,9 @@ from conversations import processing, summaries, workers
 
 
 def run_request(request_id: int) -> str:
+    """A request is waiting: claim the one the scheduler starts first (``request_id`` is a hint)."""
     with workers.running_a_task():
-        outcome = processing.process_request(request_id=request_id)
+        outcome = processing.process_next(hint=request_id)
     return outcome.value if outcome else "skipped"
 
 

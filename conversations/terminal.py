@@ -472,7 +472,7 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
 
     from asgiref.sync import sync_to_async
 
-    from conversations import services
+    from conversations import selectors, services
     from conversations.models import Request
     from trollama import events
     from trollama.listeners import LayerListener, WebsocketListener
@@ -532,7 +532,7 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
         done, _ = await asyncio.wait({following}, timeout=NO_WORKER_HINT_AFTER)
         if not done and worker is None:
             status = await sync_to_async(lambda: Request.objects.get(pk=request.pk).status)()
-            if status == Request.Status.QUEUED:
+            if status == Request.Status.QUEUED and not await sync_to_async(selectors.workers_alive)():
                 err.write("No worker has picked this up yet. Is `python manage.py qcluster` running?\n")
         if worker is not None:
             await asyncio.wait({following, worker}, return_when=asyncio.FIRST_COMPLETED)

@@ -108,9 +108,19 @@ def sync_selected_hosts(modeladmin: admin.ModelAdmin, request: HttpRequest, quer
 
 @admin.register(OllamaHost)
 class OllamaHostAdmin(admin.ModelAdmin):
-    list_display = ["name", "base_url", "enabled", "reachable", "breaker", "consecutive_failures", "synced_at"]
-    list_editable = ["enabled"]
-    readonly_fields = ["consecutive_failures", "breaker_opened_at", "last_error", "synced_at", "reachable"]
+    list_display = [
+        "name",
+        "base_url",
+        "enabled",
+        "vram_budget_gb",
+        "num_parallel",
+        "reachable",
+        "breaker",
+        "consecutive_failures",
+        "synced_at",
+    ]
+    list_editable = ["enabled", "vram_budget_gb", "num_parallel"]
+    readonly_fields = ["consecutive_failures", "breaker_opened_at", "last_error", "synced_at", "reachable", "vram_seen"]
     actions = [sync_selected_hosts]
 
     @admin.display(description="circuit breaker")

@@ -47,7 +47,8 @@ def _try_probe(host: OllamaHost) -> bool:
 def choose_host(model: str, *, exclude: set[int] | frozenset[int] = frozenset()) -> HostChoice | None:
     """An enabled host whose breaker lets requests through, preferring hosts that have ``model``.
 
-    Hosts the last sync saw with the model come first. When none has it (never
+    Hosts the last sync saw with the model come first, and of those the ones
+    that hold it loaded (as the scheduler last read ``/api/ps``). When none has it (never
     synced, or the sync is stale), any usable host is tried: Ollama's own 404
     then says the model is missing, which moves the request to a fallback.
     None means every enabled host is skipped by its breaker (or disabled).
@@ -60,13 +61,27 @@ def choose_host(model: str, *, exclude: set[int] | frozenset[int] = frozenset())
             "host_id", flat=True
         )
     )
-    hosts.sort(key=lambda host: (host.pk not in having, host.consecutive_failures, host.pk))
+    loaded = _hosts_holding(canonical_model_name(model), hosts)
+    hosts.sort(key=lambda host: (host.pk not in having, host.pk not in loaded, host.consecutive_failures, host.pk))
     now = timezone.now()
     for host in hosts:
         state = host.breaker_state(now)
         if state == "closed" or (state == "half-open" and _try_probe(host)):
             return HostChoice(host.pk, host.base_url)
     return None
+
+
+def _hosts_holding(model: str, hosts: list[OllamaHost]) -> set[int]:
+    """The hosts whose last ``/api/ps`` (as the scheduler read it, never read again here) showed ``model`` loaded.
+
+    Of several hosts that have a model, the one that holds it saves a load; the
+    scheduler ranked the request on that assumption.
+    """
+    if settings.REQUEST_SCHEDULER != "gpu" or len(hosts) < 2:
+        return set()
+    from routing import gpu  # gpu builds on this module's names
+
+    return {host.pk for host in hosts if model in gpu.cached_loaded(host.base_url)}
 
 
 def record_success(host_id: int) -> None:

@@ -40,6 +40,21 @@ class OllamaHost(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
     reachable = models.BooleanField(default=True, help_text="Whether the last model sync reached the host.")
+    vram_budget_gb = models.FloatField(
+        null=True,
+        blank=True,
+        help_text=(
+            "GPU memory (GB, as nvidia-smi counts them: GiB) the scheduler may fill with models on this host. "
+            "Empty: it learns from the most Ollama has held at once, and never holds a request back for memory."
+        ),
+    )
+    num_parallel = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Requests one model answers at once on this host: set it to the host's OLLAMA_NUM_PARALLEL.",
+    )
+    vram_seen = models.PositiveBigIntegerField(
+        default=0, help_text="The most memory (bytes) /api/ps showed in use at once; the scheduler's learned budget."
+    )
 
     class Meta:
         ordering = ["pk"]

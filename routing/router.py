@@ -351,6 +351,40 @@ def classify(request: Request, routes: dict[str, Route], config: RouterSettings,
     return Decision(routes[answer.route], "classifier", raw.strip()[:300], wants_file=answer.wants_file)
 
 
+def expected_model(request: Request) -> str:
+    """The model ``request`` will most likely run on, judged without asking any model; "" when only they can tell.
+
+    For the scheduler, at intake: an override, a route forced for the next
+    message or a pinned route, images, an admin rule, or a router that can
+    only fall back to the default route. Reads only; ``/route`` for the next
+    message is used up by ``route_request`` as before.
+    """
+    routes = {route.slug: route for route in enabled_routes()}
+    if not routes:
+        return ""
+    route: Route | None = routes.get(request.route_override) if request.route_override else None
+    if route is None:
+        forced = NextMessageRoute.objects.filter(user_id=request.user_id, thread_id=request.thread_id).first()
+        route = routes.get(forced.route.slug) if forced is not None else None
+    if route is None:
+        pinned = RoutingPreference.objects.filter(user_id=request.user_id, pinned_route__enabled=True).first()
+        route = pinned.pinned_route if pinned is not None else None
+    if route is None and VISION_ROUTE in routes and _has_images(request):
+        route = routes[VISION_ROUTE]
+    if route is None:
+        rule = decisions.first_matching_rule(request.message.content, _rules())
+        route = routes.get(rule.route) if rule is not None else None
+    if route is None:
+        config = RouterSettings.current()
+        asks_a_model = (settings.ROUTER_FAST_PATH and config.embedding_model) or (
+            settings.ROUTER_CLASSIFIER and config.classifier_enabled and len(routes) > 1
+        )
+        if asks_a_model:
+            return ""
+        route = default_route()
+    return hosts.canonical_model_name(route.model) if route.model else ""
+
+
 def route_request(request: Request) -> Decision:
     """Decide the route for ``request`` and record how. Raises ``NoRouteAvailable`` when no route is enabled."""
     started = time.perf_counter()

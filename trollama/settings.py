@@ -419,6 +419,19 @@ REQUEST_LEASE = _read("REQUEST_LEASE", _int(4, 3600), 20)
 WORKER_STOP_GRACE = _read("WORKER_STOP_GRACE", _float(0.5), 4.0)
 MAX_MESSAGE_CHARS = _read("MAX_MESSAGE_CHARS", _int(1), 20_000)
 Q_WORKERS = _read("Q_WORKERS", _int(1, 64), 4)
+# Which waiting request a free worker takes: "gpu" (the one cheapest to start
+# given what each Ollama host has loaded; see conversations.scheduling) or
+# "fifo" (arrival order, as a broker would).
+REQUEST_SCHEDULER = _read("REQUEST_SCHEDULER", _choice("gpu", "fifo"), "gpu")
+# Under "gpu", no request waits more than this many seconds beyond its
+# first-in-first-out turn (a request queued after it started that long ago).
+SCHEDULER_AGING = _read("SCHEDULER_AGING", _float(0), 30.0)
+# How long a host's /api/ps answer is reused, and how long reading it may take
+# before the claim goes ahead without it (first in, first out).
+SCHEDULER_PS_CACHE = _read("SCHEDULER_PS_CACHE", _float(0), 1.0)
+SCHEDULER_PS_TIMEOUT = _read("SCHEDULER_PS_TIMEOUT", _float(0.05), 0.5)
+# Waiting requests are told their new position and wait at most this often.
+QUEUE_UPDATE_INTERVAL = _read("QUEUE_UPDATE_INTERVAL", _float(0.1), 2.0)
 Q_POLL = _read("Q_POLL", _float(0.01), 0.05)
 
 Q_CLUSTER: dict[str, Any] = {

@@ -76,6 +76,21 @@ class DeliveryTests:
         assert "Loading the model m:1…" in shown
         assert channel.contents() == ["Hi."]
 
+    async def test_the_placeholder_follows_the_schedulers_position_and_wait_while_it_waits(self):
+        events = [
+            {"type": "request.queued", "request_id": 1, "position": 1},
+            2.0,
+            {"type": "request.queued", "request_id": 1, "position": 3, "wait": 150},
+            2.0,
+            {"type": "request.done", "request_id": 1, "content": "Hi."},
+        ]
+
+        channel, _, _ = await run(events)
+
+        shown = [call.content for call in channel.calls if call.op in ("send", "edit")]
+        assert shown[:2] == ["Queued (position 1)…", "Queued (position 3, about 2 minutes)…"]
+        assert channel.contents() == ["Hi."]
+
     async def test_a_missed_delta_is_made_good_by_the_final_text(self):
         events = deltas(ANSWER)
         del events[3]

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from routing import hosts
+from routing import gpu, hosts
+from routing.clients import sync_client
 from routing.models import OllamaHost
 from routing.sync import sync_models
 
@@ -26,6 +27,20 @@ class ChooseHostTests:
 
         assert hosts.choose_host("rnj-1:8b") == hosts.HostChoice(gpu2.pk, second_ollama.url)
         assert hosts.choose_host("gpt-oss:20b").url == fake_ollama.url
+
+    def test_of_hosts_that_have_the_model_it_prefers_the_one_holding_it_loaded(self, fake_ollama, second_ollama):
+        gpu2 = OllamaHost.objects.create(name="gpu2", url=second_ollama.url)
+        sync_models()  # both hosts have rnj-1
+        sync_client(second_ollama.url).generate(model="rnj-1:8b", keep_alive="5m")
+        gpu.forget()
+        try:
+            for host in OllamaHost.objects.all():
+                gpu.loaded_models(host.base_url)  # what the scheduler reads before a claim
+
+            assert hosts.choose_host("rnj-1:8b") == hosts.HostChoice(gpu2.pk, second_ollama.url)
+            assert hosts.choose_host("gpt-oss:20b").url == fake_ollama.url
+        finally:
+            gpu.forget()
 
     def test_disabled_hosts_are_never_chosen(self, fake_ollama):
         OllamaHost.objects.update(enabled=False)
