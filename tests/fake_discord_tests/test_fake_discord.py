@@ -25,6 +25,7 @@ from discord.http import Route
 
 from bots.discord_api import follow_api_gateway, use_api
 from tests.fake_discord import FakeDiscord
+from tests.fake_discord.world import GUILD_TEXT
 
 ROOT = Path(__file__).resolve().parents[2]
 EDIT_ROUTE = "PATCH /channels/{channel_id}/messages/{message_id}"
@@ -79,7 +80,9 @@ class ConnectingTests:
             guild = client.get_guild(fake_discord.guild_id)
 
             assert guild is not None and not guild.unavailable
-            assert {c.name for c in guild.text_channels} == {"general", "random"}
+            # Every text channel the stand-in holds: the seeded two, and any a test earlier in the session added.
+            held = {c.name for c in fake_discord.world.channels.values() if c.type == GUILD_TEXT}
+            assert {c.name for c in guild.text_channels} == held and held >= {"general", "random"}
             assert "side talk" in [t.name for t in guild.threads]
             assert {r.name for r in guild.roles} >= {"@everyone", "Moderator"}
             assert guild.me is not None and guild.me.id == fake_discord.bot.id
