@@ -56,6 +56,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -795,13 +796,17 @@ def production_urls() -> tuple[str, str]:
     redis_url = os.environ.get("REDIS_URL", "") or DEFAULT_REDIS_URL
     if not database_url.startswith(("postgres", "pgsql")):
         raise Skip(f"DATABASE_URL is not a PostgreSQL URL ({database_url})")
+    # The run gets a fresh database of its own on that server (tests.e2e.harness.fresh_postgres_database),
+    # so what must answer is the server, through its maintenance database: the one DATABASE_URL names
+    # (the test suite's "trollama", say) need not exist.
+    server = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
     try:
         import psycopg
 
-        with psycopg.connect(database_url, connect_timeout=3):
+        with psycopg.connect(server, connect_timeout=3):
             pass
     except Exception as exc:
-        raise Skip(f"PostgreSQL is not reachable at {database_url} ({exc})") from None
+        raise Skip(f"PostgreSQL is not reachable at {server} ({exc})") from None
     try:
         import redis
 
