@@ -190,7 +190,7 @@ class IntakeTests:
 
         assert thread.shown == ["First answer.", "Second answer."]
         assert await Message.objects.filter(thread_id=request.thread_id, role="user").acount() == 2
-        last_call = fake_ollama.requests[-1].body["messages"]
+        last_call = fake_ollama.chats[-1].body["messages"]
         assert "Tell me about owls" in str(last_call) and "First answer." in str(last_call)
 
     async def test_a_mention_in_someone_elses_thread_answers_there(self, world, fake_ollama):

@@ -252,7 +252,7 @@ class ModelSeesAttachmentsTests:
 
         process_request(request_id=request.pk)
 
-        content = fake_ollama.requests[-1].body["messages"][-1]["content"]
+        content = fake_ollama.chats[-1].body["messages"][-1]["content"]
         assert "[File: evilgpj.txt]" in content
         assert "\x00" not in content and "\u202e" not in content
 
@@ -330,9 +330,9 @@ class ModelSeesAttachmentsTests:
 
         process_request(request_id=request.pk)
 
-        content = fake_ollama.requests[-1].body["messages"][-1]["content"]
+        content = fake_ollama.chats[-1].body["messages"][-1]["content"]
         assert content.startswith("how much did revenue grow?\n\n[File: report.pdf]\n--- Page 1 ---\nRevenue grew 12%")
-        assert "images" not in fake_ollama.requests[-1].body["messages"][-1]
+        assert "images" not in fake_ollama.chats[-1].body["messages"][-1]
 
 
 class UploadNameTests:
@@ -460,7 +460,7 @@ class ChatFileOptionTests:
 
         call_command("chat", "what does it print?", "--inline", "--file", str(source), stdout=io.StringIO())
 
-        content = fake_ollama.requests[-1].body["messages"][-1]["content"]
+        content = fake_ollama.chats[-1].body["messages"][-1]["content"]
         assert content == "what does it print?\n\n[File: main.py]\nprint('hi')\n\n[End of file: main.py]"
 
     def test_a_missing_file_is_an_error_and_nothing_is_sent(self, fake_ollama, tmp_path):

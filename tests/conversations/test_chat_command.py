@@ -45,7 +45,7 @@ class ChatCommandTests:
 
         assert code == 0, err
         assert Thread.objects.count() == 1
-        sent = fake_ollama.requests[-1].body["messages"]
+        sent = fake_ollama.chats[-1].body["messages"]
         assert [m["content"] for m in sent if m["role"] != "system"] == ["remember 42", "Noted: 42.", "what number?"]
 
     def test_an_unknown_thread_is_refused_and_nothing_is_stored(self, fake_ollama):

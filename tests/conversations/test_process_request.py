@@ -53,7 +53,7 @@ class ProcessRequestTests:
 
         process_request(request_id=second.pk)
 
-        messages = fake_ollama.requests[-1].body["messages"]
+        messages = fake_ollama.chats[-1].body["messages"]
         assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
         assert messages[1]["content"] == "remember the number 42"
         assert messages[2]["content"] == "First answer."

@@ -31,6 +31,6 @@ class RestartTests:
 
         assert second.returncode == 0, second.stderr
         assert second.stdout.startswith("The code is 7431.")
-        sent = [m["content"] for m in fake.requests[-1].body["messages"] if m["role"] != "system"]
+        sent = [m["content"] for m in fake.chats[-1].body["messages"] if m["role"] != "system"]
         assert sent[0].startswith("keep this file in mind\n\n[File: launch.md]\n# Launch\nThe launch code is 7431.")
         assert sent[1:] == ["Noted the launch plan.", "what is the launch code?"]

@@ -80,7 +80,7 @@ class BotAgainstStandInTests:
 
         assert texts(fake_discord.bot_messages(asked.channel_id)) == ["Hello Bob.\n\n```\n  two spaces\n\ttab\n```"]
         assert fake_discord.calls_to("POST /channels/{channel_id}/messages/{message_id}/threads") == []
-        assert fake.requests[-1].body["messages"][-1]["content"] == "hi there"
+        assert fake.chats[-1].body["messages"][-1]["content"] == "hi there"
 
     def test_usage_is_answered_privately_within_three_seconds(self, system, fake_discord):
         interaction = fake_discord.run_command("usage", user="alice", channel="general")

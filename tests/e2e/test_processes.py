@@ -45,7 +45,7 @@ class EndToEndTests:
         second = system.chat("what was it?", "--user", "dave", "--thread", thread)
 
         assert second.returncode == 0, second.stderr
-        contents = [m["content"] for m in fake.requests[-1].body["messages"] if m["role"] != "system"]
+        contents = [m["content"] for m in fake.chats[-1].body["messages"] if m["role"] != "system"]
         assert contents == ["remember 7", "Your number is noted.", "what was it?"]
 
     def test_ctrl_c_cancels_the_request_and_ollama_sees_the_hang_up(self, system, fake):

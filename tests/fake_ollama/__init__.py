@@ -22,7 +22,7 @@ hangs (``hang``) and mid-stream errors (``error_in_stream``). Without a
 matching rule the model answers ``"Hello from <model>. You said: <message>"``.
 
 Everything the server sees is recorded: ``fake.requests`` (with stream
-timings) and ``fake.hangups`` (clients that went away early). When the fake
+timings; ``fake.chats`` holds the chats alone) and ``fake.hangups`` (clients that went away early). When the fake
 runs in another process the same controls exist over HTTP under ``/_fake/``.
 
 **GPU simulation** (off by default): ``FakeOllama(gpu=GpuConfig(time_scale=0.05))``

@@ -379,6 +379,16 @@ class FakeOllama(BackgroundServer):
             return list(self._requests)
 
     @property
+    def chats(self) -> list[RecordedRequest]:
+        """The recorded ``/api/chat`` requests only.
+
+        A running system also asks ``/api/ps`` and ``/api/tags`` on its own
+        schedule, so "the last request" is not "the last chat" there.
+        """
+        with self._lock:
+            return [r for r in self._requests if r.path == "/api/chat"]
+
+    @property
     def hangups(self) -> list[Hangup]:
         with self._lock:
             return list(self._hangups)
