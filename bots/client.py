@@ -2,7 +2,7 @@
 
 Handlers only translate between discord.py objects and the pure modules
 (``bots.intake``, ``bots.delivery``) and services (``bots.services``,
-``conversations.services``), which hold the logic and are tested directly.
+``pipeline.services``), which hold the logic and are tested directly.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from bots.intake import (
 )
 from bots.knowledge import KnowledgeFollower
 from bots.typing_indicator import TypingIndicator
-from conversations.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
-from conversations.services import Refusal, cancel_request
-from trollama.listeners import WebsocketListener, WebUnreachable
+from pipeline.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
+from pipeline.listeners import WebsocketListener, WebUnreachable
+from pipeline.services import Refusal, cancel_request
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 
 from bots import services
 from bots.commands.checks import is_moderator
-from conversations.services import cancel_request
+from pipeline.services import cancel_request
 from routing.models import Route
 from routing.selectors import enabled_routes
 

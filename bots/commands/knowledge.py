@@ -19,9 +19,9 @@ from django.conf import settings
 
 from bots.knowledge import readable_channels, submit_ask
 from bots.services import DiscordAuthor, role_ids_of
-from conversations.services import Refusal
 from knowledge import services
 from knowledge.services import AskRefused
+from pipeline.services import Refusal
 
 if TYPE_CHECKING:
     from bots.client import TrollamaBot
@@ -166,7 +166,7 @@ async def answer_in_channel(
     except discord.HTTPException:
         header = None
     if header is None:
-        from conversations.services import cancel_request
+        from pipeline.services import cancel_request
 
         await sync_to_async(cancel_request)(request=submission.request)
         await interaction.followup.send(CANNOT_POST, ephemeral=True)

@@ -11,7 +11,7 @@ from discord import app_commands
 
 from bots.channels import is_text_channel
 from conversations.models import Platform, Thread
-from conversations.services import get_or_create_chat_user
+from pipeline.services import get_or_create_chat_user
 from routing.models import Route, RoutingPreference
 from routing.selectors import enabled_routes
 from routing.services import RouteChoice, UnknownRoute, choose_route, preference_of, set_thinking

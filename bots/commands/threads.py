@@ -21,7 +21,7 @@ from bots.channels import archive_and_lock, is_thread
 from bots.commands import Reply, send_reply
 from bots.commands.checks import conversation_denial, is_moderator
 from conversations.notices import count_messages
-from conversations.services import SummaryFailed, close_thread, reset_thread, summarize_thread
+from pipeline.services import SummaryFailed, close_thread, reset_thread, summarize_thread
 
 if TYPE_CHECKING:
     from bots.client import TrollamaBot

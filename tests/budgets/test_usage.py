@@ -16,7 +16,7 @@ from budgets.selectors import budget_status
 from budgets.services import grant_tokens
 from budgets.texts import BudgetStatus, bar, budget_spent_text, rate_limited_text, usage_text
 from conversations.models import ChatUser
-from conversations.services import Refusal
+from pipeline.services import Refusal
 from tests import personas
 from tests.budgets.helpers import spend, tier
 
