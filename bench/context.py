@@ -109,8 +109,8 @@ def make_thread(turns: int) -> Any:
 
 def naive_context(*, request: Any, route: Any, system_prompt: str) -> list[dict[str, Any]]:
     """The baseline: everything loaded and rendered, then fitted from the newest."""
-    from conversations.context import Turn, context_budget, estimate_tokens, has_several_people, turn_of
     from conversations.models import Message
+    from pipeline.context import Turn, context_budget, estimate_tokens, has_several_people, turn_of
 
     history = list(
         Message.objects.filter(thread=request.thread, created_at__lt=request.message.created_at)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     with database(args.database_url):
         from django.db import connection
 
-        from conversations.context import build_context
+        from pipeline.context import build_context
         from routing.models import Route
 
         request = make_thread(args.turns)

@@ -5,7 +5,7 @@
                                    [--latency 0.05] [--realtime]
 
 Mode ``client`` (part of the default, ``both``): the bot's own delivery path,
-``bots.delivery.Delivery`` writing through ``bots.client.ChannelTarget`` and the
+``bots.delivery.Delivery`` writing through ``bots.targets.ChannelTarget`` and the
 real discord.py client into the Discord stand-in (``tests.fake_discord``, its
 per-channel buckets answering 429 as Discord does), on the wall clock. Each
 round starts a thread and streams two, then four, answers into it at once,
@@ -270,8 +270,8 @@ async def stream_into_thread(
     client: Any, fake: Any, *, share: bool, plans: list[tuple[float, list[tuple[float, str]]]], label: str
 ) -> ScenarioResult:
     """Start a thread the way the bot does and show ``plans`` (start offset, delta schedule) in it at once."""
-    from bots.client import ChannelTarget
     from bots.delivery import Delivery
+    from bots.targets import ChannelTarget
 
     asked = fake.send_message("alice", "general", f"bench {label}", mention_bot=True)
     general = client.get_channel(fake.general.id)

@@ -6,7 +6,7 @@ For each configuration it starts a real system (Daphne web + a django-q2
 ``qcluster``, see ``tests.e2e.harness``) against a fake Ollama server running
 in this process, then runs a *driver* subprocess configured exactly like the
 system (same environment) that submits requests with
-``conversations.services.submit_request`` and follows them over web's
+``pipeline.services.submit_request`` and follows them over web's
 ``/ws/events/`` websocket with the internal token, as the bot does.
 
 - embedded default: SQLite, the ORM broker, the in-memory channel layer in
@@ -347,8 +347,8 @@ def _submit_sync(label: str, content: str) -> dict[str, Any]:
 
     One user per request keeps per-user limits (rate, budget) out of the figures.
     """
-    from conversations import services
     from conversations.models import Platform
+    from pipeline import services
 
     user = services.get_or_create_chat_user(
         platform=Platform.LOCAL, external_id=f"bench-{label}", username=f"bench-{label}"
@@ -467,7 +467,7 @@ async def drive(plan: Plan) -> dict[str, Any]:
     from asgiref.sync import sync_to_async
     from django.conf import settings
 
-    from trollama.listeners import WebsocketListener
+    from pipeline.listeners import WebsocketListener
 
     listener = await WebsocketListener.connect()
     tracker = Tracker()

@@ -93,7 +93,7 @@ def make_embedder(kind: str) -> tuple[Any, str]:
 
 def build_requests(rows: Sequence[dict[str, Any]], prefix: str) -> list[tuple[dict[str, Any], Any]]:
     from conversations.models import Attachment, Message, Platform, Request, Thread
-    from conversations.services import get_or_create_chat_user
+    from pipeline.services import get_or_create_chat_user
     from routing.models import Route
 
     routes = {route.slug: route for route in Route.objects.all()}

@@ -10,7 +10,7 @@ the fake Ollama with its GPU simulation on (``tests/fake_ollama/gpu.py``):
 one 24 GB GPU, the models' real sizes, 0.5 s of loading per GB, 2 parallel
 slots per model, at most 3 models loaded, idle models evicted least recently
 used first, and Ollama's own queue with its head-of-line waiting. A driver
-process submits each workload with ``conversations.services.submit_request``
+process submits each workload with ``pipeline.services.submit_request``
 pinned to a route (``route_slug``, as ``manage.py chat --route`` does), so
 routing is not what is measured; each route has its own model:
 
@@ -189,8 +189,8 @@ def _epoch(value: Any) -> float | None:
 
 def drive(plan: dict[str, Any]) -> dict[str, Any]:
     """Submit one workload at its (scaled) arrival times and wait until every request has finished."""
-    from conversations import services
     from conversations.models import Platform, Request
+    from pipeline import services
 
     scale = float(plan["time_scale"])
     _wait_for_scheduled_sync(timeout=120)

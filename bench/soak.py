@@ -98,7 +98,7 @@ def _stored_sync(request_ids: list[int]) -> dict[int, dict[str, Any]]:
 async def drive(requests: int, concurrency: int) -> dict[str, Any]:
     from asgiref.sync import sync_to_async
 
-    from trollama.listeners import WebsocketListener
+    from pipeline.listeners import WebsocketListener
 
     listener = await WebsocketListener.connect()
     tracker = Tracker()

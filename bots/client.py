@@ -2,14 +2,13 @@
 
 Handlers only translate between discord.py objects and the pure modules
 (``bots.intake``, ``bots.delivery``) and services (``bots.services``,
-``conversations.services``), which hold the logic and are tested directly.
+``pipeline.services``), which hold the logic and are tested directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +24,7 @@ from bots import selectors, services
 from bots.channels import archive_and_lock, is_thread
 from bots.commands import command_tree_digest, register_all
 from bots.commands.checks import Denied
-from bots.delivery import DM_UPLOAD_LIMIT, Delivery, Outcome, thread_notice
+from bots.delivery import Delivery, Outcome, thread_notice
 from bots.intake import (
     Access,
     AccessPolicy,
@@ -40,15 +39,14 @@ from bots.intake import (
     thread_name,
 )
 from bots.knowledge import KnowledgeFollower
+from bots.targets import DONE, FAILED, NO_PINGS, WORKING, ChannelTarget
 from bots.typing_indicator import TypingIndicator
-from conversations.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
-from conversations.services import Refusal, cancel_request
-from trollama.listeners import WebsocketListener, WebUnreachable
+from pipeline.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
+from pipeline.listeners import WebsocketListener, WebUnreachable
+from pipeline.services import Refusal, cancel_request
 
 logger = logging.getLogger(__name__)
 
-WORKING, DONE, FAILED = "⏳", "✅", "❌"
-NO_PINGS = discord.AllowedMentions.none()
 # Reconnecting to web's event stream: the first wait, doubled up to the last.
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 2.0
 # How often the bot checks the database for answers it owes, whatever the event stream says.
@@ -64,38 +62,6 @@ TYPING_LIMIT = 600.0
 # ⏳ comes off the asker's message when the answer ends, or after this long in any case
 # (should the bot never learn how the request ended).
 WORKING_LIMIT = 3600.0
-
-
-class ChannelTarget:
-    """A Discord channel or thread as the renderer's ``DiscordTarget``."""
-
-    def __init__(self, channel: discord.abc.Messageable) -> None:
-        self.channel = channel
-
-    @property
-    def channel_id(self) -> int | None:
-        """The channel (a thread is one) whose write budget this target shares."""
-        return getattr(self.channel, "id", None)
-
-    async def send(self, content: str) -> discord.Message:
-        return await self.channel.send(content, allowed_mentions=NO_PINGS)
-
-    async def edit(self, handle: discord.Message, content: str) -> None:
-        await handle.edit(content=content, allowed_mentions=NO_PINGS)
-
-    async def delete(self, handle: discord.Message) -> None:
-        await handle.delete()
-
-    @property
-    def upload_limit(self) -> int:
-        guild = getattr(self.channel, "guild", None)
-        return guild.filesize_limit if guild is not None else DM_UPLOAD_LIMIT
-
-    async def attach(self, handle: discord.Message, files: list[tuple[str, bytes]]) -> None:
-        uploads = [discord.File(io.BytesIO(data), filename=name) for name, data in files]
-        # A PartialMessage (an answer a restarted bot took over) carries no attachments list.
-        kept = getattr(handle, "attachments", [])
-        await handle.edit(attachments=[*kept, *uploads], allowed_mentions=NO_PINGS)
 
 
 async def fetch_artifact(artifact_id: int) -> bytes:

@@ -292,7 +292,7 @@ class Delivery:
         return await done if done is not None else None
 
     def resync(self, request_id: int, snapshot: dict[str, Any] | None) -> asyncio.Future[Outcome | None] | None:
-        """Bring a shown request up to date with its stored state (``conversations.selectors.request_snapshot``)."""
+        """Bring a shown request up to date with its stored state (``pipeline.snapshots.request_snapshot``)."""
         return self.dispatch({"type": "resync", "request_id": request_id, "snapshot": snapshot})
 
     async def _run_lane(self, view: _View) -> None:

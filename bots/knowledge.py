@@ -25,9 +25,9 @@ from django.db import transaction
 
 from bots import services as bot_services
 from conversations.models import Platform, Thread
-from conversations.services import Submission, submit_request
 from knowledge import services
 from knowledge.services import SeenMessage, Source
+from pipeline.services import Submission, submit_request
 from routing.selectors import find_route
 
 logger = logging.getLogger(__name__)

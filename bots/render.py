@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from conversations.footnotes import notice_lines
+from pipeline.footnotes import notice_lines
 
 DISCORD_LIMIT = 2000
 

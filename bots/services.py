@@ -14,11 +14,10 @@ from django.utils import timezone
 
 from bots.models import BotHeartbeat, CommandSync
 from budgets.services import sync_role_tier
-from conversations.attachments import Unreadable, Upload
 from conversations.branches import branch_thread, is_latest
 from conversations.models import ChatUser, Message, Platform, Request, Thread
-from conversations.selectors import request_snapshot
-from conversations.services import (
+from pipeline.attachments import Unreadable, Upload
+from pipeline.services import (
     Refusal,
     Submission,
     cancel_request,
@@ -27,6 +26,7 @@ from conversations.services import (
     get_or_create_chat_user,
     submit_request,
 )
+from pipeline.snapshots import request_snapshot
 from routing.services import move_next_route
 
 
@@ -68,7 +68,7 @@ def discord_chat_user(*, author: DiscordAuthor, role_ids: Sequence[int] | None =
 def check_discord_intake(
     *, author: DiscordAuthor, content: str, has_attachments: bool = False, role_ids: Sequence[int] | None = None
 ) -> None:
-    """Raise ``Refusal`` if this author's message would be refused (see ``conversations.services.check_intake``)."""
+    """Raise ``Refusal`` if this author's message would be refused (see ``pipeline.services.check_intake``)."""
     check_intake(
         user=discord_chat_user(author=author, role_ids=role_ids), content=content, has_attachments=has_attachments
     )
@@ -98,7 +98,7 @@ def submit_discord_message(
     (kept, under ``set_aside_id``, so replies to it still branch from it).
     ``refused_files``: files the bot left out before downloading them.
     ``role_ids``: see ``discord_chat_user``. Raises
-    ``conversations.services.Refusal`` with a message for the user.
+    ``pipeline.services.Refusal`` with a message for the user.
     """
     user = discord_chat_user(author=author, role_ids=role_ids)
     source = Message.objects.filter(pk=branch_from).first() if branch_from is not None else None
@@ -253,7 +253,7 @@ def requests_to_take_over(*, exclude: Sequence[int] = ()) -> list[Request]:
 
 
 def request_snapshots(*, request_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """``conversations.selectors.request_snapshot`` of each request that still exists."""
+    """``pipeline.snapshots.request_snapshot`` of each request that still exists."""
     snapshots = {request_id: request_snapshot(request_id) for request_id in request_ids}
     return {request_id: snapshot for request_id, snapshot in snapshots.items() if snapshot is not None}
 

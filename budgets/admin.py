@@ -1,6 +1,6 @@
 """Admin pages for tiers, role tiers, grants and usage, and the budget parts of the chat-user admin.
 
-``ChatUserBudgetMixin`` is mixed into ``conversations.admin.ChatUserAdmin``:
+``ChatUserBudgetMixin`` is mixed into ``pipeline.admin.ChatUserAdmin``:
 every figure it shows comes from ``budgets.selectors.annotate_budget``, so
 the whole user list costs one query however many users it shows.
 """

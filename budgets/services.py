@@ -51,8 +51,8 @@ from budgets.texts import (
 )
 from budgets.usage import record_usage
 from conversations.calibration import ratio_for
-from conversations.context import estimate_tokens
 from conversations.models import ChatUser, Platform, Request
+from conversations.tokens import estimate_tokens
 
 # An answer capped below this is useless, and its prompt would be paid for nothing.
 MIN_ANSWER_TOKENS = 32
@@ -63,7 +63,7 @@ FREE_SHARE = 4
 class BudgetDenied(Exception):
     """The budget says no. ``message`` is written for the user.
 
-    Intake turns it into ``conversations.services.Refusal``; a worker fails
+    Intake turns it into ``pipeline.services.Refusal``; a worker fails
     the request with it.
     """
 

@@ -81,7 +81,7 @@ def budget_warning_text(*, used_percent: int, remaining: int, resets: str) -> st
 
 
 def budget_warning_notice(status: BudgetStatus) -> dict[str, object]:
-    """The stored notice (``conversations.footnotes``) for the warning ``status`` calls for."""
+    """The stored notice (``pipeline.footnotes``) for the warning ``status`` calls for."""
     return {
         "code": "budget_warning",
         "percent": status.warning_level,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from budgets.models import UsageEntry
 from conversations.models import ChatUser, Request
 from routing.models import Route
@@ -52,3 +54,8 @@ def count_tokens(
     for kind, amount in (("prompt", prompt_tokens), ("completion", completion_tokens)):
         labels = {"route": slug, "model": model, "kind": kind, "use": use}
         counters.increment(name=counters.TOKENS, labels=labels, amount=amount)
+
+
+def record_model_call(sender: object, signal: object = None, **usage: Any) -> None:
+    """``routing.signals.model_called``: record what the router spent on a user's behalf."""
+    record_usage(**usage)

@@ -29,16 +29,17 @@ from console.forms import MaintenanceForm
 from conversations.models import Platform, Request, Thread
 from conversations.notices import count_messages
 from conversations.phases import PHASE_LABELS
-from conversations.queue import scheduler_overview
 from conversations.selectors import RequestFilters, recent_requests_snapshot
-from conversations.services import cancel_request, close_thread, reset_thread
 from knowledge import selectors as knowledge_selectors
 from knowledge import services as knowledge_services
 from knowledge.models import IndexedChannel
+from ops.health import health_report
+from ops.maintenance import set_maintenance
+from pipeline.queue import scheduler_overview
+from pipeline.services import cancel_request, close_thread, reset_thread
 from routing import review
 from routing.models import Route, RoutingDecision
-from trollama.health import health_report
-from trollama.maintenance import current_maintenance, set_maintenance
+from trollama.maintenance import current_maintenance
 
 View = Callable[..., HttpResponse]
 THREADS_PER_PAGE = 25
@@ -134,7 +135,7 @@ def _render_health(request: HttpRequest, form: MaintenanceForm, *, status: int =
 @require_POST
 @staff_required
 def maintenance(request: HttpRequest) -> HttpResponse:
-    """Switch maintenance mode; every process obeys from its next intake (see ``trollama.maintenance``)."""
+    """Switch maintenance mode; every process obeys from its next intake (see ``ops.maintenance``)."""
     form = MaintenanceForm(request.POST)
     if not form.is_valid():
         return _render_health(request, form, status=400)

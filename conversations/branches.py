@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from conversations.context import after
 from conversations.models import Attachment, ChatUser, Message, Request, Thread
+from conversations.selectors import after
 
 
 def branch_point(message: Message) -> Message:

@@ -149,7 +149,7 @@ class Request(models.Model):
     The row is the source of truth that every process resyncs from; events only
     announce that it changed. While a worker runs it, ``attempts`` doubles as a
     fencing token and ``lease_expires_at`` says until when the worker is
-    presumed alive (see ``conversations.processing``).
+    presumed alive (see ``pipeline.processing``).
     """
 
     class Status(models.TextChoices):
@@ -201,7 +201,7 @@ class Request(models.Model):
     notices = models.JSONField(
         default=list,
         blank=True,
-        help_text="What the user is told under the answer: [{code, ...parameters}] (conversations.footnotes).",
+        help_text="What the user is told under the answer: [{code, ...parameters}] (conversations.footnotes).",  # now pipeline.footnotes; kept: help_text is in migrations
     )
     prompt_estimate = models.PositiveIntegerField(
         null=True,

@@ -10,16 +10,24 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from artifacts.selectors import request_artifacts
 from conversations.models import Message, Request, Thread
 
 RECENT_LIMIT = 50
 
 
+def after(message: Message) -> Q:
+    """Messages that come after ``message`` in a thread's order."""
+    return Q(created_at__gt=message.created_at) | Q(created_at=message.created_at, pk__gt=message.pk)
+
+
+def before(message: Message) -> Q:
+    return Q(created_at__lt=message.created_at) | Q(created_at=message.created_at, pk__lt=message.pk)
+
+
 def queue_position(request: Request) -> int | None:
     """1 for the next request a worker will take, None once it is no longer waiting.
 
-    The scheduler's place for it (``conversations.queue.publish_positions``)
+    The scheduler's place for it (``pipeline.queue.publish_positions``)
     once it has one; before that (just submitted, or held), arrival order.
     """
     if request.status not in Request.WAITING:
@@ -84,17 +92,6 @@ def request_summary(request: Request) -> dict[str, Any]:
         "position": queue_position(request),
         "wait": request.wait_estimate if request.status == Request.Status.QUEUED else None,
     }
-
-
-def request_snapshot(request_id: int) -> dict[str, Any] | None:
-    """Everything a listener needs to show one request from scratch, text included."""
-    request = Request.objects.select_related("user", "thread", "route", "reply").filter(pk=request_id).first()
-    if request is None:
-        return None
-    snapshot = request_summary(request)
-    snapshot["content"] = request.reply.content if request.reply else request.partial_content
-    snapshot["artifacts"] = request_artifacts(request.pk)
-    return snapshot
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,13 @@
-"""django-q2 tasks: thin wrappers that take ids and call services."""
+"""Old dotted paths of the request pipeline's django-q2 tasks, kept so an upgrade loses no queued work.
 
-from __future__ import annotations
+The tasks live in ``pipeline.tasks`` now. Tasks queued before the upgrade (and
+``Schedule`` rows a deployment added by hand) still name
+``conversations.tasks.<name>``; django-q2 imports that path when it runs them,
+so these names must keep resolving. New work is queued under ``pipeline.tasks``
+and the migration ``pipeline/0001`` moves the stored schedules. This is the one
+import from the data model up to the pipeline (allow-listed in tests/test_layers.py).
+"""
 
-from conversations import processing, summaries, workers
+from pipeline.tasks import requeue_abandoned_requests, run_request, summarize_thread
 
-
-def run_request(request_id: int) -> str:
-    """A request is waiting: claim the one the scheduler starts first (``request_id`` is a hint)."""
-    with workers.running_a_task():
-        outcome = processing.process_next(hint=request_id)
-    return outcome.value if outcome else "skipped"
-
-
-def requeue_abandoned_requests() -> dict[str, int]:
-    return processing.requeue_abandoned_requests()
-
-
-def summarize_thread(thread_id: int, user_id: int | None = None) -> str:
-    return "summarized" if summaries.summarize_if_needed(thread_id=thread_id, user_id=user_id) else "skipped"
+__all__ = ["requeue_abandoned_requests", "run_request", "summarize_thread"]

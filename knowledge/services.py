@@ -540,7 +540,7 @@ def instructions_for(*, request_id: int) -> list[str]:
 
 
 def sources_notice(*, request_id: int) -> dict[str, object] | None:
-    """The ``sources`` notice shown under an ``/ask`` answer (``conversations.footnotes``); None for others."""
+    """The ``sources`` notice shown under an ``/ask`` answer (``pipeline.footnotes``); None for others."""
     ask = Ask.objects.filter(request_id=request_id).first()
     if ask is None:
         return None

@@ -1,6 +1,6 @@
 """What each Ollama host's GPU holds right now: ``/api/ps``, cached briefly, and releasing idle models.
 
-The scheduler (``conversations.queue``) reads this before every claim, so it
+The scheduler (``pipeline.queue``) reads this before every claim, so it
 must never wait on a slow host: each host's answer is kept for
 ``SCHEDULER_PS_CACHE`` seconds, a read gives up after
 ``SCHEDULER_PS_TIMEOUT``, and a host that did not answer is reported as

@@ -18,7 +18,6 @@ import httpx
 import ollama
 from django.conf import settings
 
-from budgets.usage import record_usage
 from conversations.models import Message, Request
 from routing import decisions, embeddings, hosts
 from routing.clients import shared_sync_client
@@ -33,6 +32,7 @@ from routing.models import (
     RoutingPreference,
 )
 from routing.selectors import default_route, enabled_routes
+from routing.signals import record_usage
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 
 from conversations.models import ChatUser, Platform, Thread
-from conversations.services import get_or_create_chat_user
+from pipeline.services import get_or_create_chat_user
 
 
 def staff_admin() -> User:

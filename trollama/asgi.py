@@ -17,15 +17,18 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
 
 from trollama import events  # noqa: E402
-from trollama.urls import websocket_urlpatterns  # noqa: E402
 
 events.mark_as_hub()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": AuthMiddlewareStack(
+            URLRouter(import_string(f"{settings.WEBSOCKET_URLCONF}.websocket_urlpatterns"))
+        ),
     }
 )

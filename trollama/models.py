@@ -9,7 +9,7 @@ class Maintenance(models.Model):
 
     Because every process reads the row rather than a setting, switching the
     mode takes effect at once everywhere, with no restart. Change it only
-    through ``trollama.maintenance.set_maintenance``, which also releases held
+    through ``ops.maintenance.set_maintenance``, which also releases held
     requests and tells listeners.
     """
 

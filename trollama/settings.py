@@ -225,8 +225,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
-    # Before django_q: its `qcluster` command replaces django-q2's (conversations.cluster).
     "conversations",
+    # Before django_q: its `qcluster` command replaces django-q2's (pipeline.cluster).
+    "pipeline",
     "django_q",
     "axes",
     "csp",
@@ -235,6 +236,7 @@ INSTALLED_APPS = [
     "budgets",
     "artifacts",
     "knowledge",
+    "ops",
     "bots",
     "console",
 ]
@@ -254,6 +256,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "trollama.urls"
+# The websocket routes, read by trollama.asgi as Django reads ROOT_URLCONF: by name, so the ground floor imports no app.
+WEBSOCKET_URLCONF = "ops.routing"
 ASGI_APPLICATION = "trollama.asgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -420,7 +424,7 @@ WORKER_STOP_GRACE = _read("WORKER_STOP_GRACE", _float(0.5), 4.0)
 MAX_MESSAGE_CHARS = _read("MAX_MESSAGE_CHARS", _int(1), 20_000)
 Q_WORKERS = _read("Q_WORKERS", _int(1, 64), 4)
 # Which waiting request a free worker takes: "gpu" (the one cheapest to start
-# given what each Ollama host has loaded; see conversations.scheduling) or
+# given what each Ollama host has loaded; see pipeline.scheduling) or
 # "fifo" (arrival order, as a broker would).
 REQUEST_SCHEDULER = _read("REQUEST_SCHEDULER", _choice("gpu", "fifo"), "gpu")
 # Under "gpu", no request waits more than this many seconds beyond its

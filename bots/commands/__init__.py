@@ -20,14 +20,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
+from discord import app_commands
 
 from bots.render import split_message
 
 if TYPE_CHECKING:
-    from bots.client import TrollamaBot
+    import asyncio
+
+    from bots.delivery import Delivery, Outcome
+    from bots.knowledge import KnowledgeFollower
+    from bots.typing_indicator import TypingIndicator
 
 COMMAND_MODULES = (
     "bots.commands.general",
@@ -38,7 +43,26 @@ COMMAND_MODULES = (
 )
 
 
-def register_all(bot: TrollamaBot) -> None:
+class CommandBot(Protocol):
+    """What the commands use of the bot that registers them (``bots.client.TrollamaBot`` is one).
+
+    The commands receive the bot rather than import its module: the client imports
+    this package to register them, so an import back would make a cycle.
+    """
+
+    tree: app_commands.CommandTree[Any]
+    delivery: Delivery
+    typing: TypingIndicator
+    knowledge: KnowledgeFollower
+
+    def _spawn(self, coroutine: Any) -> None: ...
+
+    async def mark_outcome(self, message: Any, outcome: Outcome) -> None: ...
+
+    async def unmark_working_later(self, message: Any, finished: asyncio.Event) -> None: ...
+
+
+def register_all(bot: CommandBot) -> None:
     for dotted in COMMAND_MODULES:
         import_module(dotted).register(bot)
 

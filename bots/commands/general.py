@@ -10,12 +10,12 @@ from asgiref.sync import sync_to_async
 
 from bots import services
 from bots.commands.checks import is_moderator
-from conversations.services import cancel_request
+from pipeline.services import cancel_request
 from routing.models import Route
 from routing.selectors import enabled_routes
 
 if TYPE_CHECKING:
-    from bots.client import TrollamaBot
+    from bots.commands import CommandBot
 
 # One line per command, shown by /help. Modules that add commands add their lines here too.
 COMMAND_HELP = [
@@ -57,7 +57,7 @@ def cancelled_text(*, whose_id: str, caller_id: int, whose_name: str) -> str:
     return "Cancelling your request." if whose_id == str(caller_id) else f"Cancelling {whose_name}'s request."
 
 
-def register(bot: TrollamaBot) -> None:
+def register(bot: CommandBot) -> None:
     @bot.tree.command(name="help", description="What Trollama does, its commands and its routes")
     async def help_command(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)

@@ -19,12 +19,13 @@ from django.conf import settings
 
 from bots.knowledge import readable_channels, submit_ask
 from bots.services import DiscordAuthor, role_ids_of
-from conversations.services import Refusal
+from bots.targets import WORKING, ChannelTarget
 from knowledge import services
 from knowledge.services import AskRefused
+from pipeline.services import Refusal
 
 if TYPE_CHECKING:
-    from bots.client import TrollamaBot
+    from bots.commands import CommandBot
 
 ONLY_IN_A_SERVER = "This command works in a server's channels, not in DMs."
 NEEDS_MANAGE_SERVER = "Only members with the **Manage Server** permission can choose which channels are indexed."
@@ -68,7 +69,7 @@ def asked_header(*, who: str, question: str, found: int) -> str:
     return f"🔎 **{who}** asked the server's history:\n{quoted}\n-# Answering from {found} {noun}."
 
 
-def register(bot: TrollamaBot) -> None:
+def register(bot: CommandBot) -> None:
     @bot.tree.command(name="index", description="Index this channel's messages for /ask, or stop (Manage Server)")
     @app_commands.describe(state="on: index this channel and its history; off: stop and delete its entries")
     @app_commands.default_permissions(manage_guild=True)
@@ -137,11 +138,9 @@ def register(bot: TrollamaBot) -> None:
 
 
 async def answer_in_channel(
-    bot: TrollamaBot, interaction: discord.Interaction, *, question: str, sources: list[services.Source]
+    bot: CommandBot, interaction: discord.Interaction, *, question: str, sources: list[services.Source]
 ) -> None:
     """Post who asked what, submit the question with its sources, and stream the answer under it."""
-    from bots.client import WORKING, ChannelTarget  # the client imports this module's package
-
     channel: Any = interaction.channel
     member = interaction.user
     try:
@@ -166,7 +165,7 @@ async def answer_in_channel(
     except discord.HTTPException:
         header = None
     if header is None:
-        from conversations.services import cancel_request
+        from pipeline.services import cancel_request
 
         await sync_to_async(cancel_request)(request=submission.request)
         await interaction.followup.send(CANNOT_POST, ephemeral=True)

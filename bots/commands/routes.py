@@ -11,13 +11,13 @@ from discord import app_commands
 
 from bots.channels import is_text_channel
 from conversations.models import Platform, Thread
-from conversations.services import get_or_create_chat_user
+from pipeline.services import get_or_create_chat_user
 from routing.models import Route, RoutingPreference
 from routing.selectors import enabled_routes
 from routing.services import RouteChoice, UnknownRoute, choose_route, preference_of, set_thinking
 
 if TYPE_CHECKING:
-    from bots.client import TrollamaBot
+    from bots.commands import CommandBot
 
 
 THINKING_TEXT = {
@@ -90,7 +90,7 @@ def _apply(interaction_user: Any, channel: Any, slug: str, pin: bool, thinking: 
         return str(exc)
 
 
-def register(bot: TrollamaBot) -> None:
+def register(bot: CommandBot) -> None:
     @bot.tree.command(name="route", description="See the routes, or choose the one that answers you")
     @app_commands.describe(
         name="A route, or auto to let me choose again. Empty: list the routes.",

@@ -21,10 +21,10 @@ from bots.channels import archive_and_lock, is_thread
 from bots.commands import Reply, send_reply
 from bots.commands.checks import conversation_denial, is_moderator
 from conversations.notices import count_messages
-from conversations.services import SummaryFailed, close_thread, reset_thread, summarize_thread
+from pipeline.services import SummaryFailed, close_thread, reset_thread, summarize_thread
 
 if TYPE_CHECKING:
-    from bots.client import TrollamaBot
+    from bots.commands import CommandBot
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def forget_reply(
     return Reply(reset_text(forgotten, by=caller_name), public=True)
 
 
-def register(bot: TrollamaBot) -> None:
+def register(bot: CommandBot) -> None:
     @bot.tree.command(name="summarize", description="Show a summary of this conversation")
     async def summarize_command(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)

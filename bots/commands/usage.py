@@ -14,7 +14,7 @@ from budgets.selectors import budget_status
 from budgets.texts import usage_text
 
 if TYPE_CHECKING:
-    from bots.client import TrollamaBot
+    from bots.commands import CommandBot
 
 
 def usage_reply(*, author: DiscordAuthor, role_ids: Sequence[int] | None) -> str:
@@ -24,7 +24,7 @@ def usage_reply(*, author: DiscordAuthor, role_ids: Sequence[int] | None) -> str
     return usage_text(budget_status(user=user, now=now), now=now)
 
 
-def register(bot: TrollamaBot) -> None:
+def register(bot: CommandBot) -> None:
     @bot.tree.command(name="usage", description="Your token budget this week: used, remaining and when it resets")
     async def usage_command(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)

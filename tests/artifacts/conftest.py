@@ -9,7 +9,7 @@ import pytest
 from artifacts.models import Artifact
 from artifacts.services import store_answer_artifacts
 from conversations.models import Request
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from tests import personas
 from tests.layer import listening
 from trollama import events

@@ -7,7 +7,7 @@ import pytest
 from artifacts.links import public_url
 from artifacts.models import Artifact
 from conversations.models import Message
-from tests.conversations.test_chat_command import chat
+from tests.pipeline.test_chat_command import chat
 
 SCRIPT = "import sys\n\n\tdef main():\n    return [{'a': (1, 2)}]\n"
 NOTES = "# Notes\n\n```bash\nrun it\n```\n"

@@ -17,9 +17,9 @@ from django_q.models import Schedule
 from artifacts.models import Artifact
 from artifacts.services import stored_files
 from artifacts.tasks import cleanup_expired_files
-from conversations.attachments import Upload
 from conversations.models import Attachment
-from conversations.services import submit_request
+from pipeline.attachments import Upload
+from pipeline.services import submit_request
 from tests import personas
 from tests.artifacts.conftest import submitted
 from tests.artifacts.storage import UndeletableStorage

@@ -14,8 +14,9 @@ from django.db import connections
 
 from artifacts.selectors import artifact_summary
 from bots import services as bot_services
-from bots.client import ChannelTarget, TrollamaBot
+from bots.client import TrollamaBot
 from bots.delivery import DM_UPLOAD_LIMIT, MAX_ATTACHMENTS, Delivery, deliver_files, files_message, plan_files
+from bots.targets import ChannelTarget
 from tests.bots import FakeDiscordChannel, virtual_time
 
 MiB = 1024 * 1024

@@ -11,8 +11,8 @@ from artifacts.intent import FILE_INSTRUCTIONS
 from artifacts.models import Artifact
 from artifacts.selectors import artifact_summary
 from conversations.models import Request
-from conversations.processing import process_request
-from conversations.services import submit_request
+from pipeline.processing import process_request
+from pipeline.services import submit_request
 from tests import personas
 from tests.artifacts.storage import BrokenStorage
 

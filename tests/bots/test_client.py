@@ -23,11 +23,11 @@ from bots.delivery import CANCELLED_TEXT
 from budgets.models import RoleTier, Tier, UserRoleTier
 from budgets.usage import record_usage
 from conversations.models import ChatUser, Message, Request, Thread
-from conversations.processing import process_request
-from conversations.services import CLOSE_NOTICE, close_thread, reset_thread
+from ops.maintenance import set_maintenance
+from pipeline.listeners import LayerListener
+from pipeline.processing import process_request
+from pipeline.services import CLOSE_NOTICE, close_thread, reset_thread
 from tests.bots.fakes import FakeChannel, FakeGuild, FakeInteraction, FakeMessage, FakeRole, FakeUser
-from trollama.listeners import LayerListener
-from trollama.maintenance import set_maintenance
 
 # Long enough for the renderer's paced edit (DISCORD_EDIT_INTERVAL is 0.2 s here) on a busy machine.
 RENDER_WAIT = 2.0

@@ -285,7 +285,7 @@ def delta(offset: int, text: str) -> dict:
 
 
 class ChannelTargetStub:
-    """A target that names its Discord channel, as ``bots.client.ChannelTarget`` does."""
+    """A target that names its Discord channel, as ``bots.targets.ChannelTarget`` does."""
 
     def __init__(self, channel: FakeDiscordChannel, channel_id: int) -> None:
         self.channel, self.channel_id = channel, channel_id

@@ -9,7 +9,7 @@ import discord
 
 from bots.commands.knowledge import asked_header, forget_text, index_off_text, index_on_text
 from bots.knowledge import indexed_channel_of, seen_message
-from conversations.footnotes import notice_lines
+from pipeline.footnotes import notice_lines
 
 GUILD = SimpleNamespace(id=1)
 INDEXED = {10: 1}

@@ -11,11 +11,11 @@ from django.db import connections
 from budgets.models import UsageEntry
 from budgets.selectors import budget_status
 from budgets.services import MIN_ANSWER_TOKENS, estimate_prompt
-from conversations.context import estimate_tokens
 from conversations.models import Request
-from conversations.processing import process_request
-from conversations.services import cancel_request, submit_request
-from conversations.streaming import Outcome
+from pipeline.context import estimate_tokens
+from pipeline.processing import process_request
+from pipeline.services import cancel_request, submit_request
+from pipeline.streaming import Outcome
 from tests import personas
 from tests.budgets.helpers import spend
 

@@ -14,9 +14,9 @@ from budgets.models import UsageEntry
 from budgets.selectors import budget_status
 from budgets.services import MIN_ANSWER_TOKENS, BudgetDenied, reserve_for_request
 from conversations.models import Request
-from conversations.processing import claim_request, process_request
-from conversations.services import submit_request
-from conversations.streaming import Outcome
+from pipeline.processing import claim_request, process_request
+from pipeline.services import submit_request
+from pipeline.streaming import Outcome
 from routing.models import Route
 from tests import personas
 from tests.budgets.helpers import spend

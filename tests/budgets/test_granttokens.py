@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 
 from budgets.models import Grant
 from conversations.models import Platform
-from conversations.services import get_or_create_chat_user
+from pipeline.services import get_or_create_chat_user
 from tests import personas
 
 

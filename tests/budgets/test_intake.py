@@ -12,7 +12,7 @@ from budgets.models import RoleTier, Tier
 from budgets.selectors import budget_status, current_week_start
 from budgets.services import grant_tokens, sync_role_tier
 from conversations.models import Message, Request
-from conversations.services import Refusal, submit_request
+from pipeline.services import Refusal, submit_request
 from tests import personas
 from tests.budgets.helpers import spend, tier
 

@@ -17,11 +17,11 @@ from budgets.services import (
     estimate_prompt,
     reserve_for_request,
 )
-from conversations import workers
 from conversations.models import Request
-from conversations.processing import claim_request, process_request
-from conversations.services import cancel_request, submit_request
-from conversations.streaming import Outcome
+from pipeline import workers
+from pipeline.processing import claim_request, process_request
+from pipeline.services import cancel_request, submit_request
+from pipeline.streaming import Outcome
 from routing.models import Route
 from tests import personas
 from tests.budgets.helpers import spend

@@ -8,7 +8,7 @@ from budgets.models import RoleTier, Tier
 from budgets.selectors import annotate_budget, budget_status
 from budgets.services import grant_tokens, sync_role_tier
 from conversations.models import ChatUser, Request
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from tests import personas
 from tests.budgets.helpers import spend, tier
 

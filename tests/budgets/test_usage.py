@@ -16,7 +16,7 @@ from budgets.selectors import budget_status
 from budgets.services import grant_tokens
 from budgets.texts import BudgetStatus, bar, budget_spent_text, rate_limited_text, usage_text
 from conversations.models import ChatUser
-from conversations.services import Refusal
+from pipeline.services import Refusal
 from tests import personas
 from tests.budgets.helpers import spend, tier
 
@@ -162,3 +162,23 @@ class RolesAtIntakeTests:
             self.submit([], message_id=2)
 
         assert UserRoleTier.objects.get(user=alice).tier == tier("admin")
+
+
+@pytest.mark.django_db
+class RouterUsageSignalTests:
+    def test_what_routing_reports_by_its_signal_is_recorded_as_usage(self):
+        """Routing never imports budgets: ``routing.signals.record_usage`` reaches ``budgets.usage`` by a signal."""
+        from budgets.models import UsageEntry
+        from routing.signals import record_usage
+
+        user = ChatUser.objects.create(platform="discord", external_id="1001", display_name="Alice")
+        record_usage(user=user.pk, kind="router", model="gpt-oss:20b", prompt_tokens=30, completion_tokens=2)
+
+        entry = UsageEntry.objects.get(user=user)
+        assert (entry.kind, entry.model, entry.prompt_tokens, entry.completion_tokens, entry.total_tokens) == (
+            "router",
+            "gpt-oss:20b",
+            30,
+            2,
+            32,
+        )

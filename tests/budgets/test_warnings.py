@@ -8,11 +8,11 @@ import pytest
 
 from budgets.selectors import budget_status
 from budgets.texts import usage_text
-from conversations.footnotes import notice_lines
 from conversations.models import Request
-from conversations.processing import process_request
-from conversations.services import submit_request
-from conversations.streaming import Outcome
+from pipeline.footnotes import notice_lines
+from pipeline.processing import process_request
+from pipeline.services import submit_request
+from pipeline.streaming import Outcome
 from tests import personas
 from tests.budgets.helpers import spend
 

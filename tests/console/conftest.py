@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from conversations.models import Request
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from tests import personas
 
 

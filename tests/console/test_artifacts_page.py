@@ -14,7 +14,7 @@ from artifacts.models import Artifact
 from artifacts.services import store_answer_artifacts
 from console import views
 from conversations.models import ChatUser
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from tests import personas
 
 URL = reverse("console:artifacts")

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from bots.delivery import thread_notice
 from conversations.models import Message, Request, Thread
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from tests import personas
 from tests.layer import listening
 from trollama import events

@@ -7,9 +7,10 @@ from django.test import Client
 from django.urls import reverse
 
 from conversations.models import Request
-from conversations.services import Refusal, submit_request
+from ops.maintenance import set_maintenance
+from pipeline.services import Refusal, submit_request
 from tests import personas
-from trollama.maintenance import current_maintenance, set_maintenance
+from trollama.maintenance import current_maintenance
 
 URL = reverse("console:maintenance")
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from budgets.models import UsageEntry
 from budgets.usage import record_usage
 from conversations.models import Message, Request
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from routing.selectors import default_route
 from tests import personas
 

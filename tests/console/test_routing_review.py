@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from conversations.models import Message, Request, Thread
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from routing import router, tasks, training
 from routing.models import Route, RouteExample, RoutingDecision
 from routing.router import route_request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from routing import gpu
 from routing.hosts import default_host
 from routing.models import OllamaHost

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.test import Client
 
 from conversations.models import Request
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from tests import personas
 from trollama.asgi import application
 

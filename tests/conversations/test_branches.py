@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conversations.branches import branch_point, branch_thread, is_latest
-from conversations.context import build_chat_messages
 from conversations.models import Attachment, Message, Platform, Request, Thread
+from pipeline.context import build_chat_messages
 from routing.models import Route
 from tests.conversations.helpers import History
 

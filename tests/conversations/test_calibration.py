@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from conversations.calibration import MAX_RATIO, MIN_RATIO, calibrate, next_ratio, ratio_for
-from conversations.context import build_context
 from conversations.models import Request, TokenCalibration
-from conversations.processing import process_request
-from conversations.services import submit_request
-from conversations.streaming import Outcome
+from pipeline.context import build_context
+from pipeline.processing import process_request
+from pipeline.services import submit_request
+from pipeline.streaming import Outcome
 from routing.models import Route
 from tests import personas
 from tests.conversations.helpers import History

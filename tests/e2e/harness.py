@@ -214,7 +214,7 @@ class System:
         """Make the sweeper schedule due now, so the cluster's scheduler (every 30 s) runs it next time."""
         self.query(
             "from django.utils import timezone\nfrom django_q.models import Schedule\n"
-            "result = Schedule.objects.filter(func='conversations.tasks.requeue_abandoned_requests')"
+            "result = Schedule.objects.filter(func='pipeline.tasks.requeue_abandoned_requests')"
             ".update(next_run=timezone.now())"
         )
 

@@ -353,7 +353,7 @@ def footer(message) -> list[str]:
 def spend_code(platform: str, external_id: str, username: str, tokens: int) -> str:
     """Django shell code charging ``tokens`` to a chat user (made if new), as earlier answers this week would have."""
     return (
-        "from budgets.usage import record_usage\nfrom conversations.services import get_or_create_chat_user\n"
+        "from budgets.usage import record_usage\nfrom pipeline.services import get_or_create_chat_user\n"
         f"user = get_or_create_chat_user(platform={platform!r}, external_id={external_id!r}, username={username!r})\n"
         f"record_usage(user=user, kind='answer', model='gpt-oss:20b', prompt_tokens={tokens}, completion_tokens=0)\n"
         "result = True"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 SLOW = "slow " * 80  # 4 s at 20 tokens/s: long enough to be killed mid-stream
 
-SWEEP_NOW = "from conversations.tasks import requeue_abandoned_requests\nresult = requeue_abandoned_requests()"
+SWEEP_NOW = "from pipeline.tasks import requeue_abandoned_requests\nresult = requeue_abandoned_requests()"
 
 
 def kill_workers_mid_stream(system: System, fake) -> int:

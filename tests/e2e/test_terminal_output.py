@@ -54,7 +54,7 @@ class TerminalOutputTests:
         assert result.stderr.startswith("New thread ")
         log = (installed.data_dir / "logs" / "trollama.log").read_text()
         assert "incorrect startxref pointer" in log
-        assert "done after" in log  # conversations.processing logs "Request N done after 0.1 s"
+        assert "done after" in log  # pipeline.processing logs "Request N done after 0.1 s"
 
     def test_verbose_also_prints_the_log_lines(self, installed, fake):
         fake.script("Hi.")
@@ -63,4 +63,4 @@ class TerminalOutputTests:
 
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("Hi.\n")
-        assert " INFO conversations.processing " in result.stderr
+        assert " INFO pipeline.processing " in result.stderr

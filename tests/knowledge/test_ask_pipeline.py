@@ -8,10 +8,10 @@ from bots.knowledge import submit_ask
 from bots.render import discord_footer
 from bots.services import DiscordAuthor
 from conversations.models import Request
-from conversations.processing import process_request
-from conversations.streaming import Outcome
 from knowledge import index, services
 from knowledge.models import Ask
+from pipeline.processing import process_request
+from pipeline.streaming import Outcome
 from tests.knowledge.helpers import GUILD, index_channel, said
 
 GENERAL = 601
@@ -58,7 +58,7 @@ class AskPipelineTests:
         assert Ask.objects.get(request=request).guild_id == GUILD
 
     def test_an_ordinary_request_gets_no_sources(self, fake_ollama):
-        from conversations.services import submit_request
+        from pipeline.services import submit_request
         from tests import personas
 
         fake_ollama.script("hi")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from conversations.models import Request
-from conversations.processing import process_request
-from conversations.services import submit_request
-from conversations.streaming import Outcome
+from pipeline.processing import process_request
+from pipeline.services import submit_request
+from pipeline.streaming import Outcome
 from routing import services
 from routing.models import OllamaHost, Route
 from routing.sync import sync_models
 from tests import personas
-from tests.conversations.test_submit_request import listener  # noqa: F401  (a fixture)
+from tests.pipeline.test_submit_request import listener  # noqa: F401  (a fixture)
 
 
 def submit(text: str = "hello there", *, route: str | None = None) -> Request:

@@ -8,8 +8,8 @@ import pytest
 
 from budgets.models import UsageEntry
 from conversations.models import Attachment, Request, Thread
-from conversations.processing import process_request
-from conversations.services import submit_request
+from pipeline.processing import process_request
+from pipeline.services import submit_request
 from routing import embeddings, services
 from routing.models import ExampleEmbedding, Route, RouterRule, RouterSettings
 from routing.router import route_request

@@ -15,7 +15,7 @@ from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
 from conversations.models import Request, Thread
-from conversations.services import submit_request
+from pipeline.services import submit_request
 from routing import embeddings, router, tasks, training
 from routing.models import Route, RouteClassifier, RouteExample, RouterSettings, RoutingDecision
 from routing.router import route_request

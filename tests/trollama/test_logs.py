@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from artifacts.links import make_token
 from artifacts.models import Artifact
-from conversations.processing import process_request
-from conversations.services import submit_request
+from pipeline.processing import process_request
+from pipeline.services import submit_request
 from tests import personas
 from tests.e2e.harness import free_port
 from trollama.logs import (
@@ -57,7 +57,7 @@ def run_logging_script(code: str, **env: str) -> subprocess.CompletedProcess[str
 class LogFormatTests:
     def test_json_lines_carry_the_request_id(self, tmp_path):
         result = run_logging_script(
-            "with request_context(42):\n    logging.getLogger('conversations.processing').warning('retrying')\n"
+            "with request_context(42):\n    logging.getLogger('pipeline.processing').warning('retrying')\n"
             "logging.getLogger('trollama').warning('outside')",
             LOG_FORMAT="json",
             DATA_DIR=str(tmp_path),
@@ -67,7 +67,7 @@ class LogFormatTests:
         assert inside["request_id"] == 42
         assert inside["message"] == "retrying"
         assert inside["level"] == "WARNING"
-        assert inside["logger"] == "conversations.processing"
+        assert inside["logger"] == "pipeline.processing"
         assert outside["request_id"] == "-"
 
     def test_text_lines_carry_the_request_id(self, tmp_path):

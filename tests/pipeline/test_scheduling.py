@@ -1,0 +1,242 @@
+"""The scheduling policy as a pure function over a snapshot (pipeline.scheduling)."""
+
+from __future__ import annotations
+
+from pipeline.scheduling import (
+    BUSY,
+    EVICT_IDLE,
+    EVICT_WANTED,
+    FITS,
+    LOADED,
+    OVERDUE,
+    UNKNOWN,
+    HostState,
+    Snapshot,
+    Waiting,
+    estimate_waits,
+    fifo,
+    fifo_turn,
+    rank,
+    to_release,
+)
+
+GB = 1_000_000_000
+NOW = 1000.0
+
+
+def host(
+    host_id: int = 1,
+    *,
+    loaded: dict[str, int] | None = None,
+    budget: int | None = 24 * GB,
+    parallel: int = 2,
+    known: bool = True,
+) -> HostState:
+    return HostState(host_id, budget, 0, parallel, loaded or {}, known=known)
+
+
+def waiting(request_id: int, model: str, *, user: int = 1, at: float | None = None, turn: float | None = None):
+    return Waiting(request_id, user, model, at if at is not None else float(request_id), turn)
+
+
+def ids(snapshot: Snapshot, *, aging: float = 30.0) -> list[int]:
+    return [ranked.request_id for ranked in rank(snapshot, now=NOW, aging=aging)]
+
+
+SIZES = {"big:15b": 15 * GB, "mid:8b": 6 * GB, "small:3b": 3 * GB, "other:7b": 5 * GB}
+
+
+class RankTests:
+    def test_a_loaded_model_with_a_free_slot_starts_before_an_older_request_for_another_model(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b")],
+            hosts=[host(loaded={"mid:8b": 6 * GB})],
+            running={},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [r.request_id for r in ranked] == [2, 1]
+        assert ranked[0].rank == LOADED and ranked[0].host_id == 1
+        assert ranked[1].rank == FITS
+
+    def test_every_slot_busy_ranks_after_a_model_that_fits_in_free_memory(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "mid:8b"), waiting(2, "small:3b")],
+            hosts=[host(loaded={"mid:8b": 6 * GB}, parallel=1)],
+            running={(1, "mid:8b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(2, FITS), (1, BUSY)]
+
+    def test_among_models_that_fit_the_one_with_most_waiting_goes_first(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "small:3b"), waiting(2, "mid:8b"), waiting(3, "mid:8b")],
+            hosts=[host()],
+            running={},
+            sizes=SIZES,
+        )
+        assert ids(snapshot) == [2, 3, 1]
+
+    def test_within_a_model_users_take_turns(self) -> None:
+        heavy = [waiting(n, "mid:8b", user=1) for n in range(1, 6)]
+        light = waiting(6, "mid:8b", user=2)
+        snapshot = Snapshot(waiting=[*heavy, light], hosts=[host(loaded={"mid:8b": 6 * GB})], running={}, sizes=SIZES)
+        assert ids(snapshot) == [1, 6, 2, 3, 4, 5]
+
+    def test_a_request_past_its_fifo_turn_by_more_than_the_aging_bound_goes_first(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b", turn=NOW - 31), waiting(2, "mid:8b")],
+            hosts=[host(loaded={"mid:8b": 6 * GB})],
+            running={},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(1, OVERDUE), (2, LOADED)]
+
+    def test_a_request_within_the_aging_bound_of_its_fifo_turn_keeps_its_place(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b", turn=NOW - 29), waiting(2, "mid:8b")],
+            hosts=[host(loaded={"mid:8b": 6 * GB})],
+            running={},
+            sizes=SIZES,
+        )
+        assert ids(snapshot) == [2, 1]
+
+    def test_a_model_that_needs_memory_others_use_is_held_back_while_work_runs_under_a_set_budget(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b")],
+            hosts=[host(loaded={"mid:8b": 6 * GB, "other:7b": 5 * GB}, budget=20 * GB)],
+            running={(1, "mid:8b"): 2, (1, "other:7b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank, r.held) for r in ranked] == [(2, BUSY, False), (1, EVICT_WANTED, True)]
+
+    def test_without_a_set_budget_nothing_is_held_back(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b")],
+            hosts=[HostState(1, None, 12 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB})],
+            running={(1, "mid:8b"): 1, (1, "other:7b"): 1},
+            sizes=SIZES,
+        )
+        (ranked,) = rank(snapshot, now=NOW, aging=30)
+        assert ranked.rank == EVICT_WANTED and not ranked.held
+
+    def test_memory_of_idle_models_nobody_waits_for_counts_as_free_to_take(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b")],
+            hosts=[host(loaded={"mid:8b": 6 * GB, "other:7b": 5 * GB}, budget=20 * GB)],
+            running={},
+            sizes=SIZES,
+        )
+        (ranked,) = rank(snapshot, now=NOW, aging=30)
+        assert ranked.rank == EVICT_IDLE and not ranked.held
+
+    def test_a_model_pinned_to_one_host_is_judged_by_that_hosts_memory(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, "small:3b")],
+            hosts=[host(1, loaded={"mid:8b": 6 * GB}, budget=8 * GB), host(2, budget=24 * GB)],
+            running={(1, "mid:8b"): 1},
+            sizes=SIZES,
+            hosts_for={"big:15b": (1,), "small:3b": (2,)},
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank, r.host_id) for r in ranked] == [(2, FITS, 2), (1, EVICT_WANTED, 1)]
+
+    def test_a_model_loaded_on_another_host_than_its_own_does_not_count_as_loaded(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "mid:8b")],
+            hosts=[host(1), host(2, loaded={"mid:8b": 6 * GB})],
+            running={},
+            sizes=SIZES,
+            hosts_for={"mid:8b": (1,)},
+        )
+        (ranked,) = rank(snapshot, now=NOW, aging=30)
+        assert (ranked.rank, ranked.host_id) == (FITS, 1)
+
+    def test_a_request_whose_model_only_routing_knows_ranks_between_loaded_and_loading(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, ""), waiting(3, "mid:8b")],
+            hosts=[host(loaded={"mid:8b": 6 * GB})],
+            running={},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(3, LOADED), (2, UNKNOWN), (1, FITS)]
+
+    def test_when_a_host_did_not_answer_the_order_is_first_in_first_out(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b"), waiting(3, "small:3b")],
+            hosts=[host(known=False)],
+            running={},
+            sizes=SIZES,
+        )
+        assert ids(snapshot) == [1, 2, 3]
+
+
+class FifoTurnTests:
+    def test_with_free_slots_its_turn_is_its_arrival(self) -> None:
+        assert fifo_turn(queued_at=100.0, ahead=3, slots=4, service_seconds=10) == 100.0
+
+    def test_behind_a_full_house_it_waits_one_answer_per_round_of_slots(self) -> None:
+        assert fifo_turn(queued_at=100.0, ahead=4, slots=4, service_seconds=10) == 110.0
+        assert fifo_turn(queued_at=100.0, ahead=11, slots=4, service_seconds=10) == 120.0
+        assert fifo_turn(queued_at=100.0, ahead=12, slots=4, service_seconds=10) == 130.0
+
+
+class FifoTests:
+    def test_it_keeps_arrival_order_whatever_is_loaded(self) -> None:
+        order = fifo([waiting(3, "a", at=5.0), waiting(1, "b", at=7.0), waiting(2, "a", at=5.0)])
+        assert [r.request_id for r in order] == [2, 3, 1]
+
+
+class ReleaseTests:
+    def test_it_unloads_idle_models_nobody_waits_for_and_never_a_wanted_one(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b")],
+            hosts=[host(loaded={"mid:8b": 6 * GB, "other:7b": 5 * GB, "small:3b": 3 * GB}, budget=24 * GB)],
+            running={},
+            sizes=SIZES,
+        )
+        assert to_release(snapshot, 1, "big:15b") == ["other:7b"]
+
+    def test_it_keeps_the_pipelines_own_models(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b")],
+            hosts=[host(loaded={"other:7b": 5 * GB, "small:3b": 3 * GB}, budget=20 * GB)],
+            running={},
+            sizes=SIZES,
+            keep=frozenset({"other:7b"}),
+        )
+        assert to_release(snapshot, 1, "big:15b") == ["small:3b"]
+
+    def test_a_model_already_loading_for_its_request_is_counted_once(self) -> None:
+        # The snapshot lists a model that is loading for a running request as loaded.
+        snapshot = Snapshot(
+            waiting=[],
+            hosts=[host(loaded={"big:15b": 15 * GB, "other:7b": 5 * GB, "small:3b": 3 * GB}, budget=20 * GB)],
+            running={(1, "big:15b"): 1},
+            sizes=SIZES,
+        )
+        assert to_release(snapshot, 1, "big:15b") == ["other:7b"]
+
+    def test_nothing_is_released_when_the_model_fits_or_releasing_would_not_be_enough(self) -> None:
+        fits = Snapshot(waiting=[], hosts=[host(loaded={"small:3b": 3 * GB})], running={}, sizes=SIZES)
+        assert to_release(fits, 1, "big:15b") == []
+        busy = Snapshot(
+            waiting=[],
+            hosts=[host(loaded={"mid:8b": 6 * GB, "other:7b": 5 * GB}, budget=16 * GB)],
+            running={(1, "mid:8b"): 1},
+            sizes=SIZES,
+        )
+        assert to_release(busy, 1, "big:15b") == []
+
+
+class EstimateTests:
+    def test_waits_grow_by_one_answer_per_round_of_slots(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(n, "mid:8b") for n in range(1, 6)], hosts=[host()], running={}, sizes=SIZES
+        )
+        waits = estimate_waits(rank(snapshot, now=NOW, aging=30), slots=2, service_seconds=10)
+        assert [waits[n] for n in range(1, 6)] == [5, 5, 15, 15, 25]
