@@ -22,6 +22,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from budgets.usage import record_usage
 from knowledge import index
 from knowledge.models import Ask, EmbeddingState, ForgottenUser, IndexedChannel, IndexedMessage
 from knowledge.vectors import to_bytes
@@ -209,6 +210,11 @@ class EmbeddingUnavailable(Exception):
 
 def _embed(texts: Sequence[str], model: str) -> list[list[float]]:
     """Vectors of ``texts`` from some Ollama host; raises EmbeddingUnavailable with a reason."""
+    return _embed_counted(texts, model).vectors
+
+
+def _embed_counted(texts: Sequence[str], model: str) -> embeddings.Embedded:
+    """``_embed`` with the server's token count, for calls made for someone (a question)."""
     if not model:
         raise EmbeddingUnavailable(
             "no embedding model is set: an operator can set one in the admin's Router settings "
@@ -218,9 +224,7 @@ def _embed(texts: Sequence[str], model: str) -> list[list[float]]:
     if choice is None:
         raise EmbeddingUnavailable("every model server is switched off or failing right now")
     try:
-        return embeddings.embed(
-            host=choice.url, model=model, texts=texts, timeout=settings.KNOWLEDGE_EMBED_TIMEOUT
-        ).vectors
+        return embeddings.embed(host=choice.url, model=model, texts=texts, timeout=settings.KNOWLEDGE_EMBED_TIMEOUT)
     except ollama.ResponseError as exc:
         if exc.status_code == 404:
             raise EmbeddingUnavailable(
@@ -233,8 +237,14 @@ def _embed(texts: Sequence[str], model: str) -> list[list[float]]:
 
 
 def embedding_text(author_name: str, text: str) -> str:
-    """What is embedded for a message: who said it, then what, so "who said…" questions find it."""
-    return f"{author_name}: {text}"[:EMBED_CHARS]
+    """What is embedded for a message: its text alone.
+
+    The author's name is left out of the vector: with it, a question naming
+    someone ("which city is Jun moving to?") was most similar to everything
+    that person ever wrote. Names are found by the keyword side of the search
+    instead, which reads "author: text" (``knowledge.index``).
+    """
+    return text[:EMBED_CHARS]
 
 
 def embed_pending(*, limit: int | None = None) -> dict[str, int]:
@@ -364,6 +374,31 @@ def catch_up_points() -> list[tuple[int, int]]:
     ]
 
 
+def resync_start(*, newest: int, now: datetime | None = None) -> int:
+    """Where a restarted bot reads a channel forward from: its newest indexed message, or KNOWLEDGE_RESYNC_DAYS back
+    if that is earlier, so the recent window is read again for edits and deletions made while the bot was away."""
+    days = settings.KNOWLEDGE_RESYNC_DAYS
+    if not days:
+        return newest
+    return min(newest, snowflake_at((now or timezone.now()) - timedelta(days=days)))
+
+
+def record_missing(*, channel_id: int, after: int, before: int, seen: Iterable[int]) -> int:
+    """Messages posted in ``channel_id`` with ids in (``after``, ``before``) that a re-read did not return: deleted
+    in Discord while the bot was away. They become tombstones; returns how many.
+
+    ``before`` is the moment the re-read began (``snowflake_at``), so a message written during it is never
+    taken for a deleted one. Only messages posted in the channel itself count (a thread is read on its own).
+    """
+    indexed = set(
+        IndexedMessage.objects.filter(
+            posted_in=channel_id, message_id__gt=after, message_id__lt=before, deleted=False
+        ).values_list("message_id", flat=True)
+    )
+    gone = indexed - set(seen)
+    return record_deletions(message_ids=gone) if gone else 0
+
+
 def record_backfill_error(*, channel_id: int, error: str, give_up: bool = False) -> None:
     IndexedChannel.objects.filter(channel_id=channel_id).update(
         last_error=f"Reading history: {error}"[:1000],
@@ -421,14 +456,18 @@ def check_question(question: str) -> str:
     return question
 
 
-def find_sources(*, guild_id: int, question: str, channel_ids: Iterable[int]) -> list[Source]:
+def find_sources(
+    *, guild_id: int, question: str, channel_ids: Iterable[int], user_id: int | None = None
+) -> list[Source]:
     """The indexed messages that best answer ``question``, from ``channel_ids`` only, best first.
 
     ``channel_ids`` are the channels the asking member may read right now
     (the bot computes them from Discord's permissions). Raises ``AskRefused``
     for an empty question, a server with no indexed channel, no readable
     indexed channel, or an embedding model that cannot be used. An empty list
-    means nothing was relevant enough.
+    means nothing was relevant enough. ``user_id`` (a ``ChatUser``'s pk): the
+    question's embedding is charged to them (usage kind ``embedding``), like
+    the router's embedding of a message, whether or not anything is found.
     """
     question = check_question(question)
     indexed = dict(IndexedChannel.objects.filter(guild_id=guild_id).values_list("channel_id", "name"))
@@ -439,10 +478,15 @@ def find_sources(*, guild_id: int, question: str, channel_ids: Iterable[int]) ->
         raise AskRefused(NONE_READABLE)
     model = embedding_model()
     try:
-        [query] = _embed([question], model)
+        embedded = _embed_counted([question], model)
     except EmbeddingUnavailable as exc:
         raise AskRefused(unavailable_text(str(exc))) from None
-    return rank_messages(guild_id=guild_id, query=query, channel_ids=readable, model=model)
+    if user_id is not None:
+        record_usage(
+            user=user_id, kind="embedding", model=model, prompt_tokens=embedded.prompt_tokens, completion_tokens=0
+        )
+    [query] = embedded.vectors
+    return rank_messages(guild_id=guild_id, query=query, question=question, channel_ids=readable, model=model)
 
 
 def warm_indexes() -> int:
@@ -456,9 +500,18 @@ def warm_indexes() -> int:
 
 
 def rank_messages(
-    *, guild_id: int, query: Sequence[float], channel_ids: Iterable[int], model: str | None = None
+    *,
+    guild_id: int,
+    query: Sequence[float],
+    question: str = "",
+    channel_ids: Iterable[int],
+    model: str | None = None,
 ) -> list[Source]:
-    """The search behind ``find_sources``, for a question already embedded (with ``model``): best first, repeats dropped."""
+    """The search behind ``find_sources``, for a question already embedded (with ``model``): best first, repeats dropped.
+
+    With ``question``'s words the search is hybrid (embedding and keyword rankings fused, see
+    ``knowledge.vectors.GuildIndex.search``); without, by embedding alone.
+    """
     readable = set(channel_ids)
     model = model or embedding_model()
     cutoff = retention_cutoff()
@@ -472,6 +525,7 @@ def rank_messages(
             min_similarity=settings.KNOWLEDGE_MIN_SIMILARITY,
             not_before=cutoff.timestamp() if cutoff else None,
             diversity=DIVERSITY,
+            query_text=question,
         )
     rows = (
         IndexedMessage.objects.filter(message_id__in=[hit.message_id for hit in found], deleted=False)

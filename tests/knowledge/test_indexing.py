@@ -55,7 +55,7 @@ class RecordingTests:
         row = IndexedMessage.objects.first()
         assert row is not None and not row.needs_embedding and row.embedding_model == "all-minilm"
         assert len(from_bytes(bytes(row.embedding))) == 384
-        assert embed_calls(fake_ollama)[0].body["input"][0].startswith("Alice: message number")
+        assert embed_calls(fake_ollama)[0].body["input"][0].startswith("message number")  # the text alone
         assert IndexedChannel.objects.get(channel_id=GENERAL).last_indexed_at is not None
 
     def test_a_message_seen_again_unchanged_is_not_embedded_again(self, fake_ollama):
@@ -277,3 +277,59 @@ class AskTests:
         services.embed_pending()
 
         assert search("quarterly budget spreadsheet review") == []
+
+    def test_the_questions_embedding_is_charged_to_the_asker(self, fake_ollama):
+        from budgets.models import UsageEntry
+        from conversations.models import ChatUser, Platform
+
+        asker = ChatUser.objects.create(platform=Platform.DISCORD, external_id="4242", username="asker")
+        index_channel(GENERAL)
+        services.record_messages(messages=[said("pizza tonight?", channel_id=GENERAL)])
+        services.embed_pending()
+
+        services.find_sources(guild_id=GUILD, question="who brings the pizza?", channel_ids=[GENERAL], user_id=asker.pk)
+
+        [entry] = UsageEntry.objects.filter(user=asker)
+        assert entry.kind == "embedding" and entry.model == "all-minilm"
+        assert entry.prompt_tokens > 0 and entry.total_tokens == entry.prompt_tokens
+
+    def test_an_unavailable_embedding_model_charges_nothing(self, fake_ollama):
+        from budgets.models import UsageEntry
+        from conversations.models import ChatUser, Platform
+
+        asker = ChatUser.objects.create(platform=Platform.DISCORD, external_id="4243", username="asker")
+        index_channel(GENERAL)
+        fake_ollama.remove_model("all-minilm")
+
+        with pytest.raises(services.AskRefused, match="can't search the server's messages right now"):
+            services.find_sources(guild_id=GUILD, question="when?", channel_ids=[GENERAL], user_id=asker.pk)
+        assert not UsageEntry.objects.filter(user=asker).exists()
+
+
+class ResyncTests:
+    def test_a_restart_reads_the_recent_window_again_or_from_the_newest_message_if_older(self, settings):
+        settings.KNOWLEDGE_RESYNC_DAYS = 3
+        now = timezone.now()
+        window = services.snowflake_at(now - timedelta(days=3))
+
+        assert services.resync_start(newest=window + 10**12, now=now) == window
+        assert services.resync_start(newest=window - 10**12, now=now) == window - 10**12
+        settings.KNOWLEDGE_RESYNC_DAYS = 0
+        assert services.resync_start(newest=window + 10**12, now=now) == window + 10**12
+
+    def test_messages_a_reread_did_not_return_were_deleted_meanwhile(self):
+        index_channel(GENERAL)
+        older, kept, gone = (said(t, channel_id=GENERAL) for t in ("older", "kept", "gone"))
+        in_thread = said("in a thread", channel_id=GENERAL, posted_in=777)
+        services.record_messages(messages=[older, kept, gone, in_thread])
+
+        removed = services.record_missing(
+            channel_id=GENERAL,
+            after=older.message_id,
+            before=in_thread.message_id + 1,
+            seen=[kept.message_id],
+        )
+
+        assert removed == 1
+        alive = set(IndexedMessage.objects.filter(deleted=False).values_list("message_id", flat=True))
+        assert alive == {older.message_id, kept.message_id, in_thread.message_id}
