@@ -162,6 +162,11 @@ class KnowledgeFollower:
         self.client = client
         self.indexed: dict[int, int] = {}
         self._loaded_at = float("-inf")
+        # Threads: the indexed channels whose threads were listed since the bot started, and the threads
+        # still to read. Kept in memory: after a restart they are read again, which costs Discord calls but
+        # no embedding (known messages are left alone).
+        self._threads_listed: set[int] = set()
+        self._threads_to_read: list[Any] = []
 
     async def refresh(self, *, force: bool = False) -> dict[int, int]:
         if force or time.monotonic() - self._loaded_at > REFRESH_INTERVAL:
@@ -237,7 +242,7 @@ class KnowledgeFollower:
             logger.exception("Could not read what was said in indexed channels while the bot was away")
         while not self.client.is_closed():
             try:
-                worked = await self.backfill_once()
+                worked = await self.backfill_once() or await self.backfill_threads_once()
             except Exception:
                 logger.exception("Backfilling indexed channels failed; trying again later")
                 worked = False
@@ -280,6 +285,58 @@ class KnowledgeFollower:
         if read:
             logger.info("Read %d message(s) of indexed channels again after the bot was away", read)
         return read
+
+    async def list_threads(self, channel_id: int) -> list[Any]:
+        """The public threads of an indexed channel: the active ones and the archived ones (private ones never)."""
+        channel: Any = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        found: dict[int, Any] = {}
+        if guild is not None:
+            for thread in await guild.active_threads():
+                if thread.parent_id == channel_id and thread.type in PUBLIC_THREADS:
+                    found[thread.id] = thread
+        if hasattr(channel, "archived_threads"):
+            async for thread in channel.archived_threads(limit=None):
+                if thread.type in PUBLIC_THREADS:
+                    found[thread.id] = thread
+        return list(found.values())
+
+    async def backfill_threads_once(self) -> bool:
+        """Read the whole history of one thread of an indexed channel whose own history is read; False if none is left.
+
+        Runs after the channels' backfill. A thread's messages count as its
+        parent channel's (the same readers; private threads are never read).
+        """
+        indexed = await self.refresh()
+        pending = {t.channel_id for t in await sync_to_async(services.channels_to_backfill)()}
+        for channel_id in [c for c in indexed if c not in pending and c not in self._threads_listed]:
+            self._threads_listed.add(channel_id)
+            try:
+                self._threads_to_read += await self.list_threads(channel_id)
+            except discord.HTTPException as exc:
+                await sync_to_async(services.record_backfill_error)(
+                    channel_id=channel_id, error=f"listing its threads: {exc}"
+                )
+        if not self._threads_to_read:
+            return False
+        thread = self._threads_to_read.pop(0)
+        if thread.parent_id not in indexed:  # the channel was opted out meanwhile
+            return True
+        before: Any = None
+        try:
+            while True:
+                page = [m async for m in thread.history(limit=HISTORY_PAGE, before=before)]
+                seen = [s for s in (seen_message(m, indexed) for m in page) if s is not None]
+                await sync_to_async(services.record_messages)(messages=seen)
+                if len(page) < HISTORY_PAGE:
+                    break
+                before = discord.Object(id=min(m.id for m in page))
+                await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY)
+        except discord.HTTPException as exc:
+            await sync_to_async(services.record_backfill_error)(
+                channel_id=thread.parent_id, error=f"reading thread {thread.id}: {exc}"
+            )
+        return True
 
     async def backfill_once(self) -> bool:
         """One page of one channel's history; False when there was nothing to read."""

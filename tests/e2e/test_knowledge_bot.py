@@ -339,3 +339,31 @@ class KnowledgeBotTests:
         )
         assert set(indexed) == {str(edited.id), str(kept.id)}
         assert indexed[str(edited.id)] == "The raid starts at 9 now"
+
+    def test_the_history_of_an_indexed_channels_public_threads_is_read_and_private_ones_never(
+        self, system, fake_discord
+    ):
+        channel = fake_discord.add_channel(f"kb-threads-{next(_names)}")
+        world = fake_discord.world
+        active = world.add_thread(channel.id, "release planning", owner=fake_discord.alice)
+        archived = world.add_thread(channel.id, "old bugs", owner=fake_discord.alice)
+        private = world.add_thread(channel.id, "mods only", owner=fake_discord.mod)
+        private.type = 12  # a private thread
+        hour_ago = time.time() - 3600
+        in_active = fake_discord.add_history("alice", active, "We ship v3 on the 12th", at=hour_ago)
+        in_archived = fake_discord.add_history("alice", archived, "The crash was the image cache", at=hour_ago + 1)
+        fake_discord.add_history("mod", private, "Ban list is in the vault", at=hour_ago + 2)
+        archived.archived, archived.archived_at = True, hour_ago + 10
+        index_on(fake_discord, channel)
+
+        query = (
+            "from knowledge.models import IndexedMessage\n"
+            f"result = sorted([str(i), p] for i, p in IndexedMessage.objects.filter(channel__channel_id={channel.id})"
+            ".values_list('message_id', 'posted_in'))"
+        )
+        found = wait(lambda: (lambda rows: rows if len(rows) >= 2 else None)(system.query(query)), what="threads read")
+        time.sleep(2)  # the private thread would come in the same pass
+
+        assert sorted(system.query(query)) == sorted(
+            [[str(in_active.id), active.id], [str(in_archived.id), archived.id]]
+        ), found
