@@ -367,3 +367,13 @@ class KnowledgeBotTests:
         assert sorted(system.query(query)) == sorted(
             [[str(in_active.id), active.id], [str(in_archived.id), archived.id]]
         ), found
+
+    def test_ask_while_the_embedding_model_is_missing_says_what_to_do(self, system, fake, fake_discord):
+        channel = fake_discord.add_channel(f"kb-nomodel-{next(_names)}")
+        index_on(fake_discord, channel)
+        fake.remove_model("all-minilm")
+
+        answer = command_answer(fake_discord, ask(fake_discord, "alice", channel, "when is the next event?"))
+
+        assert "can't search the server's messages right now" in answer and "ollama pull all-minilm" in answer
+        assert not [c for c in fake.chats if "when is the next event?" in str(c.body["messages"][-1])]
