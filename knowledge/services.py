@@ -236,15 +236,35 @@ def _embed_counted(texts: Sequence[str], model: str) -> embeddings.Embedded:
         raise EmbeddingUnavailable(f"the model server at {choice.url} is not answering ({exc})") from None
 
 
-def embedding_text(author_name: str, text: str) -> str:
-    """What is embedded for a message: its text alone.
+# Embedding models trained to be told which side of a search a text is on: (question prefix, document prefix),
+# from each model's card. Others (all-minilm, bge-m3, granite-embedding…) take the text as it is.
+PREFIXES = {
+    "nomic-embed-text": ("search_query: ", "search_document: "),
+    "mxbai-embed-large": ("Represent this sentence for searching relevant passages: ", ""),
+    "snowflake-arctic-embed": ("Represent this sentence for searching relevant passages: ", ""),
+    "snowflake-arctic-embed2": ("query: ", ""),
+}
+
+
+def prefixes(model: str) -> tuple[str, str]:
+    """The (question, document) prefixes ``model`` expects; ``("", "")`` for a model that has none."""
+    return PREFIXES.get(model.rsplit("/", 1)[-1].split(":", 1)[0], ("", ""))
+
+
+def embedding_text(author_name: str, text: str, model: str = "") -> str:
+    """What is embedded for a message: its text alone, after the model's document prefix if it has one.
 
     The author's name is left out of the vector: with it, a question naming
     someone ("which city is Jun moving to?") was most similar to everything
     that person ever wrote. Names are found by the keyword side of the search
     instead, which reads "author: text" (``knowledge.index``).
     """
-    return text[:EMBED_CHARS]
+    return (prefixes(model)[1] + text)[:EMBED_CHARS]
+
+
+def question_text(question: str, model: str) -> str:
+    """What is embedded for a question: after the model's query prefix if it has one."""
+    return prefixes(model)[0] + question
 
 
 def embed_pending(*, limit: int | None = None) -> dict[str, int]:
@@ -275,7 +295,7 @@ def embed_pending(*, limit: int | None = None) -> dict[str, int]:
         if not batch:
             break
         try:
-            vectors = _embed([embedding_text(author, text) for _, _, author, text in batch], model)
+            vectors = _embed([embedding_text(author, text, model) for _, _, author, text in batch], model)
         except EmbeddingUnavailable as exc:
             _record_embedding_error(str(exc), channel_pks={pk for _, pk, _, _ in batch})
             failed = len(batch)
@@ -478,7 +498,7 @@ def find_sources(
         raise AskRefused(NONE_READABLE)
     model = embedding_model()
     try:
-        embedded = _embed_counted([question], model)
+        embedded = _embed_counted([question_text(question, model)], model)
     except EmbeddingUnavailable as exc:
         raise AskRefused(unavailable_text(str(exc))) from None
     if user_id is not None:

@@ -333,3 +333,21 @@ class ResyncTests:
         assert removed == 1
         alive = set(IndexedMessage.objects.filter(deleted=False).values_list("message_id", flat=True))
         assert alive == {older.message_id, kept.message_id, in_thread.message_id}
+
+
+class PrefixTests:
+    def test_a_model_trained_with_prefixes_gets_them_on_both_sides(self, fake_ollama, settings):
+        fake_ollama.add_model("nomic-embed-text", capabilities=["embedding"])
+        settings.KNOWLEDGE_EMBEDDING_MODEL = "nomic-embed-text:latest"
+        index_channel(GENERAL)
+        services.record_messages(messages=[said("game night is friday", channel_id=GENERAL)])
+        services.embed_pending()
+
+        search("when is game night?")
+
+        inputs = [call.body["input"][0] for call in embed_calls(fake_ollama)]
+        assert inputs == ["search_document: game night is friday", "search_query: when is game night?"]
+
+    def test_a_model_without_prefixes_embeds_the_text_as_it_is(self):
+        assert services.prefixes("all-minilm") == ("", "")
+        assert services.embedding_text("Alice", "hello", "all-minilm:latest") == "hello"
