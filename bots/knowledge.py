@@ -77,6 +77,7 @@ def seen_message(message: Any, indexed: dict[int, int]) -> SeenMessage | None:
         created_at=message.created_at,
         edited_at=message.edited_at,
         text=text,
+        reply_to=getattr(message.reference, "message_id", None) if message.type is discord.MessageType.reply else None,
     )
 
 

@@ -36,6 +36,8 @@ EMBED_TASK = "knowledge.tasks.embed_pending"
 EMBED_DEBOUNCE = timedelta(seconds=5)
 # What one message contributes, at most, to what is embedded and to what the model is shown.
 EMBED_CHARS = 2000
+# How much of the message a reply answers is embedded in front of it ("Tuesday at 8" after "when is the quiz?").
+REPLY_CONTEXT_CHARS = 300
 SOURCE_CHARS = 700
 # How much likeness to a message already chosen costs a candidate (maximal marginal relevance, see
 # knowledge.vectors): near-copies of one remark make way for messages that add something.
@@ -94,6 +96,7 @@ class SeenMessage:
     created_at: datetime
     text: str
     edited_at: datetime | None = None
+    reply_to: int | None = None  # the message it replies to
 
 
 def _enqueue_embedding() -> None:
@@ -150,6 +153,7 @@ def record_messages(*, messages: Sequence[SeenMessage]) -> int:
             created_at=m.created_at,
             edited_at=m.edited_at,
             text=m.text,
+            reply_to=m.reply_to,
             changed_at=now,
         )
         for m in {m.message_id: m for m in wanted if m.message_id not in known}.values()
@@ -251,15 +255,20 @@ def prefixes(model: str) -> tuple[str, str]:
     return PREFIXES.get(model.rsplit("/", 1)[-1].split(":", 1)[0], ("", ""))
 
 
-def embedding_text(author_name: str, text: str, model: str = "") -> str:
-    """What is embedded for a message: its text alone, after the model's document prefix if it has one.
+def embedding_text(author_name: str, text: str, model: str = "", *, replying_to: str = "") -> str:
+    """What is embedded for a message: its text, after the model's document prefix if it has one.
+
+    A reply's text comes after the start of the message it answers
+    (``replying_to``), so a short answer ("Tuesday at 8", "I'll take it") is
+    found by the question it answers.
 
     The author's name is left out of the vector: with it, a question naming
     someone ("which city is Jun moving to?") was most similar to everything
     that person ever wrote. Names are found by the keyword side of the search
     instead, which reads "author: text" (``knowledge.index``).
     """
-    return (prefixes(model)[1] + text)[:EMBED_CHARS]
+    context = f"{replying_to[:REPLY_CONTEXT_CHARS]}\n" if replying_to.strip() else ""
+    return (prefixes(model)[1] + context + text)[:EMBED_CHARS]
 
 
 def question_text(question: str, model: str) -> str:
@@ -290,22 +299,35 @@ def embed_pending(*, limit: int | None = None) -> dict[str, int]:
         batch = list(
             IndexedMessage.objects.filter(needs_embedding=True, deleted=False)
             .order_by("-message_id")
-            .values_list("message_id", "channel_id", "author_name", "text")[: settings.KNOWLEDGE_EMBED_BATCH]
+            .values_list("message_id", "channel_id", "author_name", "text", "reply_to")[
+                : settings.KNOWLEDGE_EMBED_BATCH
+            ]
         )
         if not batch:
             break
+        parents = dict(
+            IndexedMessage.objects.filter(
+                message_id__in=[reply_to for *_, reply_to in batch if reply_to], deleted=False
+            ).values_list("message_id", "text")
+        )
         try:
-            vectors = _embed([embedding_text(author, text, model) for _, _, author, text in batch], model)
+            vectors = _embed(
+                [
+                    embedding_text(author, text, model, replying_to=parents.get(reply_to or 0, ""))
+                    for _, _, author, text, reply_to in batch
+                ],
+                model,
+            )
         except EmbeddingUnavailable as exc:
-            _record_embedding_error(str(exc), channel_pks={pk for _, pk, _, _ in batch})
+            _record_embedding_error(str(exc), channel_pks={pk for _, pk, *_ in batch})
             failed = len(batch)
             break
         now = timezone.now()
-        for (message_id, _, _, text), vector in zip(batch, vectors, strict=True):
+        for (message_id, _, _, text, _), vector in zip(batch, vectors, strict=True):
             IndexedMessage.objects.filter(message_id=message_id, text=text, deleted=False).update(
                 embedding=to_bytes(vector), embedding_model=model, needs_embedding=False, changed_at=now
             )
-        IndexedChannel.objects.filter(pk__in={pk for _, pk, _, _ in batch}).update(
+        IndexedChannel.objects.filter(pk__in={pk for _, pk, *_ in batch}).update(
             last_indexed_at=now, last_error="", last_error_at=None
         )
         embedded += len(batch)

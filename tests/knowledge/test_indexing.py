@@ -351,3 +351,20 @@ class PrefixTests:
     def test_a_model_without_prefixes_embeds_the_text_as_it_is(self):
         assert services.prefixes("all-minilm") == ("", "")
         assert services.embedding_text("Alice", "hello", "all-minilm:latest") == "hello"
+
+
+class ReplyContextTests:
+    def test_a_reply_is_embedded_after_the_start_of_the_message_it_answers(self, fake_ollama):
+        index_channel(GENERAL)
+        question = said("when is the pub quiz?", channel_id=GENERAL)
+        services.record_messages(messages=[question])
+        services.embed_pending()
+        answer = said("Tuesday at 8", channel_id=GENERAL, author="Bob")
+        services.record_messages(
+            messages=[services.SeenMessage(**{**answer.__dict__, "reply_to": question.message_id})]
+        )
+
+        services.embed_pending()
+
+        assert embed_calls(fake_ollama)[-1].body["input"] == ["when is the pub quiz?\nTuesday at 8"]
+        assert IndexedMessage.objects.get(pk=answer.message_id).text == "Tuesday at 8"  # shown to the model as said
