@@ -321,9 +321,10 @@ class GuildIndex:
         The keyword side is BM25's idf: a message holding the question's rare
         words ("staging", "Kemal") gains up to KEYWORD_BOOST, one holding only
         its common ones ("build", "night") next to nothing. Relevance gates: a
-        message needs ``min_similarity``, or else ``KEYWORD_COVERAGE`` of the
-        question's keyword weight and ``KEYWORD_SIMILARITY_FLOOR``, so
-        unrelated questions still find nothing. Copies of one text count once;
+        message needs ``min_similarity`` counting that bonus (the words are
+        evidence too), or else ``KEYWORD_COVERAGE`` of the question's keyword
+        weight and ``KEYWORD_SIMILARITY_FLOOR``, so unrelated questions still
+        find nothing. Copies of one text count once;
         MMR picks among the best ``MMR_POOL``.
 
         Reciprocal rank fusion of a BM25 ranking with the embedding ranking
@@ -334,7 +335,8 @@ class GuildIndex:
         size = len(similarity)
         covered = self._keyword_coverage(query_terms, size)
         eligible = mask & (
-            (similarity >= min_similarity) | ((covered >= KEYWORD_COVERAGE) & (similarity >= KEYWORD_SIMILARITY_FLOOR))
+            (similarity + KEYWORD_BOOST * covered >= min_similarity)
+            | ((covered >= KEYWORD_COVERAGE) & (similarity >= KEYWORD_SIMILARITY_FLOOR))
         )
         positions = np.flatnonzero(eligible)
         if not len(positions):

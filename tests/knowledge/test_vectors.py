@@ -177,3 +177,18 @@ class HybridTests:
         )
 
         assert hits == []
+
+    def test_the_questions_rarer_words_count_toward_the_similarity_threshold(self):
+        index = GuildIndex()
+        index.apply(
+            [Row(1, 10, NOW, vec(0.95, 0.31), "Jun: I'm moving to Lisbon in March")]
+        )  # 0.95 similar: just under the threshold below
+        index.apply([Row(i, 10, NOW, vec(0, 1), f"Bob: chatter {i}") for i in range(2, 40)])
+        query = [1.0, 0.0]
+        question = "which city is Jun relocating to?"
+
+        hits = index.search(query, channel_ids=[10], now=NOW, limit=3, min_similarity=0.96, query_text=question)
+        plain = index.search(query, channel_ids=[10], now=NOW, limit=3, min_similarity=0.96)
+
+        assert [h.message_id for h in hits] == [1]
+        assert plain == []
