@@ -264,6 +264,43 @@ CORRECTED = [
         "what is the hackathon theme?",
     ),
 ]
+# A second question for each fact above (FACTS, then CORRECTED, in order), written separately from the first and
+# phrased on purpose far from the fact's own words, so the recall figure is not one tuned to a set of templates.
+FAR_PHRASED = [
+    "are we hanging out as a group any time soon?",
+    "which person volunteered to sort out the sign-in problem?",
+    "is there a target day for shipping the next major version?",
+    "how frequently are the test environment credentials swapped?",
+    "how long has this place existed?",
+    "by when must I enter the fastest-completion contest?",
+    "what's making the pipeline sluggish?",
+    "I'd like to help run the server, how do I apply?",
+    "what's the name of Kemal's kitty?",
+    "I can't find the manual anymore, where did it go?",
+    "where are we meeting up in real life this summer?",
+    "someone keeps sending me junk ads, who do I tell?",
+    "what's the last day to land new functionality?",
+    "what machine hosts our block-building game?",
+    "what should I paint for this month's challenge?",
+    "what was eating all the RAM and is it solved?",
+    "is anyone capturing audio when we talk in voice?",
+    "how hard can I hit the public endpoint before getting throttled?",
+    "I'm hungry for Japanese soup, any tips nearby?",
+    "which Ghibli flick is on for the screening?",
+    "how do I get early access to the test build?",
+    "are there new restrictions on profile pictures?",
+    "I want to localize the app into German, where do I do that?",
+    "how much did we collect for the animals?",
+    "when is Bob's gig?",
+    "has the security popup on Windows installs gone away?",
+    "is there a cooldown before fresh joiners can chat?",
+    "what are we reading together right now?",
+    "for how many days can we restore old data?",
+    "is Jun leaving the country?",
+    "what date is trivia night?",
+    "on which weekday do we branch off for a release?",
+    "what's the focus of the coding marathon?",
+]
 UNANSWERABLE = [
     "what is the airspeed velocity of an unladen swallow?",
     "who won the chess championship in 1972?",
@@ -387,6 +424,7 @@ def chatter_pool(size: int, rng: random.Random) -> list[tuple[str, str]]:
 class Question:
     text: str
     answers: set[int]  # the message ids that answer it; empty: nothing should be found
+    group: str = "bench"  # "bench": the original questions; "far": FAR_PHRASED
 
 
 def make_embedder(kind: str) -> tuple[Callable[[Sequence[str]], list[list[float]]], str]:
@@ -488,6 +526,7 @@ def build(
         plant(channel, author, old_days, old)
         questions.append(Question(question, {plant(channel, author, new_days, new).message_id}))
     questions[0].answers |= events
+    questions += [Question(far, q.answers, "far") for far, q in zip(FAR_PHRASED, questions, strict=True)]
     questions += [Question(q, set()) for q in UNANSWERABLE]
     services.record_messages(messages=planted)
     services.embed_pending()  # the workers' path: batches over HTTP to /api/embed
@@ -538,7 +577,9 @@ def measure(total: int, pool_size: int, embed: Any, rng: random.Random, repeats:
     query_vectors = {q.text: vector for q, vector in zip(questions, embed([q.text for q in questions]), strict=True)}
 
     def search_only(question: str) -> list[int]:
-        ranked = services.rank_messages(guild_id=GUILD, query=query_vectors[question], channel_ids=channels)
+        ranked = services.rank_messages(
+            guild_id=GUILD, query=query_vectors[question], question=question, channel_ids=channels
+        )
         return [source.message_id for source in ranked]
 
     figures: dict[str, Any] = {"cold_ms": cold_ms}
@@ -550,8 +591,12 @@ def measure(total: int, pool_size: int, embed: Any, rng: random.Random, repeats:
         ("search", search_only),
         ("keyword", keyword.search),
     ):
-        times, hits, declined, answerable, unanswerable = [], 0, 0, 0, 0
-        for _ in range(repeats):
+        times: list[float] = []
+        hits: dict[str, int] = defaultdict(int)
+        asked: dict[str, int] = defaultdict(int)
+        declined = unanswerable = 0
+        missed: list[str] = []
+        for repeat in range(repeats):
             for question in questions:
                 t = time.perf_counter()
                 found = run(question.text)[:5]
@@ -560,13 +605,18 @@ def measure(total: int, pool_size: int, embed: Any, rng: random.Random, repeats:
                     unanswerable += 1
                     declined += not found
                 else:
-                    answerable += 1
-                    hits += bool(question.answers & set(found))
+                    asked[question.group] += 1
+                    hit = bool(question.answers & set(found))
+                    hits[question.group] += hit
+                    if not hit and repeat == 0:
+                        missed.append(f"[{question.group}] {question.text}")
         figures[name] = {
-            "recall": hits / answerable,
+            "recall": hits["bench"] / asked["bench"],
+            "recall_far": hits["far"] / asked["far"],
             "declined": declined / unanswerable,
             "p50": statistics.median(times),
             "p95": percentile(times, 0.95),
+            "missed": missed,
         }
     return figures
 
@@ -608,7 +658,9 @@ def produce(args: argparse.Namespace) -> str:
             f"default settings (top {settings.KNOWLEDGE_RESULTS}, similarity ≥ {settings.KNOWLEDGE_MIN_SIMILARITY}), "
             f"SQLite",
             "",
-            f"{'messages':>9}  {'method':<34} {'recall@5':>8} {'declined':>8} {'p50 ms':>7} {'p95 ms':>7}",
+            f"recall@5 on the original questions, and (far) on {len(FAR_PHRASED)} more phrased far from the facts",
+            "",
+            f"{'messages':>9}  {'method':<34} {'recall@5':>8} {'(far)':>6} {'declined':>8} {'p50 ms':>7} {'p95 ms':>7}",
         ]
         verdicts = []
         for total in sizes:
@@ -620,11 +672,17 @@ def produce(args: argparse.Namespace) -> str:
             ):
                 f = figures[key]
                 lines.append(
-                    f"{total:>9,}  {label:<34} {f['recall']:>8.2f} {f['declined']:>8.0%} {f['p50']:>7.1f} {f['p95']:>7.1f}"
+                    f"{total:>9,}  {label:<34} {f['recall']:>8.2f} {f['recall_far']:>6.2f} {f['declined']:>8.0%} "
+                    f"{f['p50']:>7.1f} {f['p95']:>7.1f}"
                 )
+                if args.misses and f["missed"]:
+                    lines += [f"{'':>13}missed: {m}" for m in f["missed"]]
             lines.append(f"{'':>9}  cold load of the in-memory index: {figures['cold_ms']:.0f} ms")
+            verdicts.append((f"recall@5 ≥ 0.9 at {total:,}", figures["search"]["recall"] >= TARGETS["recall"]))
+            verdicts.append(
+                (f"recall@5 ≥ 0.9 at {total:,}, far-phrased", figures["search"]["recall_far"] >= TARGETS["recall"])
+            )
             if total == sizes[-1]:
-                verdicts.append(("recall@5 ≥ 0.9", figures["search"]["recall"] >= TARGETS["recall"]))
                 verdicts.append((f"search p95 ≤ 50 ms at {total:,}", figures["search"]["p95"] <= TARGETS["p95_ms"]))
         lines.append("")
         lines += [f"{'PASS' if ok else 'MISS'}  {what}" for what, ok in verdicts]
@@ -636,6 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2k and 10k messages, a smaller chatter pool")
     parser.add_argument("--embedder", choices=["minilm", "hashed"], default="minilm")
     parser.add_argument("--repeats", type=int, default=3, help="times each question is asked, for the latencies")
+    parser.add_argument("--misses", action="store_true", help="list the questions each method missed")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from bench.reporting import report_main

@@ -38,9 +38,10 @@ from bots.intake import (
     strip_mentions,
     thread_name,
 )
-from bots.knowledge import KnowledgeFollower
+from bots.knowledge import KnowledgeFollower, submit_ask
 from bots.targets import DONE, FAILED, NO_PINGS, WORKING, ChannelTarget
 from bots.typing_indicator import TypingIndicator
+from knowledge import services as knowledge_services
 from pipeline.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
 from pipeline.listeners import WebsocketListener, WebUnreachable
 from pipeline.services import Refusal, cancel_request
@@ -256,6 +257,13 @@ class TrollamaBot(discord.Client):
         if intake is Intake.CANCEL:
             await self.cancel_from_message(message)
             return
+        sources = None
+        if facts.mentions_bot and not message.attachments:
+            # "@Trollama what did we decide about the release date?": answered from the server's messages.
+            sources = await self.knowledge.sources_for_mention(message, self.text_for_model(message))
+            if sources == []:
+                await self.reply_quietly(message, knowledge_services.NOTHING_FOUND)
+                return
         uploads, refused = await self.download_attachments(message)
         if refused and not uploads and not strip_mentions(message.content):
             await self.reply_quietly(message, refused[0].message)  # nothing else to answer
@@ -276,7 +284,7 @@ class TrollamaBot(discord.Client):
                 await self.reply_quietly(message, BRANCHED.format(thread=channel.mention))
         if channel is None:
             return
-        await self.submit(message, channel, uploads, refused=refused, branch_from=branch_from)
+        await self.submit(message, channel, uploads, refused=refused, branch_from=branch_from, sources=sources)
 
     async def branch_source(self, message: discord.Message) -> int | None:
         """The stored message a reply branches from (``bots.services.branch_source``); None when it is not a branch."""
@@ -365,22 +373,37 @@ class TrollamaBot(discord.Client):
         *,
         refused: Sequence[Unreadable] = (),
         branch_from: int | None = None,
+        sources: Sequence[knowledge_services.Source] | None = None,
     ) -> None:
+        """Queue the message's request and follow its answer; with ``sources``, as a question to the server's history."""
         author = services.DiscordAuthor.of(message.author)
         try:
-            submission = await sync_to_async(services.submit_discord_message)(
-                author=author,
-                channel_id=channel.id,
-                channel_title=getattr(channel, "name", None) or f"DM with {author.username}",
-                content=self.text_for_model(message),
-                message_id=message.id,
-                guild_id=message.guild.id if message.guild else None,
-                parent_channel_id=getattr(channel, "parent_id", None),
-                attachments=uploads,
-                refused_files=refused,
-                role_ids=services.role_ids_of(message.author),
-                branch_from=branch_from,
-            )
+            if sources:
+                submission = await sync_to_async(submit_ask)(
+                    author=author,
+                    role_ids=services.role_ids_of(message.author),
+                    guild_id=message.guild.id if message.guild else 0,
+                    channel_id=channel.id,
+                    channel_title=getattr(channel, "name", None) or str(channel.id),
+                    parent_channel_id=getattr(channel, "parent_id", None),
+                    question=self.text_for_model(message),
+                    external_id=str(message.id),
+                    sources=sources,
+                )
+            else:
+                submission = await sync_to_async(services.submit_discord_message)(
+                    author=author,
+                    channel_id=channel.id,
+                    channel_title=getattr(channel, "name", None) or f"DM with {author.username}",
+                    content=self.text_for_model(message),
+                    message_id=message.id,
+                    guild_id=message.guild.id if message.guild else None,
+                    parent_channel_id=getattr(channel, "parent_id", None),
+                    attachments=uploads,
+                    refused_files=refused,
+                    role_ids=services.role_ids_of(message.author),
+                    branch_from=branch_from,
+                )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)
             return

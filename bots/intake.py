@@ -248,3 +248,54 @@ def thread_name(content: str) -> str:
     if " " in cut[THREAD_NAME_LIMIT // 2 :]:
         cut = cut.rsplit(" ", 1)[0]
     return cut + "…"
+
+
+# -- Questions about the server's own past (answered from the knowledge index) -------------------
+
+# Who, in the server, said or took on something: "who said they'd fix…", "who volunteered…".
+_WHO_SAID = (
+    r"\bwho\s+(?:said|says|mentioned|offered|volunteered|promised|posted|suggested|proposed|agreed|claimed|"
+    r"took|picked\s+up|signed\s+up|(?:was|were|is)\s+(?:going|supposed)\s+to)\b"
+)
+# "we" (or people here) deciding, agreeing, saying: "what did we decide", "did anyone mention", "we agreed".
+_PEOPLE = r"(?:we|y'?all|you\s+guys|everyone|anyone|anybody|someone|somebody|the\s+team|the\s+mods|the\s+admins)"
+_SAY = (
+    r"(?:decide|agree|say|mention|plan|pick|choose|settle|discuss|talk|announce|vote|conclude|post|share|suggest|"
+    r"recommend|promise)"
+)
+_SAID = (
+    r"(?:decided|agreed|said|mentioned|planned|picked|chose|settled|discussed|talked|announced|voted|concluded|"
+    r"posted|shared|suggested|recommended|promised)"
+)
+_WE_DECIDED = (
+    rf"\b(?:did|have|has|had)\s+{_PEOPLE}\s+(?:\w+\s+)?(?:{_SAY}|{_SAID})\b|\b{_PEOPLE}\s+(?:all\s+)?{_SAID}\b"
+)
+# "what was decided / announced", "was it agreed".
+_WAS_DECIDED = r"\b(?:what|which|when|where|how)\s+(?:was|were|has\s+been|had\s+been)\s+(?:it\s+)?(?:decided|agreed|announced|said|mentioned|planned|posted|discussed|settled|chosen)\b|\bwas\s+it\s+(?:decided|agreed|announced|said|mentioned)\b"
+# The community's own calendar: "the next community event", "our next meetup".
+_EVENTS = (
+    r"(?:event|meetup|meet-up|meeting|game\s+night|movie\s+night|stream|call|tournament|hangout|session|raid|quiz)"
+)
+_OUR_NEXT = rf"\b(?:our|the)\s+(?:next|upcoming)\s+(?:community\s+|server\s+|group\s+|team\s+)?{_EVENTS}s?\b"
+# Said here: "in this server", "in #general", "in this channel", "earlier today".
+_SAID_HERE = (
+    r"\b(?:said|mentioned|posted|discussed|announced|decided|agreed|shared)\s+(?:\w+\s+)?"
+    r"(?:in\s+(?:this|the)\s+(?:server|channel|discord|chat)|here|in\s+#\S+|<#\d+>)"
+)
+_SERVER_PAST = re.compile("|".join(f"(?:{p})" for p in (_WHO_SAID, _WE_DECIDED, _WAS_DECIDED, _OUR_NEXT, _SAID_HERE)))
+
+
+def asks_about_the_server(content: str) -> bool:
+    """Whether a message to the bot clearly asks about what was said or decided in the server.
+
+    A cheap rule, tuned for precision: only phrasings that point at the
+    server's people or its own past ("what did we decide about…", "who said
+    they'd fix…", "when is the next community event?") count. A general
+    question with the same topic words ("what is a release date in semver?")
+    does not. The caller also needs an indexed channel the member can read
+    before it answers from the index.
+    """
+    text = " ".join(
+        strip_mentions(_ANY_MENTION.sub(lambda m: m.group(0) if m.group(1) == "#" else "", content)).split()
+    )
+    return bool(_SERVER_PAST.search(text.lower()))

@@ -22,11 +22,13 @@ import discord
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from bots import services as bot_services
+from bots.intake import asks_about_the_server
 from conversations.models import Platform, Thread
 from knowledge import services
-from knowledge.services import SeenMessage, Source
+from knowledge.services import AskRefused, SeenMessage, Source
 from pipeline.services import Submission, submit_request
 from routing.selectors import find_route
 
@@ -75,6 +77,7 @@ def seen_message(message: Any, indexed: dict[int, int]) -> SeenMessage | None:
         created_at=message.created_at,
         edited_at=message.edited_at,
         text=text,
+        reply_to=getattr(message.reference, "message_id", None) if message.type is discord.MessageType.reply else None,
     )
 
 
@@ -121,13 +124,15 @@ def submit_ask(
     channel_title: str,
     parent_channel_id: int | None,
     question: str,
-    interaction_id: int,
+    external_id: str,
     sources: Sequence[Source],
 ) -> Submission:
     """Submit an ``/ask`` question through the normal pipeline (budgets, queue, streaming), with its sources.
 
     The answer is a turn of the conversation in the channel where it was
-    asked, like a message to the bot there. Raises ``Refusal`` as any intake.
+    asked, like a message to the bot there. ``external_id``: the request's
+    Discord origin (``ask-<interaction id>``, or the id of a mention that asked
+    about the server's past). Raises ``Refusal`` as any intake.
     """
     user = bot_services.discord_chat_user(author=author, role_ids=role_ids)
     thread, _ = Thread.objects.get_or_create(
@@ -143,9 +148,7 @@ def submit_ask(
     # The default route (general chat) answers: the sources are the context, and a route with web tools or a
     # coding prompt would look elsewhere. Without that route enabled, the router chooses as usual.
     route = settings.DEFAULT_ROUTE if find_route(settings.DEFAULT_ROUTE) is not None else None
-    submission = submit_request(
-        user=user, thread=thread, content=question, route_slug=route, external_id=f"ask-{interaction_id}"
-    )
+    submission = submit_request(user=user, thread=thread, content=question, route_slug=route, external_id=external_id)
     services.attach_sources(request_id=submission.request.pk, guild_id=guild_id, sources=sources)
     return submission
 
@@ -160,6 +163,11 @@ class KnowledgeFollower:
         self.client = client
         self.indexed: dict[int, int] = {}
         self._loaded_at = float("-inf")
+        # Threads: the indexed channels whose threads were listed since the bot started, and the threads
+        # still to read. Kept in memory: after a restart they are read again, which costs Discord calls but
+        # no embedding (known messages are left alone).
+        self._threads_listed: set[int] = set()
+        self._threads_to_read: list[Any] = []
 
     async def refresh(self, *, force: bool = False) -> dict[int, int]:
         if force or time.monotonic() - self._loaded_at > REFRESH_INTERVAL:
@@ -172,6 +180,36 @@ class KnowledgeFollower:
         seen = seen_message(message, indexed)
         if seen is not None:
             await sync_to_async(services.record_messages)(messages=[seen])
+
+    async def sources_for_mention(self, message: discord.Message, question: str) -> list[Source] | None:
+        """The sources for a mention that asks about the server's past, best first; [] when nothing relevant was found.
+
+        None: answer it as any other message, because it does not clearly ask
+        about the server (``asks_about_the_server``), or the member can read no
+        indexed channel of this server, or the index cannot be searched now
+        (no embedding model). The same permission rules as ``/ask`` apply, the
+        answer being posted where the mention was written (or in its thread).
+        """
+        guild = message.guild
+        if guild is None or not asks_about_the_server(question):
+            return None
+        indexed = await self.refresh()
+        candidates = [channel_id for channel_id, guild_id in indexed.items() if guild_id == guild.id]
+        readable = readable_channels(
+            guild=guild, member=message.author, answer_channel=message.channel, candidates=candidates
+        )
+        if not readable:
+            return None
+        user = await sync_to_async(bot_services.discord_chat_user)(
+            author=bot_services.DiscordAuthor.of(message.author), role_ids=bot_services.role_ids_of(message.author)
+        )
+        try:
+            return await sync_to_async(services.find_sources)(
+                guild_id=guild.id, question=question, channel_ids=readable, user_id=user.pk
+            )
+        except AskRefused as refused:
+            logger.info("A mention about the server's past is answered as usual: %s", refused)
+            return None
 
     async def on_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         indexed = await self.refresh()
@@ -205,36 +243,101 @@ class KnowledgeFollower:
             logger.exception("Could not read what was said in indexed channels while the bot was away")
         while not self.client.is_closed():
             try:
-                worked = await self.backfill_once()
+                worked = await self.backfill_once() or await self.backfill_threads_once()
             except Exception:
                 logger.exception("Backfilling indexed channels failed; trying again later")
                 worked = False
             await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY if worked else REFRESH_INTERVAL / 3)
 
     async def catch_up(self) -> int:
-        """Read forward from each indexed channel's newest message: what was said while the bot was offline.
-
-        Edits and deletions made meanwhile are not seen (Discord does not list them); returns messages read.
+        """Read each indexed channel forward from its newest message, or from KNOWLEDGE_RESYNC_DAYS back if that is
+        earlier: what was said while the bot was offline is indexed, and what was edited or deleted meanwhile in
+        that window is re-indexed or removed (Discord sends no events for those). Returns messages read.
         """
         read = 0
         for channel_id, newest in await sync_to_async(services.catch_up_points)():
             indexed = await self.refresh()
+            start = services.resync_start(newest=newest)
+            began = services.snowflake_at(timezone.now())
+            seen_ids: set[int] = set()
+            after = start
             try:
                 channel: Any = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
                 while True:
-                    page = [m async for m in channel.history(limit=HISTORY_PAGE, after=discord.Object(id=newest))]
+                    page = [m async for m in channel.history(limit=HISTORY_PAGE, after=discord.Object(id=after))]
                     seen = [s for s in (seen_message(m, indexed) for m in page) if s is not None]
+                    # New messages are stored, and known ones whose text changed are embedded again.
                     await sync_to_async(services.record_messages)(messages=seen)
+                    seen_ids.update(m.id for m in page)
                     read += len(page)
                     if len(page) < HISTORY_PAGE:
                         break
-                    newest = max(m.id for m in page)
+                    after = max(m.id for m in page)
                     await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY)
             except discord.HTTPException as exc:
                 await sync_to_async(services.record_backfill_error)(channel_id=channel_id, error=str(exc))
+                continue
+            # Every message of the window was read: an indexed one Discord did not return was deleted.
+            gone = await sync_to_async(services.record_missing)(
+                channel_id=channel_id, after=start, before=began, seen=seen_ids
+            )
+            if gone:
+                logger.info("%d message(s) deleted in channel %s while the bot was away", gone, channel_id)
         if read:
-            logger.info("Read %d message(s) written in indexed channels while the bot was away", read)
+            logger.info("Read %d message(s) of indexed channels again after the bot was away", read)
         return read
+
+    async def list_threads(self, channel_id: int) -> list[Any]:
+        """The public threads of an indexed channel: the active ones and the archived ones (private ones never)."""
+        channel: Any = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        found: dict[int, Any] = {}
+        if guild is not None:
+            for thread in await guild.active_threads():
+                if thread.parent_id == channel_id and thread.type in PUBLIC_THREADS:
+                    found[thread.id] = thread
+        if hasattr(channel, "archived_threads"):
+            async for thread in channel.archived_threads(limit=None):
+                if thread.type in PUBLIC_THREADS:
+                    found[thread.id] = thread
+        return list(found.values())
+
+    async def backfill_threads_once(self) -> bool:
+        """Read the whole history of one thread of an indexed channel whose own history is read; False if none is left.
+
+        Runs after the channels' backfill. A thread's messages count as its
+        parent channel's (the same readers; private threads are never read).
+        """
+        indexed = await self.refresh()
+        pending = {t.channel_id for t in await sync_to_async(services.channels_to_backfill)()}
+        for channel_id in [c for c in indexed if c not in pending and c not in self._threads_listed]:
+            self._threads_listed.add(channel_id)
+            try:
+                self._threads_to_read += await self.list_threads(channel_id)
+            except discord.HTTPException as exc:
+                await sync_to_async(services.record_backfill_error)(
+                    channel_id=channel_id, error=f"listing its threads: {exc}"
+                )
+        if not self._threads_to_read:
+            return False
+        thread = self._threads_to_read.pop(0)
+        if thread.parent_id not in indexed:  # the channel was opted out meanwhile
+            return True
+        before: Any = None
+        try:
+            while True:
+                page = [m async for m in thread.history(limit=HISTORY_PAGE, before=before)]
+                seen = [s for s in (seen_message(m, indexed) for m in page) if s is not None]
+                await sync_to_async(services.record_messages)(messages=seen)
+                if len(page) < HISTORY_PAGE:
+                    break
+                before = discord.Object(id=min(m.id for m in page))
+                await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY)
+        except discord.HTTPException as exc:
+            await sync_to_async(services.record_backfill_error)(
+                channel_id=thread.parent_id, error=f"reading thread {thread.id}: {exc}"
+            )
+        return True
 
     async def backfill_once(self) -> bool:
         """One page of one channel's history; False when there was nothing to read."""

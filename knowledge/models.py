@@ -47,6 +47,9 @@ class IndexedMessage(models.Model):
     created_at = models.DateTimeField(db_index=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     text = models.TextField()
+    reply_to = models.BigIntegerField(
+        null=True, blank=True, help_text="The message this one replies to; its start is embedded with it."
+    )
     embedding = models.BinaryField(null=True, blank=True, help_text="Unit float32 vector, little-endian.")
     embedding_model = models.CharField(max_length=200, blank=True)
     needs_embedding = models.BooleanField(default=True, db_index=True)

@@ -27,6 +27,7 @@ from knowledge.models import Ask, EmbeddingState, ForgottenUser, IndexedChannel,
 from knowledge.vectors import to_bytes
 from routing import embeddings, hosts
 from routing.models import RouterSettings
+from routing.signals import record_usage
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ EMBED_TASK = "knowledge.tasks.embed_pending"
 EMBED_DEBOUNCE = timedelta(seconds=5)
 # What one message contributes, at most, to what is embedded and to what the model is shown.
 EMBED_CHARS = 2000
+# How much of the message a reply answers is embedded in front of it ("Tuesday at 8" after "when is the quiz?").
+REPLY_CONTEXT_CHARS = 300
 SOURCE_CHARS = 700
 # How much likeness to a message already chosen costs a candidate (maximal marginal relevance, see
 # knowledge.vectors): near-copies of one remark make way for messages that add something.
@@ -93,6 +96,7 @@ class SeenMessage:
     created_at: datetime
     text: str
     edited_at: datetime | None = None
+    reply_to: int | None = None  # the message it replies to
 
 
 def _enqueue_embedding() -> None:
@@ -149,6 +153,7 @@ def record_messages(*, messages: Sequence[SeenMessage]) -> int:
             created_at=m.created_at,
             edited_at=m.edited_at,
             text=m.text,
+            reply_to=m.reply_to,
             changed_at=now,
         )
         for m in {m.message_id: m for m in wanted if m.message_id not in known}.values()
@@ -209,6 +214,11 @@ class EmbeddingUnavailable(Exception):
 
 def _embed(texts: Sequence[str], model: str) -> list[list[float]]:
     """Vectors of ``texts`` from some Ollama host; raises EmbeddingUnavailable with a reason."""
+    return _embed_counted(texts, model).vectors
+
+
+def _embed_counted(texts: Sequence[str], model: str) -> embeddings.Embedded:
+    """``_embed`` with the server's token count, for calls made for someone (a question)."""
     if not model:
         raise EmbeddingUnavailable(
             "no embedding model is set: an operator can set one in the admin's Router settings "
@@ -218,9 +228,7 @@ def _embed(texts: Sequence[str], model: str) -> list[list[float]]:
     if choice is None:
         raise EmbeddingUnavailable("every model server is switched off or failing right now")
     try:
-        return embeddings.embed(
-            host=choice.url, model=model, texts=texts, timeout=settings.KNOWLEDGE_EMBED_TIMEOUT
-        ).vectors
+        return embeddings.embed(host=choice.url, model=model, texts=texts, timeout=settings.KNOWLEDGE_EMBED_TIMEOUT)
     except ollama.ResponseError as exc:
         if exc.status_code == 404:
             raise EmbeddingUnavailable(
@@ -232,9 +240,40 @@ def _embed(texts: Sequence[str], model: str) -> list[list[float]]:
         raise EmbeddingUnavailable(f"the model server at {choice.url} is not answering ({exc})") from None
 
 
-def embedding_text(author_name: str, text: str) -> str:
-    """What is embedded for a message: who said it, then what, so "who said…" questions find it."""
-    return f"{author_name}: {text}"[:EMBED_CHARS]
+# Embedding models trained to be told which side of a search a text is on: (question prefix, document prefix),
+# from each model's card. Others (all-minilm, bge-m3, granite-embedding…) take the text as it is.
+PREFIXES = {
+    "nomic-embed-text": ("search_query: ", "search_document: "),
+    "mxbai-embed-large": ("Represent this sentence for searching relevant passages: ", ""),
+    "snowflake-arctic-embed": ("Represent this sentence for searching relevant passages: ", ""),
+    "snowflake-arctic-embed2": ("query: ", ""),
+}
+
+
+def prefixes(model: str) -> tuple[str, str]:
+    """The (question, document) prefixes ``model`` expects; ``("", "")`` for a model that has none."""
+    return PREFIXES.get(model.rsplit("/", 1)[-1].split(":", 1)[0], ("", ""))
+
+
+def embedding_text(author_name: str, text: str, model: str = "", *, replying_to: str = "") -> str:
+    """What is embedded for a message: its text, after the model's document prefix if it has one.
+
+    A reply's text comes after the start of the message it answers
+    (``replying_to``), so a short answer ("Tuesday at 8", "I'll take it") is
+    found by the question it answers.
+
+    The author's name is left out of the vector: with it, a question naming
+    someone ("which city is Jun moving to?") was most similar to everything
+    that person ever wrote. Names are found by the keyword side of the search
+    instead, which reads "author: text" (``knowledge.index``).
+    """
+    context = f"{replying_to[:REPLY_CONTEXT_CHARS]}\n" if replying_to.strip() else ""
+    return (prefixes(model)[1] + context + text)[:EMBED_CHARS]
+
+
+def question_text(question: str, model: str) -> str:
+    """What is embedded for a question: after the model's query prefix if it has one."""
+    return prefixes(model)[0] + question
 
 
 def embed_pending(*, limit: int | None = None) -> dict[str, int]:
@@ -260,22 +299,35 @@ def embed_pending(*, limit: int | None = None) -> dict[str, int]:
         batch = list(
             IndexedMessage.objects.filter(needs_embedding=True, deleted=False)
             .order_by("-message_id")
-            .values_list("message_id", "channel_id", "author_name", "text")[: settings.KNOWLEDGE_EMBED_BATCH]
+            .values_list("message_id", "channel_id", "author_name", "text", "reply_to")[
+                : settings.KNOWLEDGE_EMBED_BATCH
+            ]
         )
         if not batch:
             break
+        parents = dict(
+            IndexedMessage.objects.filter(
+                message_id__in=[reply_to for *_, reply_to in batch if reply_to], deleted=False
+            ).values_list("message_id", "text")
+        )
         try:
-            vectors = _embed([embedding_text(author, text) for _, _, author, text in batch], model)
+            vectors = _embed(
+                [
+                    embedding_text(author, text, model, replying_to=parents.get(reply_to or 0, ""))
+                    for _, _, author, text, reply_to in batch
+                ],
+                model,
+            )
         except EmbeddingUnavailable as exc:
-            _record_embedding_error(str(exc), channel_pks={pk for _, pk, _, _ in batch})
+            _record_embedding_error(str(exc), channel_pks={pk for _, pk, *_ in batch})
             failed = len(batch)
             break
         now = timezone.now()
-        for (message_id, _, _, text), vector in zip(batch, vectors, strict=True):
+        for (message_id, _, _, text, _), vector in zip(batch, vectors, strict=True):
             IndexedMessage.objects.filter(message_id=message_id, text=text, deleted=False).update(
                 embedding=to_bytes(vector), embedding_model=model, needs_embedding=False, changed_at=now
             )
-        IndexedChannel.objects.filter(pk__in={pk for _, pk, _, _ in batch}).update(
+        IndexedChannel.objects.filter(pk__in={pk for _, pk, *_ in batch}).update(
             last_indexed_at=now, last_error="", last_error_at=None
         )
         embedded += len(batch)
@@ -364,6 +416,31 @@ def catch_up_points() -> list[tuple[int, int]]:
     ]
 
 
+def resync_start(*, newest: int, now: datetime | None = None) -> int:
+    """Where a restarted bot reads a channel forward from: its newest indexed message, or KNOWLEDGE_RESYNC_DAYS back
+    if that is earlier, so the recent window is read again for edits and deletions made while the bot was away."""
+    days = settings.KNOWLEDGE_RESYNC_DAYS
+    if not days:
+        return newest
+    return min(newest, snowflake_at((now or timezone.now()) - timedelta(days=days)))
+
+
+def record_missing(*, channel_id: int, after: int, before: int, seen: Iterable[int]) -> int:
+    """Messages posted in ``channel_id`` with ids in (``after``, ``before``) that a re-read did not return: deleted
+    in Discord while the bot was away. They become tombstones; returns how many.
+
+    ``before`` is the moment the re-read began (``snowflake_at``), so a message written during it is never
+    taken for a deleted one. Only messages posted in the channel itself count (a thread is read on its own).
+    """
+    indexed = set(
+        IndexedMessage.objects.filter(
+            posted_in=channel_id, message_id__gt=after, message_id__lt=before, deleted=False
+        ).values_list("message_id", flat=True)
+    )
+    gone = indexed - set(seen)
+    return record_deletions(message_ids=gone) if gone else 0
+
+
 def record_backfill_error(*, channel_id: int, error: str, give_up: bool = False) -> None:
     IndexedChannel.objects.filter(channel_id=channel_id).update(
         last_error=f"Reading history: {error}"[:1000],
@@ -421,14 +498,18 @@ def check_question(question: str) -> str:
     return question
 
 
-def find_sources(*, guild_id: int, question: str, channel_ids: Iterable[int]) -> list[Source]:
+def find_sources(
+    *, guild_id: int, question: str, channel_ids: Iterable[int], user_id: int | None = None
+) -> list[Source]:
     """The indexed messages that best answer ``question``, from ``channel_ids`` only, best first.
 
     ``channel_ids`` are the channels the asking member may read right now
     (the bot computes them from Discord's permissions). Raises ``AskRefused``
     for an empty question, a server with no indexed channel, no readable
     indexed channel, or an embedding model that cannot be used. An empty list
-    means nothing was relevant enough.
+    means nothing was relevant enough. ``user_id`` (a ``ChatUser``'s pk): the
+    question's embedding is charged to them (usage kind ``embedding``), like
+    the router's embedding of a message, whether or not anything is found.
     """
     question = check_question(question)
     indexed = dict(IndexedChannel.objects.filter(guild_id=guild_id).values_list("channel_id", "name"))
@@ -439,10 +520,15 @@ def find_sources(*, guild_id: int, question: str, channel_ids: Iterable[int]) ->
         raise AskRefused(NONE_READABLE)
     model = embedding_model()
     try:
-        [query] = _embed([question], model)
+        embedded = _embed_counted([question_text(question, model)], model)
     except EmbeddingUnavailable as exc:
         raise AskRefused(unavailable_text(str(exc))) from None
-    return rank_messages(guild_id=guild_id, query=query, channel_ids=readable, model=model)
+    if user_id is not None:
+        record_usage(
+            user=user_id, kind="embedding", model=model, prompt_tokens=embedded.prompt_tokens, completion_tokens=0
+        )
+    [query] = embedded.vectors
+    return rank_messages(guild_id=guild_id, query=query, question=question, channel_ids=readable, model=model)
 
 
 def warm_indexes() -> int:
@@ -456,9 +542,18 @@ def warm_indexes() -> int:
 
 
 def rank_messages(
-    *, guild_id: int, query: Sequence[float], channel_ids: Iterable[int], model: str | None = None
+    *,
+    guild_id: int,
+    query: Sequence[float],
+    question: str = "",
+    channel_ids: Iterable[int],
+    model: str | None = None,
 ) -> list[Source]:
-    """The search behind ``find_sources``, for a question already embedded (with ``model``): best first, repeats dropped."""
+    """The search behind ``find_sources``, for a question already embedded (with ``model``): best first, repeats dropped.
+
+    With ``question``'s words the search is hybrid (embedding and keyword rankings fused, see
+    ``knowledge.vectors.GuildIndex.search``); without, by embedding alone.
+    """
     readable = set(channel_ids)
     model = model or embedding_model()
     cutoff = retention_cutoff()
@@ -472,6 +567,7 @@ def rank_messages(
             min_similarity=settings.KNOWLEDGE_MIN_SIMILARITY,
             not_before=cutoff.timestamp() if cutoff else None,
             diversity=DIVERSITY,
+            query_text=question,
         )
     rows = (
         IndexedMessage.objects.filter(message_id__in=[hit.message_id for hit in found], deleted=False)

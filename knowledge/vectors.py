@@ -19,6 +19,7 @@ of six at 100k messages for a saving of ~10 ms.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,46 @@ HALF_LIFE_DAYS = 30.0
 _LN2 = math.log(2)
 # How many candidates, per result wanted, maximal marginal relevance chooses among.
 POOL_FACTOR = 4
+# Hybrid search: what holding all of the question's keyword weight (idf) adds to a message's similarity.
+KEYWORD_BOOST = 0.1
+# Candidates scored at most (the most similar, with their bonuses), and among them the distinct texts maximal
+# marginal relevance picks from: a paraphrase may rank below hundreds of variants of one remark.
+CANDIDATE_POOL = 20_000
+MMR_POOL = 2_000
+# A message found by its words alone (its embedding below the similarity threshold) must carry at least this
+# share of the question's keyword weight (idf), so one shared common word ("build", "night") does not count.
+KEYWORD_COVERAGE = 0.5
+# ... and still be at least this similar: a keyword match on an unrelated message ("capital" letters) stays out.
+KEYWORD_SIMILARITY_FLOOR = 0.15
+
+_WORD = re.compile(r"[a-z0-9]+")
+# Function words and question words: they say how something is asked, not what about.
+_STOP_TEXT = """a about above after again all also am an and any are aren as at be been before being below between both
+    but by can could did didn do does doesn doing don down during each few for from further had has have having he
+    her here hers him his how i if in into is isn it its itself just let me more most my no nor not now of off on
+    once only or other our ours out over own same she should so some such than that the their theirs them then there
+    these they this those through to too under until up very was we were what when where which while who whom why
+    will with would you your yours s t d ll m re ve y o anyone someone anybody somebody people thing things get got
+    going gonna say said tell told know anything something ever"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
+
+
+def _stem(word: str) -> str:
+    """A light suffix stripper (plural, -ing, -ed): "builds"/"building"/"built" stay apart, "fixes"/"fixed" meet."""
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed"):
+        return word[:-2]
+    if len(word) > 4 and word.endswith("es"):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """The keywords of a text for the keyword ranking: lower-cased, stop words out, lightly stemmed."""
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
 def to_bytes(vector: Sequence[float]) -> bytes:
@@ -54,6 +95,7 @@ class Row:
     channel_id: int  # the indexed channel (a thread's messages count as its parent's)
     created: float  # epoch seconds
     vector: bytes | None  # None: deleted, or not embedded (yet)
+    text: str = ""  # what the keyword ranking reads ("author: text")
 
 
 @dataclass(frozen=True)
@@ -80,6 +122,11 @@ class GuildIndex:
         self._matrix = np.zeros((0, dim or 0), dtype=np.float32)
         self._size = 0
         self._free: list[int] = []
+        # The keyword side: term -> positions holding it, and each position's terms (to undo them on an edit).
+        self._postings: dict[str, set[int]] = {}
+        self._terms: dict[int, frozenset[str]] = {}
+        # A hash of each row's words: copies of one text ("gg", a re-posted announcement) count once in a ranking.
+        self._digests = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self._valid[: self._size].sum())
@@ -100,10 +147,26 @@ class GuildIndex:
         self._codes = grown(self._codes, (new,))
         self._created = grown(self._created, (new,))
         self._valid = grown(self._valid, (new,))
+        self._digests = grown(self._digests, (new,))
         self._matrix = grown(self._matrix, (new, self.dim))
 
     def _code(self, channel_id: int) -> int:
         return self._channel_codes.setdefault(channel_id, len(self._channel_codes))
+
+    def _unindex_words(self, position: int) -> None:
+        for term in self._terms.pop(position, ()):
+            postings = self._postings[term]
+            postings.discard(position)
+            if not postings:
+                del self._postings[term]
+
+    def _index_words(self, position: int, text: str) -> None:
+        found = frozenset(terms(text))
+        if not found:
+            return
+        self._terms[position] = found
+        for term in found:
+            self._postings.setdefault(term, set()).add(position)
 
     def apply(self, rows: Iterable[Row]) -> None:
         """Add, replace or remove rows; a row without a vector is removed.
@@ -116,6 +179,7 @@ class GuildIndex:
             if row.vector is None:
                 if position is not None:
                     self._valid[position] = False
+                    self._unindex_words(position)
                     del self._positions[row.message_id]
                     self._free.append(position)
                 continue
@@ -133,6 +197,11 @@ class GuildIndex:
                     position = self._size
                     self._size += 1
                 self._positions[row.message_id] = position
+            else:
+                self._unindex_words(position)
+            self._index_words(position, row.text)
+            # Rows without words (tests, old callers) are told apart by their id.
+            self._digests[position] = hash(" ".join(row.text.lower().split()) or row.message_id)
             self._ids[position] = row.message_id
             self._codes[position] = self._code(row.channel_id)
             self._created[position] = row.created
@@ -149,11 +218,14 @@ class GuildIndex:
         min_similarity: float,
         not_before: float | None = None,
         diversity: float = 0.0,
+        query_text: str = "",
     ) -> list[Hit]:
-        """The best ``limit`` messages in ``channel_ids`` whose similarity reaches ``min_similarity``, best first.
+        """The best ``limit`` messages in ``channel_ids`` that are relevant enough, best first.
 
-        Score: cosine similarity plus ``RECENCY_WEIGHT`` halved every
-        ``HALF_LIFE_DAYS`` of age. ``not_before`` (epoch seconds) leaves out
+        Without ``query_text``: cosine similarity plus ``RECENCY_WEIGHT`` halved
+        every ``HALF_LIFE_DAYS`` of age, among the messages whose similarity
+        reaches ``min_similarity``. With it (the question's words), hybrid: plus
+        a bonus for holding the question's rarer words (``_hybrid``). ``not_before`` (epoch seconds) leaves out
         older messages (retention, between two cleanups). ``diversity`` > 0
         picks among the best ``POOL_FACTOR * limit`` by maximal marginal
         relevance (``_diverse``), so near-duplicates do not crowd out the rest.
@@ -177,25 +249,118 @@ class GuildIndex:
         if not_before is not None:
             mask &= self._created[:size] >= not_before
         similarity = np.where(mask, self._matrix[:size] @ q, -np.inf)
-        k = min(limit * POOL_FACTOR if diversity else limit, int(mask.sum()))
+        wanted = limit * POOL_FACTOR if diversity else limit
+        query_terms = terms(query_text)
+        if query_terms:
+            return self._hybrid(similarity, mask, query_terms, now, limit, min_similarity, diversity)
+        positions, score = self._semantic(similarity, mask, now, wanted, min_similarity)
+        if diversity and len(positions) > 1:
+            order = self._diverse(positions, score, limit, diversity, order=np.arange(len(positions)))
+            positions, score = positions[order], score[order]
+        return [
+            Hit(int(self._ids[p]), float(similarity[p]), float(s))
+            for p, s in zip(positions[:limit], score[:limit], strict=True)
+        ]
+
+    def _semantic(
+        self, similarity: np.ndarray, mask: np.ndarray, now: float, k: int, min_similarity: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best positions by similarity + recency (at least ``min_similarity`` similar), and their scores."""
+        size = len(similarity)
+        k = min(k, int(mask.sum()))
         if k == 0:
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         # Recency adds at most RECENCY_WEIGHT, so the k best scores are among the rows within that of the
         # k-th best similarity: only those are scored, which keeps the search exact and the exp() small.
         kth = np.partition(similarity, size - k)[size - k]
         candidates = np.flatnonzero(similarity >= max(kth - RECENCY_WEIGHT, min_similarity))
         if not len(candidates):
-            return []
-        similarity = similarity[candidates]
-        age_days = np.maximum(now - self._created[candidates], 0.0) / 86_400.0
-        score = similarity + RECENCY_WEIGHT * np.exp(-_LN2 * age_days / HALF_LIFE_DAYS)
-        k = min(limit * POOL_FACTOR if diversity else limit, len(candidates))
+            return candidates, np.zeros(0)
+        score = similarity[candidates] + RECENCY_WEIGHT * self._freshness(candidates, now)
+        k = min(k, len(candidates))
         top = np.argpartition(-score, k - 1)[:k]
-        top = top[np.argsort(-score[top])]
+        top = top[np.argsort(-score[top], kind="stable")]
         top = top[np.isfinite(score[top])]
-        if diversity and len(top) > 1:
-            top = self._diverse(candidates[top], score[top], limit, diversity, order=top)
-        return [Hit(int(self._ids[candidates[i]]), float(similarity[i]), float(score[i])) for i in top[:limit]]
+        return candidates[top], score[top]
+
+    def _freshness(self, positions: np.ndarray, now: float) -> np.ndarray:
+        """1 for a message written now, halved every HALF_LIFE_DAYS."""
+        age_days = np.maximum(now - self._created[positions], 0.0) / 86_400.0
+        return np.exp(-_LN2 * age_days / HALF_LIFE_DAYS)
+
+    def _keyword_coverage(self, query_terms: Sequence[str], size: int) -> np.ndarray:
+        """For every position, the share of the question's keyword weight (BM25's idf) its words hold.
+
+        A question word no message holds still counts in the whole, as in BM25: a question about something
+        never said is not covered by a message that shares its one common word.
+        """
+        covered = np.zeros(size, dtype=np.float64)
+        documents = max(len(self._terms), 1)
+        total = 0.0
+        for term in set(query_terms):
+            postings = self._postings.get(term)
+            df = len(postings) if postings else 0
+            idf = math.log(1 + (documents - df + 0.5) / (df + 0.5))
+            total += idf
+            if postings:
+                covered[np.fromiter(postings, dtype=np.int64, count=df)] += idf
+        return covered / total if total else covered
+
+    def _hybrid(
+        self,
+        similarity: np.ndarray,
+        mask: np.ndarray,
+        query_terms: Sequence[str],
+        now: float,
+        limit: int,
+        min_similarity: float,
+        diversity: float,
+    ) -> list[Hit]:
+        """Similarity + recency + ``KEYWORD_BOOST`` times the share of the question's keyword weight a message holds.
+
+        The keyword side is BM25's idf: a message holding the question's rare
+        words ("staging", "Kemal") gains up to KEYWORD_BOOST, one holding only
+        its common ones ("build", "night") next to nothing. Relevance gates: a
+        message needs ``min_similarity`` counting that bonus (the words are
+        evidence too), or else ``KEYWORD_COVERAGE`` of the question's keyword
+        weight and ``KEYWORD_SIMILARITY_FLOOR``, so unrelated questions still
+        find nothing. Copies of one text count once;
+        MMR picks among the best ``MMR_POOL``.
+
+        Reciprocal rank fusion of a BM25 ranking with the embedding ranking
+        was measured first (``bench.knowledge``) and lost recall: in a chat
+        history, short remarks sharing one common word with the question top
+        the BM25 ranking, and RRF rewards being in both lists.
+        """
+        size = len(similarity)
+        covered = self._keyword_coverage(query_terms, size)
+        eligible = mask & (
+            (similarity + KEYWORD_BOOST * covered >= min_similarity)
+            | ((covered >= KEYWORD_COVERAGE) & (similarity >= KEYWORD_SIMILARITY_FLOOR))
+        )
+        positions = np.flatnonzero(eligible)
+        if not len(positions):
+            return []
+        if len(positions) > CANDIDATE_POOL:  # bound the sort: the best by similarity + the largest bonuses
+            bound = similarity[positions] + KEYWORD_BOOST * covered[positions]
+            positions = positions[np.argpartition(-bound, CANDIDATE_POOL - 1)[:CANDIDATE_POOL]]
+        score = (
+            similarity[positions]
+            + RECENCY_WEIGHT * self._freshness(positions, now)
+            + KEYWORD_BOOST * covered[positions]
+        )
+        order = np.argsort(-score, kind="stable")
+        positions, score = positions[order], score[order]
+        _, first = np.unique(self._digests[positions], return_index=True)
+        kept = np.sort(first)[: MMR_POOL if diversity else limit]
+        positions, score = positions[kept], score[kept]
+        if diversity and len(positions) > 1:
+            order = self._diverse(positions, score, limit, diversity, order=np.arange(len(positions)))
+            positions, score = positions[order], score[order]
+        return [
+            Hit(int(self._ids[p]), float(similarity[p]), float(s))
+            for p, s in zip(positions[:limit], score[:limit], strict=True)
+        ]
 
     def _diverse(
         self, rows: np.ndarray, score: np.ndarray, limit: int, diversity: float, *, order: np.ndarray
@@ -207,13 +372,14 @@ class GuildIndex:
         the best of them and makes room for the message that says something else.
         """
         vectors = self._matrix[rows]
-        likeness = vectors @ vectors.T
+        # Likeness to the chosen ones is computed one pick at a time (limit by pool, not pool by pool), so the
+        # pool can hold thousands: a paraphrase may rank below hundreds of variants of one remark.
         chosen = [0]
-        closest = likeness[0].copy()
+        closest = vectors @ vectors[0]
         while len(chosen) < min(limit, len(rows)):
             marginal = score - diversity * closest
             marginal[chosen] = -np.inf
             pick = int(np.argmax(marginal))
             chosen.append(pick)
-            closest = np.maximum(closest, likeness[pick])
+            closest = np.maximum(closest, vectors @ vectors[pick])
         return order[chosen]

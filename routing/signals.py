@@ -2,7 +2,8 @@
 
 Budgets sits above routing (a usage entry points at the route it was spent on), so
 the router does not call ``budgets.usage`` itself: it sends ``model_called`` for
-each call it makes on a user's behalf (an embedding, a router model's answer), and
+each call it makes on a user's behalf (an embedding, a router model's answer), as
+``knowledge`` does for a question's embedding (budgets stands beside it), and
 ``budgets`` (``BudgetsConfig.ready``) records it with ``budgets.usage.record_usage``.
 Receivers run at once, in the sender's thread and transaction, as a direct call did.
 """

@@ -533,6 +533,9 @@ KNOWLEDGE_EMBED_BATCH = _read("KNOWLEDGE_EMBED_BATCH", _int(1, 1000), 32)
 KNOWLEDGE_EMBED_TIMEOUT = _read("KNOWLEDGE_EMBED_TIMEOUT", _float(1), 60.0)
 # Seconds the bot waits between two pages (100 messages) of channel history while backfilling.
 KNOWLEDGE_BACKFILL_PAGE_DELAY = _read("KNOWLEDGE_BACKFILL_PAGE_DELAY", _float(0), 2.0)
+# When the bot starts it reads this many days of each indexed channel again, so edits and deletions made
+# while it was offline reach the index (0: only what was written while it was away is read).
+KNOWLEDGE_RESYNC_DAYS = _read("KNOWLEDGE_RESYNC_DAYS", _float(0), 3.0)
 # How many messages /ask shows the model, and the cosine similarity one needs to count as relevant.
 KNOWLEDGE_RESULTS = _read("KNOWLEDGE_RESULTS", _int(1, 50), 6)
 KNOWLEDGE_MIN_SIMILARITY = _read("KNOWLEDGE_MIN_SIMILARITY", _float(0), 0.3)

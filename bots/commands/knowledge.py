@@ -18,7 +18,7 @@ from discord import app_commands
 from django.conf import settings
 
 from bots.knowledge import readable_channels, submit_ask
-from bots.services import DiscordAuthor, role_ids_of
+from bots.services import DiscordAuthor, discord_chat_user, role_ids_of
 from bots.targets import WORKING, ChannelTarget
 from knowledge import services
 from knowledge.services import AskRefused
@@ -117,8 +117,9 @@ def register(bot: CommandBot) -> None:
             candidates=[cid for cid, gid in indexed.items() if gid == guild.id],
         )
         try:
+            user = await sync_to_async(discord_chat_user)(author=DiscordAuthor.of(member), role_ids=role_ids_of(member))
             sources = await sync_to_async(services.find_sources)(
-                guild_id=guild.id, question=question, channel_ids=readable
+                guild_id=guild.id, question=question, channel_ids=readable, user_id=user.pk
             )
         except AskRefused as refused:
             await interaction.followup.send(str(refused), ephemeral=True)
@@ -152,7 +153,7 @@ async def answer_in_channel(
             channel_title=getattr(channel, "name", "") or str(channel.id),
             parent_channel_id=getattr(channel, "parent_id", None),
             question=question,
-            interaction_id=interaction.id,
+            external_id=f"ask-{interaction.id}",
             sources=sources,
         )
     except Refusal as refusal:

@@ -64,6 +64,15 @@ def embedded(system, count):
     return wait(lambda: (lambda done: done[0] >= count and done[1] == 0)(system.query(PENDING)), what="embeddings")
 
 
+def embedded_message(system, message):
+    """Wait until this one message is indexed with its embedding (other tests' messages may be counted already)."""
+    query = (
+        "from knowledge.models import IndexedMessage\n"
+        f"result = IndexedMessage.objects.filter(pk={message.id}, needs_embedding=False, deleted=False).exists()"
+    )
+    return wait(lambda: system.query(query), what=f"message {message.id} embedded")
+
+
 def index_on(discord, channel):
     answer = command_answer(discord, discord.run_command("index", {"state": "on"}, user="owner", channel=channel))
     assert "is indexed now" in answer, answer
@@ -262,3 +271,119 @@ class KnowledgeBotTests:
         )
 
         assert set(indexed) >= {m.id for m in missed}
+
+    def test_a_mention_about_the_servers_past_is_answered_from_the_index_with_sources(self, system, fake, fake_discord):
+        channel = fake_discord.add_channel(f"kb-mention-{next(_names)}")
+        index_on(fake_discord, channel)
+        decided = fake_discord.send_message("alice", channel, "We agreed in the call: the release date is May 30")
+        embedded_message(system, decided)
+
+        fake.script("May 30 [1].", match="decide about the release date")
+        asked = fake_discord.send_message(
+            "mod", channel, "what did we decide about the release date?", mention_bot=True
+        )
+        thread = fake_discord.wait_for(lambda: fake_discord.thread_of(asked), timeout=TIMEOUT, what="a thread")
+        fake_discord.wait_for(
+            lambda: any("[1] [Alice, " in m.content for m in fake_discord.bot_messages(thread)),
+            timeout=90,
+            what="the answer with its sources",
+        )
+
+        text = "\n".join(m.content for m in fake_discord.bot_messages(thread))
+        assert text.startswith("May 30 [1].")
+        assert f"https://discord.com/channels/{fake_discord.guild_id}/{channel.id}/{decided.id}" in text
+        chat = [c for c in fake.chats if "decide about the release date" in str(c.body["messages"][-1])][-1]
+        assert "the release date is May 30" in chat.body["messages"][0]["content"]
+        # The question's embedding is charged to the asker, like the router's.
+        charged = system.query(
+            "from budgets.models import UsageEntry\n"
+            f"result = UsageEntry.objects.filter(user__external_id='{fake_discord.mod.id}', kind='embedding').count()"
+        )
+        assert charged >= 1
+
+    def test_a_general_question_with_the_same_words_is_routed_as_usual(self, system, fake, fake_discord):
+        channel = fake_discord.add_channel(f"kb-general-{next(_names)}")
+        index_on(fake_discord, channel)
+        embedded_message(
+            system, fake_discord.send_message("alice", channel, "We agreed in the call: the release date is May 30")
+        )
+
+        fake.script("A pre-release sorts before its release.", match="release date in semver")
+        asked = fake_discord.send_message("mod", channel, "what is a release date in semver?", mention_bot=True)
+        thread = fake_discord.wait_for(lambda: fake_discord.thread_of(asked), timeout=TIMEOUT, what="a thread")
+        fake_discord.wait_for(
+            lambda: any("pre-release" in m.content for m in fake_discord.bot_messages(thread)),
+            timeout=90,
+            what="the answer",
+        )
+
+        chat = [c for c in fake.chats if "release date in semver" in str(c.body["messages"][-1])][-1]
+        assert "May 30" not in str(chat.body["messages"])
+        assert not any("[1] [" in m.content for m in fake_discord.bot_messages(thread))
+
+    def test_edits_and_deletions_made_while_the_bot_was_away_reach_the_index_when_it_is_back(
+        self, system, fake_discord
+    ):
+        channel = fake_discord.add_channel(f"kb-resync-{next(_names)}")
+        index_on(fake_discord, channel)
+        edited = fake_discord.send_message("alice", channel, "The raid starts at 8")
+        deleted = fake_discord.send_message("alice", channel, "My address is 12 Elm Street")
+        kept = fake_discord.send_message("alice", channel, "Bring potions")
+        rows = (
+            "from knowledge.models import IndexedMessage\n"
+            f"result = {{str(i): t for i, t in IndexedMessage.objects.filter(channel__channel_id={channel.id}, "
+            "deleted=False).values_list('message_id', 'text')}"
+        )
+        wait(lambda: len(system.query(rows)) == 3, what="the three messages recorded")
+
+        system.kill("bot", signal.SIGTERM)
+        fake_discord.edit_message(edited, "The raid starts at 9 now")
+        fake_discord.delete_message(deleted)
+        start_bot(system, fake_discord)
+
+        indexed = wait(
+            lambda: (lambda found: found if len(found) == 2 and "9 now" in found.get(str(edited.id), "") else None)(
+                system.query(rows)
+            ),
+            what="the edit and the deletion caught up",
+        )
+        assert set(indexed) == {str(edited.id), str(kept.id)}
+        assert indexed[str(edited.id)] == "The raid starts at 9 now"
+
+    def test_the_history_of_an_indexed_channels_public_threads_is_read_and_private_ones_never(
+        self, system, fake_discord
+    ):
+        channel = fake_discord.add_channel(f"kb-threads-{next(_names)}")
+        world = fake_discord.world
+        active = world.add_thread(channel.id, "release planning", owner=fake_discord.alice)
+        archived = world.add_thread(channel.id, "old bugs", owner=fake_discord.alice)
+        private = world.add_thread(channel.id, "mods only", owner=fake_discord.mod)
+        private.type = 12  # a private thread
+        hour_ago = time.time() - 3600
+        in_active = fake_discord.add_history("alice", active, "We ship v3 on the 12th", at=hour_ago)
+        in_archived = fake_discord.add_history("alice", archived, "The crash was the image cache", at=hour_ago + 1)
+        fake_discord.add_history("mod", private, "Ban list is in the vault", at=hour_ago + 2)
+        archived.archived, archived.archived_at = True, hour_ago + 10
+        index_on(fake_discord, channel)
+
+        query = (
+            "from knowledge.models import IndexedMessage\n"
+            f"result = sorted([str(i), p] for i, p in IndexedMessage.objects.filter(channel__channel_id={channel.id})"
+            ".values_list('message_id', 'posted_in'))"
+        )
+        found = wait(lambda: (lambda rows: rows if len(rows) >= 2 else None)(system.query(query)), what="threads read")
+        time.sleep(2)  # the private thread would come in the same pass
+
+        assert sorted(system.query(query)) == sorted(
+            [[str(in_active.id), active.id], [str(in_archived.id), archived.id]]
+        ), found
+
+    def test_ask_while_the_embedding_model_is_missing_says_what_to_do(self, system, fake, fake_discord):
+        channel = fake_discord.add_channel(f"kb-nomodel-{next(_names)}")
+        index_on(fake_discord, channel)
+        fake.remove_model("all-minilm")
+
+        answer = command_answer(fake_discord, ask(fake_discord, "alice", channel, "when is the next event?"))
+
+        assert "can't search the server's messages right now" in answer and "ollama pull all-minilm" in answer
+        assert not [c for c in fake.chats if "when is the next event?" in str(c.body["messages"][-1])]

@@ -1051,6 +1051,22 @@ class _Api:
             found = [m for m in found if m.id > int(request.query["after"])][-limit:]
         return _json([m.payload(self.world) for m in found[:limit]])
 
+    async def active_threads(self, request: web.Request) -> web.Response:
+        """``GET /guilds/{id}/threads/active``: every thread of the guild that is not archived."""
+        threads = [c for c in self.world.channels.values() if c.is_thread and not c.archived]
+        return _json({"threads": [t.payload() for t in threads], "members": []})
+
+    async def archived_public_threads(self, request: web.Request) -> web.Response:
+        """``GET /channels/{id}/threads/archived/public``: the channel's archived public threads, newest first."""
+        channel = self.channel(request)
+        threads = [
+            c
+            for c in self.world.channels.values()
+            if c.is_thread and c.archived and c.parent_id == channel.id and c.type == PUBLIC_THREAD
+        ]
+        threads.sort(key=lambda t: t.archived_at or 0, reverse=True)
+        return _json({"threads": [t.payload() for t in threads], "members": [], "has_more": False})
+
     async def get_message(self, request: web.Request) -> web.Response:
         channel = self.channel(request)
         return _json(self.message(request, channel).payload(self.world))
@@ -1614,6 +1630,8 @@ def build_app(fake: FakeDiscord) -> web.Application:
     r.add_delete(p + "/channels/{channel_id}/messages/{message_id}", api.delete_message)
     r.add_post(p + "/channels/{channel_id}/messages/{message_id}/threads", api.start_thread)
     r.add_post(p + "/channels/{channel_id}/threads", api.start_thread_without_message)
+    r.add_get(p + "/channels/{channel_id}/threads/archived/public", api.archived_public_threads)
+    r.add_get(p + "/guilds/{guild_id}/threads/active", api.active_threads)
     reaction = p + "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}"
     r.add_put(reaction, api.add_reaction)
     r.add_delete(reaction, api.remove_reaction)

@@ -38,7 +38,7 @@ class AskPipelineTests:
             channel_title="general",
             parent_channel_id=None,
             question=question,
-            interaction_id=777,
+            external_id="ask-777",
             sources=sources,
         )
         assert process_request(request_id=submission.request.pk) is Outcome.DONE

@@ -55,7 +55,7 @@ class RecordingTests:
         row = IndexedMessage.objects.first()
         assert row is not None and not row.needs_embedding and row.embedding_model == "all-minilm"
         assert len(from_bytes(bytes(row.embedding))) == 384
-        assert embed_calls(fake_ollama)[0].body["input"][0].startswith("Alice: message number")
+        assert embed_calls(fake_ollama)[0].body["input"][0].startswith("message number")  # the text alone
         assert IndexedChannel.objects.get(channel_id=GENERAL).last_indexed_at is not None
 
     def test_a_message_seen_again_unchanged_is_not_embedded_again(self, fake_ollama):
@@ -277,3 +277,94 @@ class AskTests:
         services.embed_pending()
 
         assert search("quarterly budget spreadsheet review") == []
+
+    def test_the_questions_embedding_is_charged_to_the_asker(self, fake_ollama):
+        from budgets.models import UsageEntry
+        from conversations.models import ChatUser, Platform
+
+        asker = ChatUser.objects.create(platform=Platform.DISCORD, external_id="4242", username="asker")
+        index_channel(GENERAL)
+        services.record_messages(messages=[said("pizza tonight?", channel_id=GENERAL)])
+        services.embed_pending()
+
+        services.find_sources(guild_id=GUILD, question="who brings the pizza?", channel_ids=[GENERAL], user_id=asker.pk)
+
+        [entry] = UsageEntry.objects.filter(user=asker)
+        assert entry.kind == "embedding" and entry.model == "all-minilm"
+        assert entry.prompt_tokens > 0 and entry.total_tokens == entry.prompt_tokens
+
+    def test_an_unavailable_embedding_model_charges_nothing(self, fake_ollama):
+        from budgets.models import UsageEntry
+        from conversations.models import ChatUser, Platform
+
+        asker = ChatUser.objects.create(platform=Platform.DISCORD, external_id="4243", username="asker")
+        index_channel(GENERAL)
+        fake_ollama.remove_model("all-minilm")
+
+        with pytest.raises(services.AskRefused, match="can't search the server's messages right now"):
+            services.find_sources(guild_id=GUILD, question="when?", channel_ids=[GENERAL], user_id=asker.pk)
+        assert not UsageEntry.objects.filter(user=asker).exists()
+
+
+class ResyncTests:
+    def test_a_restart_reads_the_recent_window_again_or_from_the_newest_message_if_older(self, settings):
+        settings.KNOWLEDGE_RESYNC_DAYS = 3
+        now = timezone.now()
+        window = services.snowflake_at(now - timedelta(days=3))
+
+        assert services.resync_start(newest=window + 10**12, now=now) == window
+        assert services.resync_start(newest=window - 10**12, now=now) == window - 10**12
+        settings.KNOWLEDGE_RESYNC_DAYS = 0
+        assert services.resync_start(newest=window + 10**12, now=now) == window + 10**12
+
+    def test_messages_a_reread_did_not_return_were_deleted_meanwhile(self):
+        index_channel(GENERAL)
+        older, kept, gone = (said(t, channel_id=GENERAL) for t in ("older", "kept", "gone"))
+        in_thread = said("in a thread", channel_id=GENERAL, posted_in=777)
+        services.record_messages(messages=[older, kept, gone, in_thread])
+
+        removed = services.record_missing(
+            channel_id=GENERAL,
+            after=older.message_id,
+            before=in_thread.message_id + 1,
+            seen=[kept.message_id],
+        )
+
+        assert removed == 1
+        alive = set(IndexedMessage.objects.filter(deleted=False).values_list("message_id", flat=True))
+        assert alive == {older.message_id, kept.message_id, in_thread.message_id}
+
+
+class PrefixTests:
+    def test_a_model_trained_with_prefixes_gets_them_on_both_sides(self, fake_ollama, settings):
+        fake_ollama.add_model("nomic-embed-text", capabilities=["embedding"])
+        settings.KNOWLEDGE_EMBEDDING_MODEL = "nomic-embed-text:latest"
+        index_channel(GENERAL)
+        services.record_messages(messages=[said("game night is friday", channel_id=GENERAL)])
+        services.embed_pending()
+
+        search("when is game night?")
+
+        inputs = [call.body["input"][0] for call in embed_calls(fake_ollama)]
+        assert inputs == ["search_document: game night is friday", "search_query: when is game night?"]
+
+    def test_a_model_without_prefixes_embeds_the_text_as_it_is(self):
+        assert services.prefixes("all-minilm") == ("", "")
+        assert services.embedding_text("Alice", "hello", "all-minilm:latest") == "hello"
+
+
+class ReplyContextTests:
+    def test_a_reply_is_embedded_after_the_start_of_the_message_it_answers(self, fake_ollama):
+        index_channel(GENERAL)
+        question = said("when is the pub quiz?", channel_id=GENERAL)
+        services.record_messages(messages=[question])
+        services.embed_pending()
+        answer = said("Tuesday at 8", channel_id=GENERAL, author="Bob")
+        services.record_messages(
+            messages=[services.SeenMessage(**{**answer.__dict__, "reply_to": question.message_id})]
+        )
+
+        services.embed_pending()
+
+        assert embed_calls(fake_ollama)[-1].body["input"] == ["when is the pub quiz?\nTuesday at 8"]
+        assert IndexedMessage.objects.get(pk=answer.message_id).text == "Tuesday at 8"  # shown to the model as said

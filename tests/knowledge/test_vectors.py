@@ -128,3 +128,67 @@ class ExactnessTests:
         found = index.search(query.tolist(), channel_ids=[10], now=NOW, limit=7, min_similarity=-1.0)
 
         assert [h.message_id for h in found] == [r.message_id for r in expected]
+
+
+class HybridTests:
+    def test_a_rare_word_of_the_question_lifts_the_message_that_holds_it(self):
+        index = GuildIndex()
+        index.apply(
+            [
+                Row(1, 10, NOW, vec(1.0, 0.30), "Ivo: the build took forever"),
+                Row(2, 10, NOW, vec(1.0, 0.36), "Dmitri: staging password rotates every Monday"),
+            ]
+        )
+        query = [1.0, 0.2]
+
+        by_vector = index.search(query, channel_ids=[10], now=NOW, limit=2, min_similarity=0.3)
+        hybrid = index.search(
+            query,
+            channel_ids=[10],
+            now=NOW,
+            limit=2,
+            min_similarity=0.3,
+            query_text="when does the staging password change?",
+        )
+
+        assert [h.message_id for h in by_vector] == [1, 2]
+        assert [h.message_id for h in hybrid] == [2, 1]
+
+    def test_copies_of_one_text_count_once(self):
+        index = GuildIndex()
+        index.apply([Row(i, 10, NOW - i, vec(1, 0), "Bob: gg") for i in range(1, 6)])
+        index.apply([Row(9, 10, NOW, vec(0.9, 0.43), "Ann: good game everyone")])
+
+        hits = index.search([1, 0], channel_ids=[10], now=NOW, limit=3, min_similarity=0.3, query_text="gg")
+
+        assert [h.message_id for h in hits] == [1, 9]
+
+    def test_a_shared_common_word_alone_does_not_make_an_unrelated_message_relevant(self):
+        index = GuildIndex()
+        index.apply([Row(1, 10, NOW, vec(0.2, 1.0), "Bob: the capital letters look odd")])
+
+        hits = index.search(
+            [1, 0],
+            channel_ids=[10],
+            now=NOW,
+            limit=3,
+            min_similarity=0.3,
+            query_text="what is the capital of Mongolia?",
+        )
+
+        assert hits == []
+
+    def test_the_questions_rarer_words_count_toward_the_similarity_threshold(self):
+        index = GuildIndex()
+        index.apply(
+            [Row(1, 10, NOW, vec(0.95, 0.31), "Jun: I'm moving to Lisbon in March")]
+        )  # 0.95 similar: just under the threshold below
+        index.apply([Row(i, 10, NOW, vec(0, 1), f"Bob: chatter {i}") for i in range(2, 40)])
+        query = [1.0, 0.0]
+        question = "which city is Jun relocating to?"
+
+        hits = index.search(query, channel_ids=[10], now=NOW, limit=3, min_similarity=0.96, query_text=question)
+        plain = index.search(query, channel_ids=[10], now=NOW, limit=3, min_similarity=0.96)
+
+        assert [h.message_id for h in hits] == [1]
+        assert plain == []
