@@ -104,7 +104,8 @@ def build_requests(rows: Sequence[dict[str, Any]], prefix: str) -> list[tuple[di
         for earlier in row.get("history", []):
             asked = Message.objects.create(thread=thread, author=user, role="user", content=earlier)
             # The previous turn as the router left it: routed to the labelled route.
-            Request.objects.create(user=user, thread=thread, message=asked, route=routes[row["route"]], status="done")
+            previous = routes[row.get("history_route", row["route"])]
+            Request.objects.create(user=user, thread=thread, message=asked, route=previous, status="done")
             Message.objects.create(thread=thread, role="assistant", content="(the earlier answer)")
         message = Message.objects.create(thread=thread, author=user, role="user", content=row["text"])
         if row.get("image"):
@@ -122,7 +123,9 @@ def run(built: Sequence[tuple[dict[str, Any], Any]]) -> list[Outcome]:
         started = time.perf_counter()
         decision = route_request(request)
         ms = (time.perf_counter() - started) * 1000
-        previous = row["route"] if row.get("history") else ""
+        # A follow-up "keeps" its route when it stays on the previous turn's; one labelled elsewhere
+        # ("thanks! now write me a poem" after code) counts as a switch, judged by its label alone.
+        previous = row["route"] if row.get("history") and row.get("history_route", row["route"]) == row["route"] else ""
         outcomes.append(Outcome(row["route"], decision.route.slug, decision.method, ms, decision.model_ms, previous))
     return outcomes
 
