@@ -61,6 +61,8 @@ class Outcome:
     ms: float
     model_ms: float
     previous: str  # the previous turn's route, for follow-ups
+    text: str = ""
+    source: str = ""
 
     @property
     def decided(self) -> bool:
@@ -104,7 +106,8 @@ def build_requests(rows: Sequence[dict[str, Any]], prefix: str) -> list[tuple[di
         for earlier in row.get("history", []):
             asked = Message.objects.create(thread=thread, author=user, role="user", content=earlier)
             # The previous turn as the router left it: routed to the labelled route.
-            Request.objects.create(user=user, thread=thread, message=asked, route=routes[row["route"]], status="done")
+            previous = routes[row.get("history_route", row["route"])]
+            Request.objects.create(user=user, thread=thread, message=asked, route=previous, status="done")
             Message.objects.create(thread=thread, role="assistant", content="(the earlier answer)")
         message = Message.objects.create(thread=thread, author=user, role="user", content=row["text"])
         if row.get("image"):
@@ -122,8 +125,21 @@ def run(built: Sequence[tuple[dict[str, Any], Any]]) -> list[Outcome]:
         started = time.perf_counter()
         decision = route_request(request)
         ms = (time.perf_counter() - started) * 1000
-        previous = row["route"] if row.get("history") else ""
-        outcomes.append(Outcome(row["route"], decision.route.slug, decision.method, ms, decision.model_ms, previous))
+        # A follow-up "keeps" its route when it stays on the previous turn's; one labelled elsewhere
+        # ("thanks! now write me a poem" after code) counts as a switch, judged by its label alone.
+        previous = row["route"] if row.get("history") and row.get("history_route", row["route"]) == row["route"] else ""
+        outcomes.append(
+            Outcome(
+                row["route"],
+                decision.route.slug,
+                decision.method,
+                ms,
+                decision.model_ms,
+                previous,
+                row["text"],
+                row.get("source", ""),
+            )
+        )
     return outcomes
 
 
@@ -155,7 +171,7 @@ def figures_of(outcomes: Sequence[Outcome]) -> dict[str, float]:
     }
 
 
-def report(title: str, runs: dict[str, list[Outcome]]) -> dict[str, dict[str, float]]:
+def report(title: str, runs: dict[str, list[Outcome]], *, show_errors: bool = False) -> dict[str, dict[str, float]]:
     """Print each approach's figures side by side, then each one's per-route table and confusion matrix."""
     figures = {name: figures_of(outcomes) for name, outcomes in runs.items()}
     names = list(runs)
@@ -197,6 +213,21 @@ def report(title: str, runs: dict[str, list[Outcome]]) -> dict[str, dict[str, fl
             )
         methods = Counter(o.method for o in outcomes)
         print("    by method: " + ", ".join(f"{m} {n}" for m, n in methods.most_common()))
+        by_source: dict[str, list[Outcome]] = {}
+        for o in outcomes:
+            by_source.setdefault(o.source, []).append(o)
+        if len(by_source) > 1:
+            parts = []
+            for source, mine in sorted(by_source.items()):
+                decided = [o for o in mine if o.decided]
+                right = sum(o.route == o.label for o in decided)
+                share = f"{100 * right / len(decided):.0f} %" if decided else "-"
+                parts.append(f"{source} {len(decided)}/{len(mine)} decided, {share} right")
+            print("    by source: " + "; ".join(parts))
+        if show_errors:
+            for o in outcomes:
+                if o.decided and o.route != o.label:
+                    print(f"    wrong: {o.label} -> {o.route} ({o.method}, {o.source or 'hand'}): {o.text[:100]!r}")
     return figures
 
 
@@ -217,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embedder", choices=["minilm", "hashed"], default="minilm")
     parser.add_argument("--public", type=Path, help="held-back public messages (JSON Lines) to report separately")
     parser.add_argument("--train-public", type=Path, help="also train on these public examples (JSON Lines)")
+    parser.add_argument("--errors", action="store_true", help="list every wrong fast-path decision")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
 
@@ -276,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[title]["classifier"] = run(built)
 
         for title, runs in results.items():
-            figures = report(title, runs)
+            figures = report(title, runs, show_errors=args.errors)
             targets(f"{title}, classifier", figures["classifier"])
             print(
                 f"  vs baseline: coverage {figures['classifier']['coverage'] - figures['baseline']['coverage']:+.1f} "

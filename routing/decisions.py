@@ -275,6 +275,21 @@ class ThreadDecision:
 
 FOLLOW_UP_WORDS = 12
 
+# A message that opens by closing the previous exchange ("thanks! now…", "great, thanks.") or by
+# saying it changes the subject. Read with the previous message, such a text still looks like the
+# previous topic, so the context reading cannot be asked to agree before it leaves.
+_NEW_TOPIC = re.compile(
+    r"^\W*(?:thanks|thank you|thx|ty|cheers|great|perfect|awesome|cool|nice|brilliant|got it|"
+    r"unrelated|new question|different (?:topic|question)|change of (?:topic|subject)|"
+    r"changing the subject|on another note|switching gears|by the way|btw)\b",
+    re.IGNORECASE,
+)
+
+
+def opens_a_new_topic(text: str) -> bool:
+    """Whether ``text`` starts by closing the previous exchange or by changing the subject."""
+    return bool(_NEW_TOPIC.match(text))
+
 
 def decide_in_thread(
     *,
@@ -285,20 +300,22 @@ def decide_in_thread(
     thresholds: Mapping[str, float],
     allowed: Iterable[str],
     lean: float,
+    new_topic: bool = False,
 ) -> ThreadDecision | None:
     """Route a message that follows an earlier turn routed to ``previous``.
 
     ``alone`` scores the message by itself; ``in_context`` scores it joined to
     the previous user message. The message leaves ``previous`` only when it
     clearly belongs elsewhere: confident on its own, and the context reading
-    agrees. Otherwise the previous route is kept when the message reads as a
+    agrees, or the message opens a new topic (``new_topic``: "thanks! now write
+    me a poem") and is confident on its own. Otherwise the previous route is kept when the message reads as a
     follow-up (short, or its context reading still favours ``previous`` once
     leant towards it); anything else goes to the classifier (None).
     """
     allowed = list(allowed)
     own = pick(alone, thresholds, allowed)
     context = pick(in_context, thresholds, allowed)
-    if own.route is not None and (own.route == previous or context.best_route == own.route):
+    if own.route is not None and (own.route == previous or context.best_route == own.route or new_topic):
         return ThreadDecision(own, kept=own.route == previous)
     leant = pick(lean_towards(in_context, previous, lean), thresholds, allowed)
     if previous in allowed and (words <= FOLLOW_UP_WORDS or leant.best_route == previous):

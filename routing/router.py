@@ -225,6 +225,7 @@ def _classified(
             thresholds=classifier.thresholds,
             allowed=allowed,
             lean=config.follow_up_lean,
+            new_topic=decisions.opens_a_new_topic(text),
         )
         if in_thread is None:
             scored, kept = replace(decisions.pick(alone, classifier.thresholds, allowed), route=None), False

@@ -125,7 +125,7 @@ class ThreadDecisionTests:
     THRESHOLDS = {"simple_code": 0.8, "general": 0.7, "math": 0.8}
     ALLOWED = ["simple_code", "general", "math"]
 
-    def decide(self, alone, in_context, words=4, previous="simple_code"):
+    def decide(self, alone, in_context, words=4, previous="simple_code", new_topic=False):
         from routing.decisions import decide_in_thread
 
         return decide_in_thread(
@@ -136,7 +136,40 @@ class ThreadDecisionTests:
             thresholds=self.THRESHOLDS,
             allowed=self.ALLOWED,
             lean=4.0,
+            new_topic=new_topic,
         )
+
+    def test_a_message_opening_a_new_topic_leaves_even_when_read_with_the_code_it_still_looks_like_code(self):
+        # "thanks! now write me a poem about autumn" after a coding task: joined to that task, code wins.
+        alone = {"general": 0.92, "simple_code": 0.05, "math": 0.03}
+        in_context = {"simple_code": 0.7, "general": 0.3}
+
+        assert self.decide(alone, in_context, new_topic=False).kept is True
+        decided = self.decide(alone, in_context, new_topic=True)
+        assert (decided.scored.route, decided.kept) == ("general", False)
+
+    def test_a_new_topic_message_that_is_unsure_on_its_own_still_keeps_the_route(self):
+        # "thanks, now make it faster": nothing confident alone, so it is a follow-up after all.
+        decided = self.decide({"general": 0.5, "simple_code": 0.4, "math": 0.1}, {"simple_code": 0.8}, new_topic=True)
+
+        assert (decided.scored.route, decided.kept) == ("simple_code", True)
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("thanks! now write me a poem", True),
+            ("Great, thanks. Can you tell me a joke?", True),
+            ("unrelated: what is 17% of 240?", True),
+            ("By the way, who wrote Hamlet?", True),
+            ("now make it async", False),
+            ("and what if n is 10?", False),
+            ("thanksgiving dinner ideas", False),  # a word that merely starts the same
+        ],
+    )
+    def test_which_messages_open_a_new_topic(self, text, expected):
+        from routing.decisions import opens_a_new_topic
+
+        assert opens_a_new_topic(text) is expected
 
     def test_a_short_unsure_follow_up_keeps_the_previous_route(self):
         # "and what if n is 10?" alone looks like math, unsure.
