@@ -12,6 +12,9 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.e2e.harness import PYTHON, System, running_system
 from tests.fake_discord import FakeDiscord
@@ -59,3 +62,22 @@ def running_bot(data_dir: Path, *, ollama_url: str, discord: FakeDiscord, **env:
         finally:
             # The bot first, so its log does not end in complaints that web went away.
             system.kill("bot", signal.SIGTERM)
+
+
+def module_bot_system(name: str) -> Any:
+    """A module-scoped ``system`` fixture: web, workers and the bot against the session's fakes."""
+
+    @pytest.fixture(scope="module")
+    def system(_fake_ollama_server: Any, _fake_discord_server: FakeDiscord, tmp_path_factory: Any) -> Iterator[System]:
+        with running_bot(
+            tmp_path_factory.mktemp(name), ollama_url=_fake_ollama_server.url, discord=_fake_discord_server
+        ) as system:
+            yield system
+
+    return system
+
+
+def finished(discord: FakeDiscord, asked: Any) -> bool:
+    """True once the bot marked the message it answered with ✅ or ❌."""
+    reactions = discord.message(asked.id).reactions
+    return bool(reactions.get("✅") or reactions.get("❌"))

@@ -12,7 +12,7 @@ import itertools
 import pytest
 
 from bots.render import DISCORD_LIMIT, split_message
-from tests.e2e.bot import running_bot
+from tests.e2e.bot import finished, module_bot_system
 
 pytestmark = pytest.mark.e2e
 
@@ -26,18 +26,7 @@ EDIT_INTERVAL = 1.1  # the default DISCORD_EDIT_INTERVAL
 ANSWER_TIMEOUT = 90.0
 
 
-@pytest.fixture(scope="module")
-def system(_fake_ollama_server, _fake_discord_server, tmp_path_factory):
-    with running_bot(
-        tmp_path_factory.mktemp("e2e-bot"), ollama_url=_fake_ollama_server.url, discord=_fake_discord_server
-    ) as system:
-        yield system
-
-
-def finished(discord, asked):
-    """True once the bot marked the message it answered with ✅ or ❌."""
-    reactions = discord.message(asked.id).reactions
-    return bool(reactions.get("✅") or reactions.get("❌"))
+system = module_bot_system("e2e-bot")
 
 
 def texts(messages):

@@ -15,7 +15,7 @@ import pytest
 
 from bots.intake import BLOCKED, DMS_OFF, NOT_ALLOWED
 from tests.conversations.files import image
-from tests.e2e.bot import running_bot
+from tests.e2e.bot import finished, module_bot_system
 
 pytestmark = pytest.mark.e2e
 
@@ -24,23 +24,13 @@ RULES_READ = "Access rules in force:"
 BRANCH_NOTE = "-# ↪️ Branched from the message you replied to"
 
 
-@pytest.fixture(scope="module")
-def system(_fake_ollama_server, _fake_discord_server, tmp_path_factory):
-    with running_bot(
-        tmp_path_factory.mktemp("e2e-bot-branches"), ollama_url=_fake_ollama_server.url, discord=_fake_discord_server
-    ) as system:
-        yield system
+system = module_bot_system("e2e-bot-branches")
 
 
 def refusal_of(discord, asked):
     """The bot's reply to ``asked`` in its channel (a refusal, or a pointer to a branch), if any."""
     replies = (m for m in discord.bot_messages(asked.channel_id) if m.reference and m.reference.id == asked.id)
     return next(replies, None)
-
-
-def finished(discord, asked):
-    reactions = discord.message(asked.id).reactions
-    return bool(reactions.get("✅") or reactions.get("❌"))
 
 
 def answer_to(discord, asked, *, timeout=ANSWER_TIMEOUT):

@@ -13,7 +13,7 @@ import signal
 
 import pytest
 
-from tests.e2e.bot import running_bot, start_bot
+from tests.e2e.bot import finished, module_bot_system, start_bot
 from tests.fake_discord.world import EPHEMERAL
 
 pytestmark = pytest.mark.e2e
@@ -27,17 +27,7 @@ REACT = "PUT /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{use
 NO_CONVERSATION = "There is no conversation with me in this channel yet. Mention me to start one."
 
 
-@pytest.fixture(scope="module")
-def system(_fake_ollama_server, _fake_discord_server, tmp_path_factory):
-    with running_bot(
-        tmp_path_factory.mktemp("e2e-bot-commands"), ollama_url=_fake_ollama_server.url, discord=_fake_discord_server
-    ) as system:
-        yield system
-
-
-def finished(discord, asked):
-    reactions = discord.message(asked.id).reactions
-    return bool(reactions.get("✅") or reactions.get("❌"))
+system = module_bot_system("e2e-bot-commands")
 
 
 def answers(discord, interaction):
