@@ -103,29 +103,70 @@ def submit_discord_message(
     user = discord_chat_user(author=author, role_ids=role_ids)
     source = Message.objects.filter(pk=branch_from).first() if branch_from is not None else None
     if source is not None:
-        current = Thread.objects.select_for_update().filter(platform=Platform.DISCORD, external_id=str(channel_id))
-        held = current.first()
-        if held is not None:
-            if Request.objects.filter(thread=held).exclude(status__in=Request.FINISHED).exists():
-                raise Refusal(BRANCH_BUSY, code="branch_busy")
-            Thread.objects.filter(pk=held.pk).update(external_id=set_aside_id(channel_id, held.pk))
-        thread = branch_thread(
-            source=source,
-            platform=Platform.DISCORD,
-            external_id=str(channel_id),
-            title=channel_title,
-            owner=user,
-            guild_id=str(guild_id or ""),
-            parent_channel_id=str(parent_channel_id or ""),
-        )
-        return submit_request(
+        thread = _branch_into_channel(
             user=user,
-            thread=thread,
-            content=content,
-            external_id=str(message_id),
-            attachments=attachments,
-            refused_files=refused_files,
+            source=source,
+            channel_id=channel_id,
+            channel_title=channel_title,
+            guild_id=guild_id,
+            parent_channel_id=parent_channel_id,
         )
+    else:
+        thread = _channel_thread(
+            user=user,
+            message_id=message_id,
+            channel_id=channel_id,
+            channel_title=channel_title,
+            guild_id=guild_id,
+            parent_channel_id=parent_channel_id,
+        )
+    return submit_request(
+        user=user,
+        thread=thread,
+        content=content,
+        external_id=str(message_id),
+        attachments=attachments,
+        refused_files=refused_files,
+    )
+
+
+def _branch_into_channel(
+    *,
+    user: ChatUser,
+    source: Message,
+    channel_id: int,
+    channel_title: str,
+    guild_id: int | None,
+    parent_channel_id: int | None,
+) -> Thread:
+    """The branch of ``source``'s conversation that ``channel_id`` holds from now on (a DM's current one set aside)."""
+    current = Thread.objects.select_for_update().filter(platform=Platform.DISCORD, external_id=str(channel_id))
+    held = current.first()
+    if held is not None:
+        if Request.objects.filter(thread=held).exclude(status__in=Request.FINISHED).exists():
+            raise Refusal(BRANCH_BUSY, code="branch_busy")
+        Thread.objects.filter(pk=held.pk).update(external_id=set_aside_id(channel_id, held.pk))
+    return branch_thread(
+        source=source,
+        platform=Platform.DISCORD,
+        external_id=str(channel_id),
+        title=channel_title,
+        owner=user,
+        guild_id=str(guild_id or ""),
+        parent_channel_id=str(parent_channel_id or ""),
+    )
+
+
+def _channel_thread(
+    *,
+    user: ChatUser,
+    message_id: int,
+    channel_id: int,
+    channel_title: str,
+    guild_id: int | None,
+    parent_channel_id: int | None,
+) -> Thread:
+    """The conversation ``channel_id`` holds, created with this message when it has none."""
     thread, created = Thread.objects.get_or_create(
         platform=Platform.DISCORD,
         external_id=str(channel_id),
@@ -142,14 +183,7 @@ def submit_discord_message(
         parent = discord_thread(channel_id=parent_channel_id)
         if parent is not None:
             move_next_route(user=user, from_thread=parent, to_thread=thread)
-    return submit_request(
-        user=user,
-        thread=thread,
-        content=content,
-        external_id=str(message_id),
-        attachments=attachments,
-        refused_files=refused_files,
-    )
+    return thread
 
 
 BRANCH_BUSY = (
