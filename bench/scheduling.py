@@ -553,6 +553,11 @@ def policy_system(config: str, fake: Any, policy: str, extra_env: dict[str, str]
         with started_system(config, fake, data_dir, **env) as system:
             yield system
     finally:
+        keep = os.environ.get("BENCH_SCHEDULING_LOGS")  # a folder for the system's logs (each claim's view)
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for log in data_dir.glob("*.log"):
+                shutil.copy(log, Path(keep) / f"{policy}-{log.name}")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
