@@ -8,7 +8,9 @@ Cheapest to start first (the "class" of a request, lowest first):
 
 0. **overdue**: it has waited more than ``aging`` seconds beyond its
    first-in-first-out turn (``fifo_turn``: when arrival order would have
-   started it). Overdue requests go in arrival order, before everything else.
+   started it). Overdue requests go before everything else: among them, the
+   cheapest to start first (by the classes below, never held back), then the
+   model whose oldest request is oldest, a model's requests together.
 1. **loaded**: its model is loaded on a host that has a free parallel slot.
 2. **unknown**: its model is not known before routing (the classifier decides).
 3. **fits**: its model is not loaded but fits in the host's free memory.
@@ -194,8 +196,10 @@ def rank(snapshot: Snapshot, *, now: float, aging: float) -> list[Ranked]:
         cls, host, held = classes[w.model]
         overdue = w.fifo_turn is not None and now - w.fifo_turn > aging
         if overdue:
+            # Before everything else, but the cheapest to start among them first and a model's together:
+            # overdue requests in plain arrival order would swap models at every claim.
+            key: tuple[float, ...] = (OVERDUE, cls, oldest[w.model], 0, w.queued_at, w.request_id)
             cls, held = OVERDUE, False
-            key: tuple[float, ...] = (OVERDUE, 0, w.queued_at, 0, w.queued_at, w.request_id)
         elif not know_gpu:
             # A host did not answer /api/ps: first in, first out (overdue requests still go first).
             key = (cls, 0, 0, 0, w.queued_at, w.request_id)

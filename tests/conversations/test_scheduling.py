@@ -355,3 +355,21 @@ class LearnedCapacityTests:
             sizes=SIZES,
         )
         assert to_release(snapshot, 1, "small:3b") == ["other:7b"]
+
+
+class OverdueTests:
+    def test_overdue_requests_start_cheapest_first_and_a_models_together(self) -> None:
+        late = NOW - 40
+        snapshot = Snapshot(
+            waiting=[
+                waiting(1, "big:15b", at=1.0, turn=late),
+                waiting(2, "mid:8b", at=2.0, turn=late),
+                waiting(3, "big:15b", at=3.0, turn=late),
+                waiting(4, "small:3b", at=4.0),
+            ],
+            hosts=[host(loaded={"mid:8b": 6 * GB}, budget=20 * GB)],
+            running={(1, "mid:8b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(2, OVERDUE), (1, OVERDUE), (3, OVERDUE), (4, FITS)]
