@@ -20,7 +20,9 @@ routing is not what is measured; each route has its own model:
 - **stream**: 40 requests, one every 4 s, models in a seeded random order,
   from 8 users;
 - **heavy**: one user sends 20 messages at once to one route while 8 light
-  users send one message each to mixed routes over the next 20 s.
+  users send one message each to mixed routes over the next 20 s;
+- **waves** (added untuned, after the others): four waves 30 s apart, each 9
+  requests within 3 s over 3 of the five routes, seeded, from 10 users.
 
 Every answer is 400 tokens; the models generate at their simulated speeds
 (``gpu.DEFAULT_TOKENS_PER_SECOND``). Before each workload the GPU is emptied
@@ -84,7 +86,7 @@ from bench.pipeline import RESULT_MARK, ROOT, percentile, verdict
 from bench.reporting import report_main
 
 POLICIES = ("fifo", "gpu")
-WORKLOADS = ("burst", "stream", "heavy")
+WORKLOADS = ("burst", "stream", "heavy", "waves")
 # One route per model, so a pin picks the model (the seeded routes; see routing's migrations).
 ROUTES = ("math", "complex_code", "reasoning", "general", "vision")
 ANSWER_TOKENS = 400
@@ -132,11 +134,29 @@ def heavy() -> list[Arrival]:
     return arrivals
 
 
-WORKLOAD_PLANS = {"burst": burst, "stream": stream, "heavy": heavy}
+def waves() -> list[Arrival]:
+    """Four waves 30 s apart, each 9 requests within 3 s over 3 of the five routes (seeded), from 10 users.
+
+    Added after the policy was tuned on the other three: bursts smaller than
+    the burst's, each wanting another mix of models, with the GPU still busy
+    with the last wave when the next one comes.
+    """
+    rng = random.Random(1717)
+    arrivals = []
+    for wave in range(4):
+        routes = rng.sample(ROUTES, 3)
+        for index in range(9):
+            at = 30.0 * wave + rng.uniform(0.0, 3.0)
+            arrivals.append(Arrival(round(at, 2), f"user{rng.randrange(10) + 1:02d}", routes[index % 3]))
+    return sorted(arrivals, key=lambda a: a.at)
+
+
+WORKLOAD_PLANS = {"burst": burst, "stream": stream, "heavy": heavy, "waves": waves}
 WORKLOAD_TITLES = {
     "burst": "burst: 36 requests at once over five models, interleaved",
     "stream": "steady stream: 40 requests, one every 4 s",
     "heavy": "one heavy user (20 messages at once) among 8 light users",
+    "waves": "waves: 4 waves 30 s apart, 9 requests over 3 models each",
 }
 
 

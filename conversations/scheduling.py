@@ -9,8 +9,12 @@ Cheapest to start first (the "class" of a request, lowest first):
 0. **overdue**: it has waited more than ``aging`` seconds beyond its
    first-in-first-out turn (``fifo_turn``: when arrival order would have
    started it). Overdue requests go before everything else: among them, the
-   cheapest to start first (by the classes below, never held back), then the
-   model whose oldest request is oldest, a model's requests together.
+   cheapest to start first (by the classes below), then the model whose
+   oldest request is oldest, a model's requests together. They are not held
+   back, except that one needing a load not known to fit waits while another
+   model is loading on that host; and one whose model's slots are all busy
+   (it could not start sooner for being claimed) goes after the requests that
+   can start at once, before the other busy ones.
 1. **loaded**: its model is loaded on a host that has a free parallel slot.
 2. **unknown**: its model is not known before routing (the classifier decides).
 3. **fits**: its model is not loaded but fits in the host's free memory.
@@ -191,15 +195,22 @@ def rank(snapshot: Snapshot, *, now: float, aging: float) -> list[Ranked]:
     }
 
     turns = _turns(snapshot.waiting)
+    loading_hosts = {host.host_id for host in snapshot.hosts if host.loading}
     keyed = []
     for w in snapshot.waiting:
         cls, host, held = classes[w.model]
         overdue = w.fifo_turn is not None and now - w.fifo_turn > aging
         if overdue:
             # Before everything else, but the cheapest to start among them first and a model's together:
-            # overdue requests in plain arrival order would swap models at every claim.
-            key: tuple[float, ...] = (OVERDUE, cls, oldest[w.model], 0, w.queued_at, w.request_id)
-            cls, held = OVERDUE, False
+            # overdue requests in plain arrival order would swap models at every claim. One whose model's
+            # slots are all busy cannot start sooner for being claimed now (it would queue in Ollama and
+            # hold a worker another model could use), so it goes after what can start at once.
+            first: float = BUSY - 0.5 if cls == BUSY else OVERDUE
+            key: tuple[float, ...] = (first, cls, oldest[w.model], 0, w.queued_at, w.request_id)
+            # Never held back, but a guess or a swap waits while another model loads there (Ollama loads one
+            # at a time, and one overdue swap claimed behind another is how four models get asked for at once).
+            held = cls in (MIGHT_FIT, EVICT_WANTED) and host in loading_hosts
+            cls = OVERDUE
         elif not know_gpu:
             # A host did not answer /api/ps: first in, first out (overdue requests still go first).
             key = (cls, 0, 0, 0, w.queued_at, w.request_id)

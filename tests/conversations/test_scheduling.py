@@ -373,3 +373,26 @@ class OverdueTests:
         )
         ranked = rank(snapshot, now=NOW, aging=30)
         assert [(r.request_id, r.rank) for r in ranked] == [(2, OVERDUE), (1, OVERDUE), (3, OVERDUE), (4, FITS)]
+
+    def test_an_overdue_swap_waits_while_another_model_loads_on_its_host(self) -> None:
+        late = NOW - 40
+        loaded = {"mid:8b": 6 * GB, "other:7b": 5 * GB}
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b", turn=late), waiting(2, "mid:8b", turn=late)],
+            hosts=[HostState(1, None, 11 * GB, 2, loaded, too_much=24 * GB, loading=frozenset({"other:7b"}))],
+            running={(1, "mid:8b"): 1, (1, "other:7b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank, r.held) for r in ranked] == [(2, OVERDUE, False), (1, OVERDUE, True)]
+
+    def test_an_overdue_request_behind_busy_slots_lets_a_model_that_can_start_go_first(self) -> None:
+        late = NOW - 40
+        snapshot = Snapshot(
+            waiting=[waiting(1, "mid:8b", turn=late), waiting(2, "small:3b", at=50.0), waiting(3, "mid:8b", at=60.0)],
+            hosts=[host(loaded={"mid:8b": 6 * GB}, budget=20 * GB)],
+            running={(1, "mid:8b"): 2},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(2, FITS), (1, OVERDUE), (3, BUSY)]

@@ -29,6 +29,7 @@ from bench.scheduling import (
     run_workload,
     scaled_timers,
     stream,
+    waves,
     workers_of,
 )
 from tests.fake_ollama import GB, FakeOllama
@@ -74,6 +75,15 @@ class LowerBoundTests:
         assert (bound.loads, bound.load_seconds) == (0, 0.0)
         assert bound.parts["work"] == 5.0
         assert bound.makespan == 34.0  # the last arrival at 30 s, then at least the shortest answer of its model
+
+
+class WavesTests:
+    def test_four_waves_of_nine_each_over_three_routes(self) -> None:
+        arrivals = waves()
+        assert len(arrivals) == 36
+        for wave in range(4):
+            inside = [a for a in arrivals if 30.0 * wave <= a.at <= 30.0 * wave + 3.0]
+            assert len(inside) == 9 and len({a.route for a in inside}) == 3
 
 
 class ScaledTimerTests:
