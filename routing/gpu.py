@@ -203,11 +203,22 @@ def note_parallel_seen(host: OllamaHost, generating: int) -> int:
 
 
 def note_memory_seen(host: OllamaHost, loaded: dict[str, int]) -> int:
-    """Raise the host's learned budget to what it holds now; returns the learned budget."""
+    """Raise the host's learned budget to what it holds now; returns the learned budget.
+
+    A host seen holding as much as (or as many models as) an eviction once
+    said would not fit has more room now (another GPU, another setting): that
+    lesson is dropped.
+    """
     total = sum(loaded.values())
     if total > host.vram_seen:
         OllamaHost.objects.filter(pk=host.pk, vram_seen__lt=total).update(vram_seen=total)
         host.vram_seen = total
+    if host.vram_too_much is not None and total >= host.vram_too_much:
+        OllamaHost.objects.filter(pk=host.pk).update(vram_too_much=None)
+        host.vram_too_much = None
+    if host.models_too_many is not None and len(loaded) >= host.models_too_many:
+        OllamaHost.objects.filter(pk=host.pk).update(models_too_many=None)
+        host.models_too_many = None
     return host.vram_seen
 
 

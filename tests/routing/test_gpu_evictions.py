@@ -59,3 +59,15 @@ class NoteEvictionTests:
 
         host.refresh_from_db()
         assert (host.vram_too_much, host.models_too_many) == (None, 4)
+
+    def test_a_host_seen_holding_what_was_too_much_forgets_that_lesson(self) -> None:
+        from routing.gpu import note_memory_seen
+
+        host = default_host()
+        host.vram_seen, host.vram_too_much, host.models_too_many = 19 * GB, 28 * GB, 3
+        host.save()
+
+        note_memory_seen(host, {"a:1b": 14 * GB, "b:1b": 9 * GB, "c:1b": 6 * GB})
+
+        host.refresh_from_db()
+        assert (host.vram_seen, host.vram_too_much, host.models_too_many) == (29 * GB, None, None)
