@@ -25,6 +25,7 @@ Queue positions and estimated waits shown to users are this same order
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -340,7 +341,9 @@ def publish_positions(*, force: bool = False) -> int:
             return 0
         _last_published = now
     snapshot = build_snapshot()
-    ranked = order(snapshot)
+    # A waiting request starts when a slot frees: its place is the order a worker freed by the answers running
+    # now would take (with them over, a loaded model's slot is free again), not the order for a worker free now.
+    ranked = order(dataclasses.replace(snapshot, running={}))
     waits = scheduling.estimate_waits(ranked, slots=_slots(snapshot), service_seconds=service_seconds())
     rows = Request.objects.filter(pk__in=[r.request_id for r in ranked])
     stored = {pk: (position, wait) for pk, position, wait in rows.values_list("pk", "queue_position", "wait_estimate")}
