@@ -175,6 +175,7 @@ def build_snapshot(*, also: frozenset[str] = frozenset(), cached: bool = False) 
         sizes=sizes,
         hosts_for=gpu.hosts_having(names),
         keep=keep,
+        workers=settings.Q_WORKERS,
     )
 
 

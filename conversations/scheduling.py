@@ -22,6 +22,8 @@ Cheapest to start first (the "class" of a request, lowest first):
    (more than the host was ever seen to hold, less than what once made Ollama
    evict): it is tried, one load at a time per host, since a worker left idle
    costs as much as the swap it might cause, and what happens is learned.
+   Held back, though, when it could only fit by pushing out a model in use or
+   waited for while the models in use already have a slot for every worker.
 5. **busy**: its model is loaded, every slot busy (Ollama queues it behind them).
 6. **evict idle**: it needs memory that only models nobody waits for hold.
 7. **evict wanted**: it would push out a model that others wait for or use.
@@ -117,6 +119,7 @@ class Snapshot:
     # model -> the hosts that have it; a model missing here may run on any host.
     hosts_for: dict[str, tuple[int, ...]] = field(default_factory=dict)
     keep: frozenset[str] = frozenset()  # models the pipeline itself needs (router, embeddings)
+    workers: int = 0  # requests the workers run at once (0: not known)
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,12 @@ def _classify_load(snapshot: Snapshot, host: HostState, model: str, wanted: set[
         return FITS, host.host_id, False
     after_release = host.fit(used=used - sum(idle.values()) + size, models=count - len(idle) + 1)
     if fits is None:
-        # Nobody knows: try it (Ollama evicts idle models first), but one load at a time per host.
-        return MIGHT_FIT, host.host_id, bool(host.loading)
+        # Nobody knows: try it, one load at a time per host. Should it not fit, Ollama evicts idle models first;
+        # when those would not make room, it pushes out a model in use or waited for, a risk worth taking only
+        # while the models in use leave workers without work (their slots fewer than the workers).
+        in_use_slots = host.num_parallel * sum(1 for name in host.loaded if name in in_use or name in wanted)
+        crowded = not after_release and busy_host and 0 < snapshot.workers <= in_use_slots
+        return MIGHT_FIT, host.host_id, bool(host.loading) or crowded
     if after_release:
         return EVICT_IDLE, host.host_id, False
     # Known not to fit without pushing out a model in use or waited for: wait for memory while work runs.

@@ -396,3 +396,25 @@ class OverdueTests:
         )
         ranked = rank(snapshot, now=NOW, aging=30)
         assert [(r.request_id, r.rank) for r in ranked] == [(2, FITS), (1, OVERDUE), (3, BUSY)]
+
+
+class MightFitTests:
+    def snapshot(self, *, workers: int, waiting_for_both: bool) -> Snapshot:
+        queue = [waiting(1, "big:15b"), waiting(2, "mid:8b")]
+        if waiting_for_both:
+            queue.append(waiting(3, "other:7b"))
+        return Snapshot(
+            waiting=queue,
+            hosts=[HostState(1, None, 11 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB})],
+            running={(1, "mid:8b"): 2, (1, "other:7b"): 2},
+            sizes=SIZES,
+            workers=workers,
+        )
+
+    def test_a_guess_that_could_push_out_a_model_in_use_waits_while_those_models_keep_every_worker_busy(self) -> None:
+        ranked = rank(self.snapshot(workers=4, waiting_for_both=True), now=NOW, aging=30)
+        assert [(r.request_id, r.rank, r.held) for r in ranked][-1] == (1, MIGHT_FIT, True)
+
+    def test_with_more_workers_than_the_loaded_models_slots_the_guess_is_tried(self) -> None:
+        ranked = rank(self.snapshot(workers=6, waiting_for_both=True), now=NOW, aging=30)
+        assert (ranked[0].request_id, ranked[0].rank, ranked[0].held) == (1, MIGHT_FIT, False)
