@@ -20,7 +20,9 @@ routing is not what is measured; each route has its own model:
 - **stream**: 40 requests, one every 4 s, models in a seeded random order,
   from 8 users;
 - **heavy**: one user sends 20 messages at once to one route while 8 light
-  users send one message each to mixed routes over the next 20 s.
+  users send one message each to mixed routes over the next 20 s;
+- **waves** (added untuned, after the others): four waves 30 s apart, each 9
+  requests within 3 s over 3 of the five routes, seeded, from 10 users.
 
 Every answer is 400 tokens; the models generate at their simulated speeds
 (``gpu.DEFAULT_TOKENS_PER_SECOND``). Before each workload the GPU is emptied
@@ -52,8 +54,11 @@ Figures are in simulated seconds. The time scale (real seconds per simulated
 one) only makes the run shorter: the system's own real-time costs (broker
 pickup, database writes) grow by ``1 / time_scale`` in simulated terms, so a
 smaller scale flatters no policy but adds noise. Timers inside the system run
-in real time: pass ``--system-env NAME=VALUE`` to scale one (e.g. an aging
-setting) to the simulation. The per-user rate limit (``RATE_LIMIT_PER_MINUTE``)
+in real time, so the scheduler's (``SCHEDULER_AGING``, 30 s, and
+``SCHEDULER_PS_CACHE``, 1 s) are set to their defaults times the scale, as the
+system would feel them at its defaults in real time (the report says so);
+``--system-env NAME=VALUE`` sets any setting instead, and at ``--time-scale 1``
+everything is the default. The per-user rate limit (``RATE_LIMIT_PER_MINUTE``)
 counts real minutes, in which a scaled workload sends far more than a person
 could, so it is switched off here, and the model sync scheduled every five
 minutes is held off while workloads run (after the one a start makes), so it
@@ -81,7 +86,7 @@ from bench.pipeline import RESULT_MARK, ROOT, percentile, verdict
 from bench.reporting import report_main
 
 POLICIES = ("fifo", "gpu")
-WORKLOADS = ("burst", "stream", "heavy")
+WORKLOADS = ("burst", "stream", "heavy", "waves")
 # One route per model, so a pin picks the model (the seeded routes; see routing's migrations).
 ROUTES = ("math", "complex_code", "reasoning", "general", "vision")
 ANSWER_TOKENS = 400
@@ -94,6 +99,9 @@ FINISHED = ("done", "failed", "cancelled")
 SYNC_TASK = "routing.tasks.sync_models"
 # The bench changes only this default; see the module docstring.
 SYSTEM_ENV = {"RATE_LIMIT_PER_MINUTE": "0"}
+# The scheduler's own timers (real seconds), scaled to the simulated clock so the system behaves as it would
+# with its defaults in real time; see ``scaled_timers``.
+SCALED_TIMERS = {"SCHEDULER_AGING": 30.0, "SCHEDULER_PS_CACHE": 1.0}
 DRIVER_TIMEOUT = 1800.0
 
 
@@ -126,11 +134,29 @@ def heavy() -> list[Arrival]:
     return arrivals
 
 
-WORKLOAD_PLANS = {"burst": burst, "stream": stream, "heavy": heavy}
+def waves() -> list[Arrival]:
+    """Four waves 30 s apart, each 9 requests within 3 s over 3 of the five routes (seeded), from 10 users.
+
+    Added after the policy was tuned on the other three: bursts smaller than
+    the burst's, each wanting another mix of models, with the GPU still busy
+    with the last wave when the next one comes.
+    """
+    rng = random.Random(1717)
+    arrivals = []
+    for wave in range(4):
+        routes = rng.sample(ROUTES, 3)
+        for index in range(9):
+            at = 30.0 * wave + rng.uniform(0.0, 3.0)
+            arrivals.append(Arrival(round(at, 2), f"user{rng.randrange(10) + 1:02d}", routes[index % 3]))
+    return sorted(arrivals, key=lambda a: a.at)
+
+
+WORKLOAD_PLANS = {"burst": burst, "stream": stream, "heavy": heavy, "waves": waves}
 WORKLOAD_TITLES = {
     "burst": "burst: 36 requests at once over five models, interleaved",
     "stream": "steady stream: 40 requests, one every 4 s",
     "heavy": "one heavy user (20 messages at once) among 8 light users",
+    "waves": "waves: 4 waves 30 s apart, 9 requests over 3 models each",
 }
 
 
@@ -285,6 +311,7 @@ class Figures:
     work: float  # generation seconds the simulation measured
     loads_counted_match: bool = True
     bound: Bound | None = None
+    trace: list[str] = field(default_factory=list)  # each load and unload, in order, with its cause
 
     @property
     def p50(self) -> float | None:
@@ -381,6 +408,7 @@ def analyse(policy: str, result: dict[str, Any], fake: Any, *, workers: int) -> 
         concurrency=concurrency,
     )
     return Figures(
+        trace=load_trace(gpu, start=start, first=first, resident=resident),
         policy=policy,
         requests=len(rows),
         answered=len(answered),
@@ -399,6 +427,34 @@ def analyse(policy: str, result: dict[str, Any], fake: Any, *, workers: int) -> 
         work=sum(b.finished - b.started for b in busy),
         bound=bound,
     )
+
+
+def load_trace(gpu: Any, *, start: float, first: float, resident: set[str]) -> list[str]:
+    """Every load and unload of the workload, in order, each load above the lower bound with its cause.
+
+    A model's first load is one the lower bound counts (unless it was resident
+    at the start); every further load is attributed to how the model went
+    before: evicted for another model, its keep_alive ran out, released by the
+    scheduler (``keep_alive 0``), or reloaded with another context size.
+    """
+    events: list[tuple[float, str]] = []
+    loaded_once: set[str] = set()
+    unloads = [u for u in gpu.unloads if u.at >= start]
+    for load in sorted((x for x in gpu.loads if x.started >= start), key=lambda x: x.started):
+        went = [u for u in unloads if u.model == load.model and u.at <= load.started]
+        if load.model not in loaded_once and load.model not in resident:
+            cause = "needed (counted by the bound)"
+        elif went:
+            cause = f"EXTRA: it had gone ({went[-1].reason} at {went[-1].at - first:.1f} s)"
+        else:
+            cause = "EXTRA: loaded again"
+        loaded_once.add(load.model)
+        events.append(
+            (load.started, f"{load.started - first:6.1f} s load {load.model} ({load.seconds:.1f} s): {cause}")
+        )
+    for unload in unloads:
+        events.append((unload.at, f"{unload.at - first:6.1f} s unload {unload.model} ({unload.reason})"))
+    return [text for _, text in sorted(events)]
 
 
 # ====================================================================== report
@@ -470,6 +526,10 @@ def render_workload(
         lines.append(f"  targets, {f.policy}: {marks}")
         all_checks |= {f"{workload} {f.policy}: {name}": ok for name, ok in checks.items()}
     for f in figs:
+        extra = sum("EXTRA" in line for line in f.trace)
+        lines.append(f"  loads and unloads, {f.policy} ({extra} loads above the bound):")
+        lines.extend(f"    {line}" for line in f.trace)
+    for f in figs:
         if f.refused or f.failed or f.unfinished:
             codes = ", ".join(f"{code} x{n}" for code, n in sorted(f.refusals.items()))
             lines.append(
@@ -513,6 +573,11 @@ def policy_system(config: str, fake: Any, policy: str, extra_env: dict[str, str]
         with started_system(config, fake, data_dir, **env) as system:
             yield system
     finally:
+        keep = os.environ.get("BENCH_SCHEDULING_LOGS")  # a folder for the system's logs (each claim's view)
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for log in data_dir.glob("*.log"):
+                shutil.copy(log, Path(keep) / f"{policy}-{log.name}")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -557,7 +622,7 @@ def measure(
     for policy in policies:
         progress(f"policy {policy}: starting the system")
         try:
-            with policy_system(args.config, fake, policy, args.system_env) as system:
+            with policy_system(args.config, fake, policy, args.env) as system:
                 for workload in workloads:
                     progress(f"policy {policy}: {WORKLOAD_TITLES[workload]}")
                     result = run_workload(system, workload, time_scale=args.time_scale, timeout=args.timeout)
@@ -586,6 +651,13 @@ def render(results: dict[str, dict[str, Figures | str]], args: argparse.Namespac
         f"  simulated GPU: {config.vram / 1e9:g} GB, {config.load_seconds_per_gb:g} s/GB to load, "
         f"{config.num_parallel} slots per model, at most {config.max_loaded_models} models; "
         f"answers of {ANSWER_TOKENS} tokens; time scale {args.time_scale:g}; figures in simulated seconds",
+        "  the system's settings: its defaults, but for "
+        + ", ".join(f"{name}={value}" for name, value in args.env.items())
+        + (
+            " (scheduler timers scaled to the simulated clock: their defaults times the time scale)"
+            if args.scaled
+            else ""
+        ),
         "",
     ]
     ok = True
@@ -630,7 +702,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--system-env wants NAME=VALUE, not {item!r}")
         env[name] = value
     args.system_env = env
+    args.scaled = scaled_timers(args.time_scale, given=env)
+    args.env = {**SYSTEM_ENV, **args.scaled, **env}
     return args
+
+
+def scaled_timers(time_scale: float, *, given: dict[str, str]) -> dict[str, str]:
+    """The scheduler's timers as the system would feel them at its defaults in real time.
+
+    The simulation runs ``1 / time_scale`` times as fast as the real clock,
+    the system's timers in real time: 30 s of aging would be 300 simulated
+    seconds at a scale of 0.1. So each default in ``SCALED_TIMERS`` is
+    multiplied by the scale (none at a scale of 1), unless ``--system-env``
+    sets it.
+    """
+    if time_scale == 1:
+        return {}
+    return {name: f"{default * time_scale:g}" for name, default in SCALED_TIMERS.items() if name not in given}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,9 @@ Queue positions and estimated waits shown to users are this same order
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 import statistics
 import threading
@@ -51,6 +53,7 @@ from trollama import events
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_SECONDS = 30.0  # an answer's length before any has been timed
+CLAIM_LOCK = 17_017  # PostgreSQL advisory lock that makes gpu-aware claims take turns
 
 
 def _seconds(value: datetime) -> float:
@@ -93,10 +96,22 @@ def _usable_hosts() -> list[OllamaHost]:
     return [host for host in OllamaHost.objects.filter(enabled=True) if host.breaker_state(now) != "open"]
 
 
-def build_snapshot(*, also: frozenset[str] = frozenset()) -> scheduling.Snapshot:
-    """The queue and the GPUs as the policy sees them. Reads Ollama (cached): call outside transactions.
+def read_gpus() -> None:
+    """Bring each usable host's cached ``/api/ps`` up to date (at most ``SCHEDULER_PS_TIMEOUT`` each).
 
-    ``also``: models whose sizes the caller needs besides those waiting or running.
+    Called outside transactions, before a snapshot is built inside one from the cache.
+    """
+    for host in _usable_hosts():
+        gpu.loaded_models(host.base_url)
+
+
+def build_snapshot(*, also: frozenset[str] = frozenset(), cached: bool = False) -> scheduling.Snapshot:
+    """The queue and the GPUs as the policy sees them.
+
+    Reads Ollama (cached for ``SCHEDULER_PS_CACHE``): call outside
+    transactions, or with ``cached`` after ``read_gpus`` (then it takes the
+    last read, however old, and asks no host). ``also``: models whose sizes the
+    caller needs besides those waiting or running.
     """
     waiting = _waiting()
     hosts = _usable_hosts()
@@ -105,27 +120,49 @@ def build_snapshot(*, also: frozenset[str] = frozenset()) -> scheduling.Snapshot
     # A request just claimed has no host or model of its own yet (routing names them): until then it counts
     # for the model expected at intake, on the only host when there is one.
     only = hosts[0].pk if len(hosts) == 1 else None
-    rows = Request.objects.filter(status__in=Request.RUNNING).values_list("host", "model", "expected_model")
-    for url, model, expected in rows:
+    generating: Counter[tuple[int, str]] = Counter()  # running requests that have had their first token
+    rows = Request.objects.filter(status__in=Request.RUNNING).values_list(
+        "host", "model", "expected_model", "first_token_at"
+    )
+    for url, model, expected, first_token_at in rows:
         host_id = ids_by_url.get(url, only if not url else None)
         if host_id is not None and (model or expected):
             running[(host_id, canonical_model_name(model or expected))] += 1
+            if first_token_at is not None:
+                generating[(host_id, canonical_model_name(model or expected))] += 1
     names = {w.model for w in waiting if w.model} | {model for _, model in running} | set(also)
     sizes = gpu.model_sizes(names, urls=[host.base_url for host in hosts])
     states = []
     for host in hosts:
-        loaded = gpu.loaded_models(host.base_url)
+        loaded = gpu.loaded_models(host.base_url, max_age=math.inf if cached else None)
         if loaded is None:
             states.append(scheduling.HostState(host.pk, None, 0, host.num_parallel, {}, known=False))
             continue
         learned = gpu.note_memory_seen(host, loaded)
+        # Slots: the admin's number, or more when one model was seen answering that many at once.
+        seen_parallel = max((n for (host_id, _), n in generating.items() if host_id == host.pk), default=0)
+        parallel = max(host.num_parallel, gpu.note_parallel_seen(host, seen_parallel))
         held = dict(loaded)
-        # A model being loaded for a running request is not in /api/ps yet, but its memory is spoken for.
+        # A model being loaded for a running request is not in /api/ps yet, but its memory is spoken for:
+        # the DB knows of the claim before Ollama shows the load.
+        loading = set()
         for (host_id, model), _ in running.items():
             if host_id == host.pk and model not in held:
                 held[model] = sizes.get(model, 0)
+                loading.add(model)
         budget = int(host.vram_budget_gb * gpu.GB) if host.vram_budget_gb else None
-        states.append(scheduling.HostState(host.pk, budget, learned, host.num_parallel, held))
+        states.append(
+            scheduling.HostState(
+                host.pk,
+                budget,
+                learned,
+                parallel,
+                held,
+                too_much=host.vram_too_much,
+                too_many=host.models_too_many,
+                loading=frozenset(loading),
+            )
+        )
     # The router's and the embedding model are wanted, like any model, while requests wait for them: those
     # only routing can place (a request pinned to a route needs neither).
     keep: frozenset[str] = frozenset()
@@ -139,6 +176,7 @@ def build_snapshot(*, also: frozenset[str] = frozenset()) -> scheduling.Snapshot
         sizes=sizes,
         hosts_for=gpu.hosts_having(names),
         keep=keep,
+        workers=settings.Q_WORKERS,
     )
 
 
@@ -162,12 +200,23 @@ def claim_next(*, take: Callable[[int], bool]) -> Claimed | None:
     (True when it did); it runs inside the claim's transaction, with the row
     locked on PostgreSQL.
     """
-    if settings.REQUEST_SCHEDULER == "fifo":
-        ranked = scheduling.fifo(_waiting())  # arrival order needs nothing from Ollama
-    else:
-        ranked = [r for r in order(build_snapshot()) if not r.held]
+    gpu_aware = settings.REQUEST_SCHEDULER != "fifo"
+    snapshot: scheduling.Snapshot | None = None
+    if gpu_aware:
+        read_gpus()  # outside the transaction: a slow host must not hold the claim lock
     skip_locked = connection.features.has_select_for_update_skip_locked
     with transaction.atomic():
+        if gpu_aware:
+            # The order is built inside the claim, after the claims before it: a snapshot taken outside
+            # would miss what other workers claimed meanwhile and send several of them to load models at
+            # once. SQLite's IMMEDIATE transaction already makes claims take turns; PostgreSQL takes a lock.
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK])
+            snapshot = build_snapshot(cached=True)
+            ranked = [r for r in order(snapshot) if not r.held]
+        else:
+            ranked = scheduling.fifo(_waiting())  # arrival order needs nothing from Ollama
         for choice in ranked:
             # One row at a time, so a worker claiming alongside skips only the row this one takes.
             row = Request.objects.filter(_claimable(), pk=choice.request_id)
@@ -175,10 +224,35 @@ def claim_next(*, take: Callable[[int], bool]) -> Claimed | None:
                 row = row.select_for_update(skip_locked=True)
             if row.values_list("pk", flat=True).first() is not None and take(choice.request_id):
                 logger.info(
-                    "Claimed request %s (%s, %s)", choice.request_id, choice.model or "model not known", choice.reason
+                    "Claimed request %s (%s, %s)%s",
+                    choice.request_id,
+                    choice.model or "model not known",
+                    choice.reason,
+                    _trace(snapshot, choice) if snapshot is not None else "",
                 )
                 return Claimed(choice.request_id, choice)
     return None
+
+
+def _trace(snapshot: scheduling.Snapshot, choice: scheduling.Ranked) -> str:
+    """What the claim saw: each host's models (GB, running), learned limits and the age of its /api/ps."""
+    parts = []
+    urls = {host.pk: host.base_url for host in _usable_hosts()}
+    for host in snapshot.hosts:
+        models = ", ".join(
+            f"{name} {size / gpu.GB:.1f}G x{snapshot.running.get((host.host_id, name), 0)}"
+            + (" loading" if name in host.loading else "")
+            for name, size in sorted(host.loaded.items())
+        )
+        age = gpu.cache_age(urls.get(host.host_id, ""))
+        parts.append(
+            f"host {host.host_id}: [{models}] slots {host.num_parallel} seen {host.learned_budget / gpu.GB:.1f}G"
+            f" too much {'-' if host.too_much is None else f'{host.too_much / gpu.GB:.1f}G'}"
+            f" too many {host.too_many or '-'} ps {'-' if age is None else f'{age:.2f}s'} old"
+        )
+    waiting = Counter(w.model for w in snapshot.waiting)
+    queue = ", ".join(f"{name or '?'} {count}" for name, count in waiting.most_common())
+    return f"; {'; '.join(parts)}; waiting: {queue}"
 
 
 def make_room(*, host_url: str, model: str) -> list[str]:
@@ -269,7 +343,9 @@ def publish_positions(*, force: bool = False) -> int:
             return 0
         _last_published = now
     snapshot = build_snapshot()
-    ranked = order(snapshot)
+    # A waiting request starts when a slot frees: its place is the order a worker freed by the answers running
+    # now would take (with them over, a loaded model's slot is free again), not the order for a worker free now.
+    ranked = order(dataclasses.replace(snapshot, running={}))
     waits = scheduling.estimate_waits(ranked, slots=_slots(snapshot), service_seconds=service_seconds())
     rows = Request.objects.filter(pk__in=[r.request_id for r in ranked])
     stored = {pk: (position, wait) for pk, position, wait in rows.values_list("pk", "queue_position", "wait_estimate")}

@@ -8,15 +8,36 @@ Cheapest to start first (the "class" of a request, lowest first):
 
 0. **overdue**: it has waited more than ``aging`` seconds beyond its
    first-in-first-out turn (``fifo_turn``: when arrival order would have
-   started it). Overdue requests go in arrival order, before everything else.
+   started it). Overdue requests go before everything else: among them, the
+   cheapest to start first (by the classes below), then the model whose
+   oldest request is oldest, a model's requests together. They are not held
+   back, except that one needing a load not known to fit waits while another
+   model is loading on that host; and one whose model's slots are all busy
+   (it could not start sooner for being claimed) goes after the requests that
+   can start at once, before the other busy ones.
 1. **loaded**: its model is loaded on a host that has a free parallel slot.
 2. **unknown**: its model is not known before routing (the classifier decides).
 3. **fits**: its model is not loaded but fits in the host's free memory.
-4. **busy**: its model is loaded, every slot busy (Ollama queues it behind them).
-5. **evict idle**: it needs memory that only models nobody waits for hold.
-6. **evict wanted**: it would push out a model that others wait for or use.
-   With a VRAM budget set by the operator and work still running on that host,
-   such a request is held back (not claimed) until memory frees or it is overdue.
+4. **might fit**: with no VRAM budget set, nobody knows yet whether it fits
+   (more than the host was ever seen to hold, less than what once made Ollama
+   evict): it is tried, one load at a time per host, since a worker left idle
+   costs as much as the swap it might cause, and what happens is learned.
+   Held back, though, when it could only fit by pushing out a model in use or
+   waited for while the models in use already have a slot for every worker.
+5. **busy**: its model is loaded, every slot busy (Ollama queues it behind them).
+6. **evict idle**: it needs memory that only models nobody waits for hold.
+7. **evict wanted**: it would push out a model that others wait for or use.
+   When the host's memory is known to be too small for it (a VRAM budget set
+   by the operator, or an eviction seen at that much memory or that many
+   models) and work still runs there, it is held back (not claimed) until
+   memory frees or it is overdue: a swap the queue does not need costs a load
+   now and another when the pushed-out model's requests come back.
+
+A model that a claimed request is loading counts as loaded (its memory is
+spoken for) although ``/api/ps`` does not show it yet, and while one is
+loading on a host nothing else that is not known to fit starts loading there:
+Ollama loads one model at a time, and a second guess taken on a view a load
+is about to change is how several workers swap out each other's models.
 
 Within a class, models with more waiting requests come first (then the oldest
 request), and within a model users take turns: a user's n-th waiting request
@@ -30,12 +51,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-OVERDUE, LOADED, UNKNOWN, FITS, BUSY, EVICT_IDLE, EVICT_WANTED = range(7)
+OVERDUE, LOADED, UNKNOWN, FITS, MIGHT_FIT, BUSY, EVICT_IDLE, EVICT_WANTED = range(8)
 CLASS_NAMES = {
     OVERDUE: "overdue",
     LOADED: "model loaded, slot free",
     UNKNOWN: "model chosen when it starts",
     FITS: "model fits in free memory",
+    MIGHT_FIT: "model might fit (memory not known yet)",
     BUSY: "model loaded, slots busy",
     EVICT_IDLE: "needs memory of idle models",
     EVICT_WANTED: "needs memory that others use",
@@ -59,13 +81,33 @@ class HostState:
     budget: int | None
     learned_budget: int  # the most memory /api/ps ever showed in use at once
     num_parallel: int
-    loaded: dict[str, int]  # model -> bytes it holds
+    loaded: dict[str, int]  # model -> bytes it holds (or is loading for a claimed request)
     known: bool = True  # False when /api/ps could not be read: nothing is known about this host
+    # Learned when no budget is set: the least memory, and the fewest models, whose loading made Ollama
+    # evict a model it still had a use for (None: never seen).
+    too_much: int | None = None
+    too_many: int | None = None
+    loading: frozenset[str] = frozenset()  # models claimed requests are loading (not in /api/ps yet)
 
     def capacity(self) -> int | None:
+        """The most memory models may take here: the budget, else just under what was seen not to fit."""
         if self.budget is not None:
             return self.budget
+        if self.too_much is not None:
+            return max(self.too_much - 1, self.learned_budget)
         return self.learned_budget or None
+
+    def fit(self, *, used: int, models: int) -> bool | None:
+        """Whether ``models`` models holding ``used`` bytes fit here: True, False, or None when not known."""
+        if self.too_many is not None and models >= self.too_many:
+            return False
+        if self.budget is not None:
+            return used <= self.budget
+        if self.too_much is not None and used >= self.too_much:
+            return False
+        if models <= 1 or used <= self.learned_budget:
+            return True  # one model alone always loads (Ollama spills what does not fit onto the CPU)
+        return None
 
 
 @dataclass(frozen=True)
@@ -77,6 +119,7 @@ class Snapshot:
     # model -> the hosts that have it; a model missing here may run on any host.
     hosts_for: dict[str, tuple[int, ...]] = field(default_factory=dict)
     keep: frozenset[str] = frozenset()  # models the pipeline itself needs (router, embeddings)
+    workers: int = 0  # requests the workers run at once (0: not known)
 
 
 @dataclass(frozen=True)
@@ -110,28 +153,40 @@ def _classify(snapshot: Snapshot, model: str, wanted: set[str], *, know_gpu: boo
         return UNKNOWN, None, False
     options: list[tuple[int, int | None, bool]] = []
     for host in hosts:
+        option: tuple[int, int | None, bool]
         if model in host.loaded:
             running = snapshot.running.get((host.host_id, model), 0)
             option = (LOADED if running < host.num_parallel else BUSY, host.host_id, False)
         else:
-            size = snapshot.sizes.get(model, 0)
-            used = sum(host.loaded.values())
-            capacity = host.capacity()
-            in_use = {name for name in host.loaded if snapshot.running.get((host.host_id, name), 0)}
-            idle = sum(b for name, b in host.loaded.items() if name not in in_use and name not in wanted)
-            if capacity is None:
-                # Nothing known about its memory: loading is fine on an empty host, else worth less than waiting.
-                option = (FITS if not host.loaded else EVICT_IDLE, host.host_id, False)
-            elif used + size <= capacity:
-                option = (FITS, host.host_id, False)
-            elif used - idle + size <= capacity:
-                option = (EVICT_IDLE, host.host_id, False)
-            else:
-                hold = host.budget is not None and _running_on(snapshot, host.host_id) > 0
-                option = (EVICT_WANTED, host.host_id, hold)
+            option = _classify_load(snapshot, host, model, wanted)
         options.append(option)
     # The cheapest host; between equals, one where it need not be held back.
     return min(options, key=lambda o: (o[0], o[2]))
+
+
+def _classify_load(snapshot: Snapshot, host: HostState, model: str, wanted: set[str]) -> tuple[int, int | None, bool]:
+    """(class, host, held) for loading ``model`` on ``host``, where it is not loaded."""
+    size = snapshot.sizes.get(model, 0)
+    used = sum(host.loaded.values())
+    count = len(host.loaded)
+    in_use = {name for name in host.loaded if snapshot.running.get((host.host_id, name), 0)}
+    idle = {name: b for name, b in host.loaded.items() if name not in in_use and name not in wanted}
+    busy_host = _running_on(snapshot, host.host_id) > 0
+    fits = host.fit(used=used + size, models=count + 1)
+    if fits:
+        return FITS, host.host_id, False
+    after_release = host.fit(used=used - sum(idle.values()) + size, models=count - len(idle) + 1)
+    if fits is None:
+        # Nobody knows: try it, one load at a time per host. Should it not fit, Ollama evicts idle models first;
+        # when those would not make room, it pushes out a model in use or waited for, a risk worth taking only
+        # while the models in use leave workers without work (their slots fewer than the workers).
+        in_use_slots = host.num_parallel * sum(1 for name in host.loaded if name in in_use or name in wanted)
+        crowded = not after_release and busy_host and 0 < snapshot.workers <= in_use_slots
+        return MIGHT_FIT, host.host_id, bool(host.loading) or crowded
+    if after_release:
+        return EVICT_IDLE, host.host_id, False
+    # Known not to fit without pushing out a model in use or waited for: wait for memory while work runs.
+    return EVICT_WANTED, host.host_id, busy_host
 
 
 def rank(snapshot: Snapshot, *, now: float, aging: float) -> list[Ranked]:
@@ -147,13 +202,22 @@ def rank(snapshot: Snapshot, *, now: float, aging: float) -> list[Ranked]:
     }
 
     turns = _turns(snapshot.waiting)
+    loading_hosts = {host.host_id for host in snapshot.hosts if host.loading}
     keyed = []
     for w in snapshot.waiting:
         cls, host, held = classes[w.model]
         overdue = w.fifo_turn is not None and now - w.fifo_turn > aging
         if overdue:
-            cls, held = OVERDUE, False
-            key: tuple[float, ...] = (OVERDUE, 0, w.queued_at, 0, w.queued_at, w.request_id)
+            # Before everything else, but the cheapest to start among them first and a model's together:
+            # overdue requests in plain arrival order would swap models at every claim. One whose model's
+            # slots are all busy cannot start sooner for being claimed now (it would queue in Ollama and
+            # hold a worker another model could use), so it goes after what can start at once.
+            first: float = BUSY - 0.5 if cls == BUSY else OVERDUE
+            key: tuple[float, ...] = (first, cls, oldest[w.model], 0, w.queued_at, w.request_id)
+            # Never held back, but a guess or a swap waits while another model loads there (Ollama loads one
+            # at a time, and one overdue swap claimed behind another is how four models get asked for at once).
+            held = cls in (MIGHT_FIT, EVICT_WANTED) and host in loading_hosts
+            cls = OVERDUE
         elif not know_gpu:
             # A host did not answer /api/ps: first in, first out (overdue requests still go first).
             key = (cls, 0, 0, 0, w.queued_at, w.request_id)
@@ -192,29 +256,31 @@ def fifo(waiting: Sequence[Waiting]) -> list[Ranked]:
 
 
 def to_release(snapshot: Snapshot, host_id: int, model: str) -> list[str]:
-    """Idle models to unload on ``host_id`` before loading ``model`` there, least wanted first.
+    """Idle models to unload on ``host_id`` before loading ``model`` there, largest first.
 
-    Models someone waits for, that run, or that the pipeline keeps are never
-    chosen; an empty list when ``model`` fits already or nothing idle helps.
+    Only when ``model`` is known not to fit beside what is loaded (a budget, or
+    an eviction seen at that much memory or that many models), and only as many
+    as it takes. Models someone waits for, that run, or that the pipeline keeps
+    are never chosen; an empty list when ``model`` fits already (or might) or
+    nothing idle helps.
     """
     host = next((h for h in snapshot.hosts if h.host_id == host_id), None)
     if host is None:
         return []
-    capacity = host.capacity()
-    if capacity is None:
-        return []
     wanted = {w.model for w in snapshot.waiting if w.model} | set(snapshot.keep)
     others = {name: size for name, size in host.loaded.items() if name != model}
-    need = sum(others.values()) + snapshot.sizes.get(model, host.loaded.get(model, 0)) - capacity
+    size = snapshot.sizes.get(model, host.loaded.get(model, 0))
+    if host.fit(used=sum(others.values()) + size, models=len(others) + 1) is not False:
+        return []
     chosen: list[str] = []
-    for name, size in sorted(others.items(), key=lambda item: -item[1]):
-        if need <= 0:
-            break
+    for name in sorted(others, key=lambda name: -others[name]):
         if name in wanted or snapshot.running.get((host_id, name), 0):
             continue
         chosen.append(name)
-        need -= size
-    return chosen if need <= 0 else []
+        left = {n: b for n, b in others.items() if n not in chosen}
+        if host.fit(used=sum(left.values()) + size, models=len(left) + 1) is not False:
+            return chosen
+    return []
 
 
 def estimate_waits(order: Sequence[Ranked], *, slots: int, service_seconds: float) -> dict[int, float]:

@@ -120,7 +120,17 @@ class OllamaHostAdmin(admin.ModelAdmin):
         "synced_at",
     ]
     list_editable = ["enabled", "vram_budget_gb", "num_parallel"]
-    readonly_fields = ["consecutive_failures", "breaker_opened_at", "last_error", "synced_at", "reachable", "vram_seen"]
+    readonly_fields = [
+        "consecutive_failures",
+        "breaker_opened_at",
+        "last_error",
+        "synced_at",
+        "reachable",
+        "vram_seen",
+        "vram_too_much",
+        "models_too_many",
+        "parallel_seen",
+    ]
     actions = [sync_selected_hosts]
 
     @admin.display(description="circuit breaker")

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from django.conf import settings
@@ -36,9 +36,27 @@ class Loaded:
 
     models: dict[str, int] | None
     read_at: float
+    expires: dict[str, float] = field(default_factory=dict)  # model -> when Ollama means to unload it (epoch)
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """Between two reads of a host, a model Ollama still meant to keep went and another came: room ran out.
+
+    ``demanded``: what the models before plus the newcomers would have held;
+    ``models``: how many they were.
+    """
+
+    url: str
+    gone: tuple[str, ...]
+    came: tuple[str, ...]
+    demanded: int
+    models: int
 
 
 _cache: dict[str, Loaded] = {}
+_previous: dict[str, Loaded] = {}  # the last answered read of each host, to see evictions between reads
+_released: dict[str, set[str]] = {}  # models this process asked a host to unload (not evictions)
 _lock = threading.Lock()
 # What each model held the last time a host showed it loaded: a better guess of what loading it costs than its file.
 _seen_sizes: dict[str, int] = {}
@@ -53,7 +71,7 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _read_ps(url: str) -> dict[str, int] | None:
+def _read_ps(url: str) -> tuple[dict[str, int], dict[str, float]] | None:
     try:
         client = shared_sync_client(url, read_timeout=settings.SCHEDULER_PS_TIMEOUT)
         response = client.ps()
@@ -64,10 +82,34 @@ def _read_ps(url: str) -> dict[str, int] | None:
         logger.info("Could not read /api/ps of %s: %s", url, exc)
         return None
     loaded: dict[str, int] = {}
+    expires: dict[str, float] = {}
     for model in response.models:
         name = canonical_model_name(model.model or "")
         loaded[name] = int(model.size_vram or model.size or 0)
-    return loaded
+        if model.expires_at is not None:
+            expires[name] = model.expires_at.timestamp()
+    return loaded, expires
+
+
+def find_eviction(url: str, before: Loaded, after: Loaded, *, released: set[str], now: float) -> Eviction | None:
+    """An eviction between two reads of ``url``, if one shows (pure; see ``Eviction``).
+
+    A model that went before its ``expires_at`` (by more than a second, for
+    clocks) and that this process did not release was pushed out, when
+    another model came in its place.
+    """
+    if before.models is None or after.models is None:
+        return None
+    gone = tuple(
+        name
+        for name in before.models
+        if name not in after.models and name not in released and before.expires.get(name, now + 3600) > now + 1
+    )
+    came = tuple(name for name in after.models if name not in before.models)
+    if not gone or not came:
+        return None
+    demanded = sum(before.models.values()) + sum(after.models[name] for name in came)
+    return Eviction(url, gone, came, demanded, len(before.models) + len(came))
 
 
 def loaded_models(url: str, *, max_age: float | None = None) -> dict[str, int] | None:
@@ -78,12 +120,31 @@ def loaded_models(url: str, *, max_age: float | None = None) -> dict[str, int] |
         cached = _cache.get(url)
     if cached is not None and now - cached.read_at < max_age:
         return cached.models
-    models = _read_ps(url)
+    read = _read_ps(url)
+    models, expires = read if read is not None else (None, {})
+    fresh = Loaded(models, time.monotonic(), expires)
+    eviction = None
     with _lock:
-        _cache[url] = Loaded(models, time.monotonic())
+        _cache[url] = fresh
+        if models is not None:
+            before = _previous.get(url)
+            released = _released.get(url, set())
+            if before is not None:
+                eviction = find_eviction(url, before, fresh, released=released, now=time.time())
+            released -= set(released) - set(models)  # gone as asked: nothing left to tell apart
+            _previous[url] = fresh
         if models:
             _seen_sizes.update({name: size for name, size in models.items() if size})
+    if eviction is not None:
+        note_eviction(eviction)
     return models
+
+
+def cache_age(url: str) -> float | None:
+    """Seconds since ``url``'s cached ``/api/ps`` was read; None when it never was."""
+    with _lock:
+        cached = _cache.get(url)
+    return None if cached is None else time.monotonic() - cached.read_at
 
 
 def cached_loaded(url: str) -> dict[str, int]:
@@ -102,14 +163,62 @@ def forget(url: str | None = None) -> None:
             _seen_sizes.clear()
         else:
             _cache.pop(url, None)
+    if url is None:
+        with _lock:
+            _previous.clear()
+            _released.clear()
+
+
+def note_eviction(eviction: Eviction) -> None:
+    """Learn from an eviction: that much memory does not fit on the host, or (when it fitted before) that many models.
+
+    Stored on the host (the least seen), so every worker process knows it; the
+    policy then holds back what is known not to fit (``HostState.fit``).
+    """
+    logger.info(
+        "Ollama on %s evicted %s to load %s (%s models, %.1f GB asked for)",
+        eviction.url,
+        ", ".join(eviction.gone),
+        ", ".join(eviction.came),
+        eviction.models,
+        eviction.demanded / GB,
+    )
+    for host in OllamaHost.objects.all():
+        if host.base_url != eviction.url:
+            continue
+        if eviction.demanded <= host.vram_seen:
+            # That much memory was seen in use at once: the number of models is what ran out.
+            if host.models_too_many is None or eviction.models < host.models_too_many:
+                OllamaHost.objects.filter(pk=host.pk).update(models_too_many=eviction.models)
+        elif host.vram_too_much is None or eviction.demanded < host.vram_too_much:
+            OllamaHost.objects.filter(pk=host.pk).update(vram_too_much=eviction.demanded)
+
+
+def note_parallel_seen(host: OllamaHost, generating: int) -> int:
+    """Raise the host's learned parallel slots to ``generating`` answers seen at once for one model."""
+    if generating > host.parallel_seen:
+        OllamaHost.objects.filter(pk=host.pk, parallel_seen__lt=generating).update(parallel_seen=generating)
+        host.parallel_seen = generating
+    return host.parallel_seen
 
 
 def note_memory_seen(host: OllamaHost, loaded: dict[str, int]) -> int:
-    """Raise the host's learned budget to what it holds now; returns the learned budget."""
+    """Raise the host's learned budget to what it holds now; returns the learned budget.
+
+    A host seen holding as much as (or as many models as) an eviction once
+    said would not fit has more room now (another GPU, another setting): that
+    lesson is dropped.
+    """
     total = sum(loaded.values())
     if total > host.vram_seen:
         OllamaHost.objects.filter(pk=host.pk, vram_seen__lt=total).update(vram_seen=total)
         host.vram_seen = total
+    if host.vram_too_much is not None and total >= host.vram_too_much:
+        OllamaHost.objects.filter(pk=host.pk).update(vram_too_much=None)
+        host.vram_too_much = None
+    if host.models_too_many is not None and len(loaded) >= host.models_too_many:
+        OllamaHost.objects.filter(pk=host.pk).update(models_too_many=None)
+        host.models_too_many = None
     return host.vram_seen
 
 
@@ -167,6 +276,8 @@ def hosts_having(names: set[str]) -> dict[str, tuple[int, ...]]:
 
 def release(url: str, model: str) -> bool:
     """Ask ``url`` to unload ``model`` now (Ollama's ``keep_alive: 0``); False when it could not be asked."""
+    with _lock:
+        _released.setdefault(url, set()).add(canonical_model_name(model))  # its going is no eviction
     try:
         shared_sync_client(url, read_timeout=settings.SCHEDULER_PS_TIMEOUT * 10).generate(model=model, keep_alive=0)
     except Exception as exc:  # best effort: Ollama evicts on its own when it must

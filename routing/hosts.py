@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from routing.models import OllamaHost, OllamaModel
+from routing.models import OllamaHost, OllamaModel, Route
 
 logger = logging.getLogger(__name__)
 
@@ -129,3 +129,22 @@ def model_capabilities(model: str) -> dict[str, bool] | None:
 
 def known_model_names() -> set[str]:
     return set(OllamaModel.objects.filter(available=True, host__enabled=True).values_list("name", flat=True))
+
+
+def context_for_model(model: str) -> int | None:
+    """The ``num_ctx`` the enabled routes run ``model`` with (a keep-warm route's first, else the largest).
+
+    Ollama reloads a loaded model asked for with another ``num_ctx``, so every
+    call that is not a route's own answer (the warm-up, the classifier) asks
+    with this one to find the model as the answers will want it. None when no
+    enabled route uses ``model``.
+    """
+    name = canonical_model_name(model)
+    rows = [
+        (keep_warm, size)
+        for route_model, keep_warm, size in Route.objects.filter(enabled=True).values_list(
+            "model", "keep_warm", "context_size"
+        )
+        if canonical_model_name(route_model) == name
+    ]
+    return max(rows)[1] if rows else None

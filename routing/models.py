@@ -55,6 +55,18 @@ class OllamaHost(models.Model):
     vram_seen = models.PositiveBigIntegerField(
         default=0, help_text="The most memory (bytes) /api/ps showed in use at once; the scheduler's learned budget."
     )
+    # Learned by the scheduler when no budget is set (see conversations.scheduling.HostState.fit).
+    vram_too_much = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The least memory (bytes) whose loading made Ollama evict a model it still used; learned.",
+    )
+    models_too_many = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The fewest models whose loading made Ollama evict one; learned."
+    )
+    parallel_seen = models.PositiveSmallIntegerField(
+        default=0, help_text="The most answers one model was seen generating at once here; learned."
+    )
 
     class Meta:
         ordering = ["pk"]

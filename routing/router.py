@@ -329,7 +329,8 @@ def classify(request: Request, routes: dict[str, Route], config: RouterSettings,
             format=decisions.classifier_schema(list(routes)),
             stream=False,
             think=think,
-            options={"temperature": 0},
+            # The routes' num_ctx when they share the router's model: another would make Ollama reload it.
+            options={"temperature": 0, **({"num_ctx": num_ctx} if (num_ctx := hosts.context_for_model(model)) else {})},
             keep_alive=config.router_keep_alive or None,
         )
     except (ollama.ResponseError, httpx.HTTPError, ConnectionError) as exc:

@@ -30,7 +30,10 @@ def warm_up() -> list[Warmed]:
     """Load the router model and every ``keep_warm`` route's model with its keep-alive.
 
     An empty generate request is Ollama's documented way to load a model
-    without answering anything.
+    without answering anything. It asks for the context size the model's
+    routes use (``context_for_model``): Ollama reloads a model asked for with
+    another ``num_ctx``, so a warm-up with its own default would cost the first
+    real answer a second load.
     """
     wanted: dict[str, str] = {}
     router = RouterSettings.current()
@@ -46,7 +49,9 @@ def warm_up() -> list[Warmed]:
             continue
         client = sync_client(choice.url)
         try:
-            client.generate(model=model, prompt="", keep_alive=keep_alive or None)
+            num_ctx = hosts.context_for_model(model)
+            options = {"num_ctx": num_ctx} if num_ctx else None
+            client.generate(model=model, prompt="", keep_alive=keep_alive or None, options=options)
             results.append(Warmed(model, keep_alive, host=choice.url))
         except (ollama.ResponseError, httpx.HTTPError, ConnectionError) as exc:
             logger.warning("Could not warm %s on %s: %s", model, choice.url, exc)

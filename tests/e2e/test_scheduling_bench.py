@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,10 +23,13 @@ from bench.scheduling import (
     burst,
     configure_fake,
     heavy,
+    load_trace,
     lower_bound,
     policy_system,
     run_workload,
+    scaled_timers,
     stream,
+    waves,
     workers_of,
 )
 from tests.fake_ollama import GB, FakeOllama
@@ -71,6 +75,43 @@ class LowerBoundTests:
         assert (bound.loads, bound.load_seconds) == (0, 0.0)
         assert bound.parts["work"] == 5.0
         assert bound.makespan == 34.0  # the last arrival at 30 s, then at least the shortest answer of its model
+
+
+class WavesTests:
+    def test_four_waves_of_nine_each_over_three_routes(self) -> None:
+        arrivals = waves()
+        assert len(arrivals) == 36
+        for wave in range(4):
+            inside = [a for a in arrivals if 30.0 * wave <= a.at <= 30.0 * wave + 3.0]
+            assert len(inside) == 9 and len({a.route for a in inside}) == 3
+
+
+class ScaledTimerTests:
+    def test_the_schedulers_timers_follow_the_time_scale_unless_given(self) -> None:
+        assert scaled_timers(0.1, given={}) == {"SCHEDULER_AGING": "3", "SCHEDULER_PS_CACHE": "0.1"}
+        assert scaled_timers(0.1, given={"SCHEDULER_AGING": "30"}) == {"SCHEDULER_PS_CACHE": "0.1"}
+        assert scaled_timers(1, given={}) == {}
+
+
+class LoadTraceTests:
+    def test_each_load_above_the_bound_is_put_down_to_how_its_model_went(self) -> None:
+        from tests.fake_ollama.gpu import Load, Unload
+
+        gpu = SimpleNamespace(
+            loads=[Load("a:1b", 1.0, 3.0), Load("b:1b", 4.0, 9.0), Load("a:1b", 10.0, 12.0), Load("c:1b", 12.0, 13.0)],
+            unloads=[Unload("a:1b", 4.0, "evicted"), Unload("c:1b", 11.0, "expired")],
+        )
+
+        trace = load_trace(gpu, start=0.0, first=0.0, resident={"c:1b"})
+
+        loads = [line for line in trace if " load " in line]
+        assert [line.split(": ", 1)[1] for line in loads] == [
+            "needed (counted by the bound)",
+            "needed (counted by the bound)",
+            "EXTRA: it had gone (evicted at 4.0 s)",
+            "EXTRA: it had gone (expired at 11.0 s)",
+        ]
+        assert sum(" unload " in line for line in trace) == 2
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pipeline.scheduling import (
     EVICT_WANTED,
     FITS,
     LOADED,
+    MIGHT_FIT,
     OVERDUE,
     UNKNOWN,
     HostState,
@@ -113,7 +114,7 @@ class RankTests:
         ranked = rank(snapshot, now=NOW, aging=30)
         assert [(r.request_id, r.rank, r.held) for r in ranked] == [(2, BUSY, False), (1, EVICT_WANTED, True)]
 
-    def test_without_a_set_budget_nothing_is_held_back(self) -> None:
+    def test_without_a_budget_a_model_beyond_what_was_seen_might_fit_and_is_tried(self) -> None:
         snapshot = Snapshot(
             waiting=[waiting(1, "big:15b")],
             hosts=[HostState(1, None, 12 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB})],
@@ -121,7 +122,88 @@ class RankTests:
             sizes=SIZES,
         )
         (ranked,) = rank(snapshot, now=NOW, aging=30)
-        assert ranked.rank == EVICT_WANTED and not ranked.held
+        assert ranked.rank == MIGHT_FIT and not ranked.held
+
+    def test_a_model_that_might_fit_ranks_before_queueing_behind_busy_slots(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "mid:8b"), waiting(2, "small:3b")],
+            hosts=[HostState(1, None, 6 * GB, 1, {"mid:8b": 6 * GB})],
+            running={(1, "mid:8b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(2, MIGHT_FIT), (1, BUSY)]
+
+    def test_while_a_claimed_request_loads_its_model_no_other_guess_is_loaded_on_that_host(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "small:3b"), waiting(2, "other:7b")],
+            # mid:8b is loading for a claimed request (the DB knows; /api/ps may not show it yet).
+            hosts=[
+                HostState(1, None, 6 * GB, 2, {"big:15b": 15 * GB, "mid:8b": 6 * GB}, loading=frozenset({"mid:8b"}))
+            ],
+            running={(1, "big:15b"): 2, (1, "mid:8b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert {(r.rank, r.held) for r in ranked} == {(MIGHT_FIT, True)}
+
+    def test_a_request_claimed_but_not_yet_in_api_ps_fills_its_models_second_slot(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b")],
+            hosts=[
+                HostState(1, None, 15 * GB, 2, {"big:15b": 15 * GB, "mid:8b": 6 * GB}, loading=frozenset({"mid:8b"}))
+            ],
+            running={(1, "big:15b"): 2, (1, "mid:8b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(2, LOADED), (1, BUSY)]
+
+    def test_memory_seen_to_make_ollama_evict_is_not_tried_again_while_work_runs(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b"), waiting(3, "other:7b")],
+            hosts=[HostState(1, None, 12 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB}, too_much=26 * GB)],
+            running={(1, "mid:8b"): 2, (1, "other:7b"): 2},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank, r.held) for r in ranked] == [
+            (2, BUSY, False),
+            (3, BUSY, False),
+            (1, EVICT_WANTED, True),
+        ]
+
+    def test_a_model_count_seen_to_make_ollama_evict_is_not_tried_again_while_work_runs(self) -> None:
+        loaded = {"mid:8b": 6 * GB, "other:7b": 5 * GB}
+        snapshot = Snapshot(
+            waiting=[waiting(1, "small:3b"), waiting(2, "mid:8b"), waiting(3, "other:7b")],
+            hosts=[HostState(1, None, 20 * GB, 2, loaded, too_many=3)],
+            running={(1, "mid:8b"): 2, (1, "other:7b"): 2},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert ranked[-1].request_id == 1 and ranked[-1].rank == EVICT_WANTED and ranked[-1].held
+
+    def test_a_held_back_request_that_becomes_overdue_goes_first(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b", turn=NOW - 31), waiting(2, "mid:8b")],
+            hosts=[HostState(1, None, 12 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB}, too_much=26 * GB)],
+            running={(1, "mid:8b"): 2, (1, "other:7b"): 2},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank, r.held) for r in ranked] == [(1, OVERDUE, False), (2, BUSY, False)]
+
+    def test_with_nothing_running_a_model_known_not_to_fit_is_not_held(self) -> None:
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b")],
+            hosts=[HostState(1, None, 12 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB}, too_much=26 * GB)],
+            running={},
+            sizes=SIZES,
+        )
+        (ranked,) = rank(snapshot, now=NOW, aging=30)
+        # Both loaded models are idle and nobody waits for them: make_room unloads them first.
+        assert ranked.rank == EVICT_IDLE and not ranked.held
 
     def test_memory_of_idle_models_nobody_waits_for_counts_as_free_to_take(self) -> None:
         snapshot = Snapshot(
@@ -240,3 +322,99 @@ class EstimateTests:
         )
         waits = estimate_waits(rank(snapshot, now=NOW, aging=30), slots=2, service_seconds=10)
         assert [waits[n] for n in range(1, 6)] == [5, 5, 15, 15, 25]
+
+
+class LearnedCapacityTests:
+    def test_one_model_alone_always_fits_and_what_was_seen_in_use_fits_again(self) -> None:
+        host_state = HostState(1, None, 19 * GB, 2, {})
+        assert host_state.fit(used=30 * GB, models=1) is True
+        assert host_state.fit(used=19 * GB, models=3) is True
+        assert host_state.fit(used=20 * GB, models=2) is None
+
+    def test_an_eviction_seen_at_some_memory_or_model_count_means_it_does_not_fit(self) -> None:
+        host_state = HostState(1, None, 19 * GB, 2, {}, too_much=28 * GB, too_many=4)
+        assert host_state.fit(used=28 * GB, models=2) is False
+        assert host_state.fit(used=10 * GB, models=4) is False
+        assert host_state.fit(used=25 * GB, models=2) is None
+
+    def test_idle_models_are_released_only_when_the_model_is_known_not_to_fit(self) -> None:
+        loaded = {"mid:8b": 6 * GB, "other:7b": 5 * GB}
+        unknown = Snapshot(waiting=[], hosts=[HostState(1, None, 11 * GB, 2, loaded)], running={}, sizes=SIZES)
+        known = Snapshot(
+            waiting=[], hosts=[HostState(1, None, 11 * GB, 2, loaded, too_much=24 * GB)], running={}, sizes=SIZES
+        )
+        assert to_release(unknown, 1, "big:15b") == []
+        assert to_release(known, 1, "big:15b") == ["mid:8b"]
+
+    def test_too_many_models_releases_an_idle_one_though_memory_would_do(self) -> None:
+        loaded = {"mid:8b": 6 * GB, "other:7b": 5 * GB}
+        snapshot = Snapshot(
+            waiting=[waiting(1, "small:3b"), waiting(2, "mid:8b")],
+            hosts=[HostState(1, None, 20 * GB, 2, loaded, too_many=3)],
+            running={},
+            sizes=SIZES,
+        )
+        assert to_release(snapshot, 1, "small:3b") == ["other:7b"]
+
+
+class OverdueTests:
+    def test_overdue_requests_start_cheapest_first_and_a_models_together(self) -> None:
+        late = NOW - 40
+        snapshot = Snapshot(
+            waiting=[
+                waiting(1, "big:15b", at=1.0, turn=late),
+                waiting(2, "mid:8b", at=2.0, turn=late),
+                waiting(3, "big:15b", at=3.0, turn=late),
+                waiting(4, "small:3b", at=4.0),
+            ],
+            hosts=[host(loaded={"mid:8b": 6 * GB}, budget=20 * GB)],
+            running={(1, "mid:8b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(2, OVERDUE), (1, OVERDUE), (3, OVERDUE), (4, FITS)]
+
+    def test_an_overdue_swap_waits_while_another_model_loads_on_its_host(self) -> None:
+        late = NOW - 40
+        loaded = {"mid:8b": 6 * GB, "other:7b": 5 * GB}
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b", turn=late), waiting(2, "mid:8b", turn=late)],
+            hosts=[HostState(1, None, 11 * GB, 2, loaded, too_much=24 * GB, loading=frozenset({"other:7b"}))],
+            running={(1, "mid:8b"): 1, (1, "other:7b"): 1},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank, r.held) for r in ranked] == [(2, OVERDUE, False), (1, OVERDUE, True)]
+
+    def test_an_overdue_request_behind_busy_slots_lets_a_model_that_can_start_go_first(self) -> None:
+        late = NOW - 40
+        snapshot = Snapshot(
+            waiting=[waiting(1, "mid:8b", turn=late), waiting(2, "small:3b", at=50.0), waiting(3, "mid:8b", at=60.0)],
+            hosts=[host(loaded={"mid:8b": 6 * GB}, budget=20 * GB)],
+            running={(1, "mid:8b"): 2},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(2, FITS), (1, OVERDUE), (3, BUSY)]
+
+
+class MightFitTests:
+    def snapshot(self, *, workers: int, waiting_for_both: bool) -> Snapshot:
+        queue = [waiting(1, "big:15b"), waiting(2, "mid:8b")]
+        if waiting_for_both:
+            queue.append(waiting(3, "other:7b"))
+        return Snapshot(
+            waiting=queue,
+            hosts=[HostState(1, None, 11 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB})],
+            running={(1, "mid:8b"): 2, (1, "other:7b"): 2},
+            sizes=SIZES,
+            workers=workers,
+        )
+
+    def test_a_guess_that_could_push_out_a_model_in_use_waits_while_those_models_keep_every_worker_busy(self) -> None:
+        ranked = rank(self.snapshot(workers=4, waiting_for_both=True), now=NOW, aging=30)
+        assert [(r.request_id, r.rank, r.held) for r in ranked][-1] == (1, MIGHT_FIT, True)
+
+    def test_with_more_workers_than_the_loaded_models_slots_the_guess_is_tried(self) -> None:
+        ranked = rank(self.snapshot(workers=6, waiting_for_both=True), now=NOW, aging=30)
+        assert (ranked[0].request_id, ranked[0].rank, ranked[0].held) == (1, MIGHT_FIT, False)

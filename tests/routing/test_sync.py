@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 
-from routing.models import OllamaHost, OllamaModel
+from routing.models import OllamaHost, OllamaModel, Route
 from routing.sync import sync_models
 from routing.tasks import sync_models as sync_models_task
 from tests import personas
@@ -92,6 +92,12 @@ class SyncModelsTests:
 
         assert "warm gpt-oss:20b (keep_alive 30m): loaded" in out.getvalue()
         assert "gpt-oss:20b" in fake_ollama.loaded_models
+        # With the context size its route will ask for: Ollama reloads a model asked for with another num_ctx.
+        (warm,) = [
+            r for r in fake_ollama.requests if r.path == "/api/generate" and r.body.get("model") == "gpt-oss:20b"
+        ]
+        general = Route.objects.get(slug="general")
+        assert warm.body["options"]["num_ctx"] == general.context_size
 
     def test_an_unknown_host_name_is_an_error(self, fake_ollama):
         with pytest.raises(CommandError, match="Unknown host"):
