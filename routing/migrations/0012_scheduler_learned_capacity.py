@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('routing', '0010_scheduler_host_memory_and_slots'),
+        ('routing', '0011_public_corpus_route_examples'),
     ]
 
     operations = [
