@@ -204,7 +204,9 @@ class KnowledgeBotTests:
         index_on(fake_discord, private)
         fake_discord.send_message("mod", private, "The secret launch date is June 3")
         embedded(system, 1)
-        question = "what is the secret launch date?"
+        # Only the private message holds these words: the fake's hashed bag of words rates shared function words
+        # ("what is the … date") as similar, and other tests' channels (the same guild) are readable by all.
+        question = "secret launch date?"
 
         alice_in_private = command_answer(fake_discord, ask(fake_discord, "alice", public, question))
         mod_in_public = command_answer(fake_discord, ask(fake_discord, "mod", public, question))
