@@ -236,6 +236,10 @@ class KnowledgeFollower:
         # Deletes are applied whatever the channel: a tombstone for an unknown id is a no-op query.
         await sync_to_async(services.record_deletions)(message_ids=list(message_ids))
 
+    async def on_thread_delete(self, thread_id: int) -> None:
+        """A deleted thread's messages leave the index (Discord sends no deletion for each of them)."""
+        await sync_to_async(services.forget_thread)(thread_id=thread_id)
+
     async def keep_backfilling(self) -> None:
         """Read the history of every indexed channel not read yet, a page at a time, for as long as the bot runs.
 
@@ -327,11 +331,18 @@ class KnowledgeFollower:
         for channel_id in [c for c in indexed if c not in pending and c not in self._threads_listed]:
             self._threads_listed.add(channel_id)
             try:
-                self._threads_to_read += await self.list_threads(channel_id)
+                threads = await self.list_threads(channel_id)
             except discord.HTTPException as exc:
                 await sync_to_async(services.record_backfill_error)(
                     channel_id=channel_id, error=f"listing its threads: {exc}"
                 )
+                continue
+            self._threads_to_read += threads
+            gone = await sync_to_async(services.forget_threads_gone)(
+                channel_id=channel_id, present=[t.id for t in threads]
+            )
+            if gone:
+                logger.info("%d message(s) of threads deleted from channel %s left the index", gone, channel_id)
         while self._threads_to_read:
             thread = self._threads_to_read.pop(0)
             if thread.parent_id not in indexed:  # the channel was opted out meanwhile

@@ -513,6 +513,17 @@ def forget_thread(*, thread_id: int) -> int:
     return _tombstone(Q(posted_in=thread_id))
 
 
+@transaction.atomic
+def forget_threads_gone(*, channel_id: int, present: Iterable[int]) -> int:
+    """Threads of ``channel_id`` Discord no longer lists (``present``: every public thread it has, active and
+    archived) were deleted, while the bot was away or before it saw it: their messages leave the index too."""
+    present = set(present)
+    IndexedThread.objects.filter(channel__channel_id=channel_id).exclude(thread_id__in=present).delete()
+    return _tombstone(
+        Q(channel__channel_id=channel_id) & ~Q(posted_in=channel_id) & ~Q(posted_in__in=present),
+    )
+
+
 def record_backfill_error(*, channel_id: int, error: str, give_up: bool = False) -> None:
     IndexedChannel.objects.filter(channel_id=channel_id).update(
         last_error=f"Reading history: {error}"[:1000],

@@ -440,3 +440,35 @@ class KnowledgeBotTests:
         assert [c for c in reads if c.channel_id == active.id]
         assert all("after" in c.query for c in reads if c.channel_id == active.id)
         assert not [c for c in reads if c.channel_id == archived.id]
+
+    def test_a_deleted_thread_takes_its_messages_out_of_the_index_live_or_while_the_bot_was_away(
+        self, system, fake_discord
+    ):
+        channel = fake_discord.add_channel(f"kb-thread-gone-{next(_names)}")
+        world = fake_discord.world
+        live = world.add_thread(channel.id, "deleted live", owner=fake_discord.alice)
+        away = world.add_thread(channel.id, "deleted while away", owner=fake_discord.alice)
+        kept = world.add_thread(channel.id, "kept", owner=fake_discord.alice)
+        hour_ago = time.time() - 3600
+        for n, thread in enumerate((live, away, kept)):
+            fake_discord.add_history("alice", thread, f"said in {thread.name}", at=hour_ago + n)
+        in_channel = fake_discord.add_history("alice", channel, "said in the channel", at=hour_ago + 5)
+        index_on(fake_discord, channel)
+        rows = (
+            "from knowledge.models import IndexedMessage\n"
+            f"result = sorted(IndexedMessage.objects.filter(channel__channel_id={channel.id}, deleted=False)"
+            ".values_list('text', flat=True))"
+        )
+        wait(lambda: len(system.query(rows)) == 4, what="the channel and its threads read")
+
+        fake_discord.delete_thread(live)
+        wait(lambda: "said in deleted live" not in system.query(rows), what="the live deletion applied")
+        system.kill("bot", signal.SIGTERM)
+        world.channels.pop(away.id)  # deleted while the bot was away: no event will come
+        start_bot(system, fake_discord)
+
+        remaining = wait(
+            lambda: (lambda found: found if len(found) == 2 else None)(system.query(rows)),
+            what="the deletion caught up",
+        )
+        assert remaining == sorted(["said in kept", in_channel.content])

@@ -246,6 +246,23 @@ class RecordingTests:
         assert services.thread_progress(thread_id=9002) is None
         assert list(IndexedMessage.objects.filter(deleted=False).values_list("text", flat=True)) == ["in the channel"]
 
+    def test_threads_discord_no_longer_lists_leave_the_index_with_their_messages(self):
+        index_channel(GENERAL)
+        index_channel(RANDOM, "random")
+        listed = said("in a listed thread", channel_id=GENERAL, posted_in=9010)
+        gone = said("in a deleted thread", channel_id=GENERAL, posted_in=9011)
+        elsewhere = said("in another channel's thread", channel_id=RANDOM, posted_in=9012)
+        own = said("in the channel itself", channel_id=GENERAL)
+        services.record_messages(messages=[listed, gone, elsewhere, own])
+        services.record_thread_page(channel_id=GENERAL, thread_id=9011, messages=[], oldest_id=None, started=True)
+
+        assert services.forget_threads_gone(channel_id=GENERAL, present=[9010]) == 1
+
+        assert services.thread_progress(thread_id=9011) is None
+        assert sorted(IndexedMessage.objects.filter(deleted=False).values_list("text", flat=True)) == sorted(
+            [listed.text, elsewhere.text, own.text]
+        )
+
     def test_a_threads_reading_is_not_kept_for_a_channel_opted_out(self):
         assert (
             services.record_thread_page(channel_id=GENERAL, thread_id=9003, messages=[], oldest_id=None, started=True)
