@@ -448,10 +448,11 @@ class TrollamaBot(discord.Client):
         await sync_to_async(cancel_request)(request=request)
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        """A deleted Discord thread takes its conversation's history with it."""
+        """A deleted Discord thread takes its conversation's history with it, and its indexed messages."""
         await sync_to_async(services.forget_discord_channel)(
             channel_id=payload.thread_id, by="Discord (the thread was deleted)"
         )
+        await self.knowledge.on_thread_delete(payload.thread_id)
 
     async def command_allowed(self, interaction: discord.Interaction) -> bool:
         """Every slash command first: the access rules, as for messages; raises ``Denied`` with the answer."""

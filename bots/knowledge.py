@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -79,6 +80,12 @@ def seen_message(message: Any, indexed: dict[int, int]) -> SeenMessage | None:
         text=text,
         reply_to=getattr(message.reference, "message_id", None) if message.type is discord.MessageType.reply else None,
     )
+
+
+def untouched_since(thread: Any, moment: datetime) -> bool:
+    """Whether ``thread`` is archived and was archived before ``moment``: nothing was written in it since."""
+    archived_at = getattr(thread, "archive_timestamp", None)
+    return bool(getattr(thread, "archived", False) and archived_at is not None and archived_at < moment)
 
 
 def can_read(channel: Any, who: Any) -> bool:
@@ -163,9 +170,9 @@ class KnowledgeFollower:
         self.client = client
         self.indexed: dict[int, int] = {}
         self._loaded_at = float("-inf")
-        # Threads: the indexed channels whose threads were listed since the bot started, and the threads
-        # still to read. Kept in memory: after a restart they are read again, which costs Discord calls but
-        # no embedding (known messages are left alone).
+        # Threads: the indexed channels whose threads were listed since the bot started, and the threads still
+        # to visit. Listing is done once per start (to find threads made meanwhile); how far each thread was read
+        # is in the database (IndexedThread), so a thread read through is only read forward after a restart.
         self._threads_listed: set[int] = set()
         self._threads_to_read: list[Any] = []
 
@@ -229,6 +236,10 @@ class KnowledgeFollower:
         # Deletes are applied whatever the channel: a tombstone for an unknown id is a no-op query.
         await sync_to_async(services.record_deletions)(message_ids=list(message_ids))
 
+    async def on_thread_delete(self, thread_id: int) -> None:
+        """A deleted thread's messages leave the index (Discord sends no deletion for each of them)."""
+        await sync_to_async(services.forget_thread)(thread_id=thread_id)
+
     async def keep_backfilling(self) -> None:
         """Read the history of every indexed channel not read yet, a page at a time, for as long as the bot runs.
 
@@ -259,21 +270,10 @@ class KnowledgeFollower:
             indexed = await self.refresh()
             start = services.resync_start(newest=newest)
             began = services.snowflake_at(timezone.now())
-            seen_ids: set[int] = set()
-            after = start
             try:
                 channel: Any = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
-                while True:
-                    page = [m async for m in channel.history(limit=HISTORY_PAGE, after=discord.Object(id=after))]
-                    seen = [s for s in (seen_message(m, indexed) for m in page) if s is not None]
-                    # New messages are stored, and known ones whose text changed are embedded again.
-                    await sync_to_async(services.record_messages)(messages=seen)
-                    seen_ids.update(m.id for m in page)
-                    read += len(page)
-                    if len(page) < HISTORY_PAGE:
-                        break
-                    after = max(m.id for m in page)
-                    await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY)
+                seen_ids = await self.read_forward(channel, after=start, indexed=indexed)
+                read += len(seen_ids)
             except discord.HTTPException as exc:
                 await sync_to_async(services.record_backfill_error)(channel_id=channel_id, error=str(exc))
                 continue
@@ -286,6 +286,20 @@ class KnowledgeFollower:
         if read:
             logger.info("Read %d message(s) of indexed channels again after the bot was away", read)
         return read
+
+    async def read_forward(self, channel: Any, *, after: int, indexed: dict[int, int]) -> set[int]:
+        """Read a channel's or thread's messages after id ``after`` to the newest, storing new ones and new text of
+        known ones (embedded again); returns the ids of every message Discord returned."""
+        seen_ids: set[int] = set()
+        while True:
+            page = [m async for m in channel.history(limit=HISTORY_PAGE, after=discord.Object(id=after))]
+            seen = [s for s in (seen_message(m, indexed) for m in page) if s is not None]
+            await sync_to_async(services.record_messages)(messages=seen)
+            seen_ids.update(m.id for m in page)
+            if len(page) < HISTORY_PAGE:
+                return seen_ids
+            after = max(m.id for m in page)
+            await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY)
 
     async def list_threads(self, channel_id: int) -> list[Any]:
         """The public threads of an indexed channel: the active ones and the archived ones (private ones never)."""
@@ -303,41 +317,83 @@ class KnowledgeFollower:
         return list(found.values())
 
     async def backfill_threads_once(self) -> bool:
-        """Read the whole history of one thread of an indexed channel whose own history is read; False if none is left.
+        """Visit one thread of an indexed channel whose own history is read; False if none is left to visit.
 
-        Runs after the channels' backfill. A thread's messages count as its
-        parent channel's (the same readers; private threads are never read).
+        Runs after the channels' backfill. A thread's messages count as its parent channel's (the same readers;
+        private threads are never read). A thread never read is read backward, a page at a time, its cursor stored
+        with each page (``IndexedThread``), so a restart resumes it. A thread read before is read forward from its
+        newest indexed message, or KNOWLEDGE_RESYNC_DAYS back if that is earlier, like a channel on start: what was
+        said, edited or deleted there while the bot was away reaches the index. An archived thread not touched
+        since it was last read is skipped without a call (nobody can write in it without unarchiving it).
         """
         indexed = await self.refresh()
         pending = {t.channel_id for t in await sync_to_async(services.channels_to_backfill)()}
         for channel_id in [c for c in indexed if c not in pending and c not in self._threads_listed]:
             self._threads_listed.add(channel_id)
             try:
-                self._threads_to_read += await self.list_threads(channel_id)
+                threads = await self.list_threads(channel_id)
             except discord.HTTPException as exc:
                 await sync_to_async(services.record_backfill_error)(
                     channel_id=channel_id, error=f"listing its threads: {exc}"
                 )
-        if not self._threads_to_read:
-            return False
-        thread = self._threads_to_read.pop(0)
-        if thread.parent_id not in indexed:  # the channel was opted out meanwhile
-            return True
-        before: Any = None
-        try:
-            while True:
-                page = [m async for m in thread.history(limit=HISTORY_PAGE, before=before)]
-                seen = [s for s in (seen_message(m, indexed) for m in page) if s is not None]
-                await sync_to_async(services.record_messages)(messages=seen)
-                if len(page) < HISTORY_PAGE:
-                    break
-                before = discord.Object(id=min(m.id for m in page))
-                await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY)
-        except discord.HTTPException as exc:
-            await sync_to_async(services.record_backfill_error)(
-                channel_id=thread.parent_id, error=f"reading thread {thread.id}: {exc}"
+                continue
+            self._threads_to_read += threads
+            gone = await sync_to_async(services.forget_threads_gone)(
+                channel_id=channel_id, present=[t.id for t in threads]
             )
-        return True
+            if gone:
+                logger.info("%d message(s) of threads deleted from channel %s left the index", gone, channel_id)
+        while self._threads_to_read:
+            thread = self._threads_to_read.pop(0)
+            if thread.parent_id not in indexed:  # the channel was opted out meanwhile
+                continue
+            progress = await sync_to_async(services.thread_progress)(thread_id=thread.id)
+            if progress is not None and progress.done and untouched_since(thread, progress.read_at):
+                continue
+            try:
+                if progress is not None:
+                    await self.catch_up_thread(thread, indexed)
+                if progress is None or not progress.done:
+                    await self.read_thread_back(thread, indexed, before=progress.before if progress else None)
+            except discord.NotFound:
+                gone = await sync_to_async(services.forget_thread)(thread_id=thread.id)
+                logger.info("Thread %s no longer exists: %d indexed message(s) removed", thread.id, gone)
+            except discord.HTTPException as exc:
+                await sync_to_async(services.record_backfill_error)(
+                    channel_id=thread.parent_id, error=f"reading thread {thread.id}: {exc}"
+                )
+            return True
+        return False
+
+    async def read_thread_back(self, thread: Any, indexed: dict[int, int], *, before: int | None) -> None:
+        """A thread's history, newest to oldest from ``before``, a page at a time, each page's cursor stored."""
+        started = before is None
+        while True:
+            cursor = discord.Object(id=before) if before else None
+            page = [m async for m in thread.history(limit=HISTORY_PAGE, before=cursor)]
+            seen = [s for s in (seen_message(m, indexed) for m in page) if s is not None]
+            before = min((m.id for m in page), default=None) if len(page) == HISTORY_PAGE else None
+            await sync_to_async(services.record_thread_page)(
+                channel_id=thread.parent_id, thread_id=thread.id, messages=seen, oldest_id=before, started=started
+            )
+            started = False
+            if before is None:
+                return
+            await asyncio.sleep(settings.KNOWLEDGE_BACKFILL_PAGE_DELAY)
+
+    async def catch_up_thread(self, thread: Any, indexed: dict[int, int]) -> None:
+        """A thread read before, read forward from where ``services.thread_catch_up_point`` says (see
+        ``catch_up``): new messages stored, edits re-indexed, and messages Discord no longer returns removed."""
+        point = await sync_to_async(services.thread_catch_up_point)(thread_id=thread.id)
+        start = services.resync_start(newest=point)
+        now = timezone.now()
+        seen_ids = await self.read_forward(thread, after=start, indexed=indexed)
+        gone = await sync_to_async(services.record_missing)(
+            channel_id=thread.id, after=start, before=services.snowflake_at(now), seen=seen_ids
+        )
+        if gone:
+            logger.info("%d message(s) deleted in thread %s while the bot was away", gone, thread.id)
+        await sync_to_async(services.record_thread_read)(thread_id=thread.id, at=now)
 
     async def backfill_once(self) -> bool:
         """One page of one channel's history; False when there was nothing to read."""

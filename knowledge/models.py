@@ -37,6 +37,22 @@ class IndexedChannel(models.Model):
         return f"#{self.name}" if self.name else str(self.channel_id)
 
 
+class IndexedThread(models.Model):
+    """A public thread of an indexed channel whose history the bot reads: where that reading stands, so a restart
+    resumes it (and does not read a finished thread's whole history again)."""
+
+    channel = models.ForeignKey(IndexedChannel, on_delete=models.CASCADE, related_name="threads")
+    thread_id = models.BigIntegerField(unique=True)
+    # Its history is read newest to oldest: the next page is the messages before this id.
+    backfill_before = models.BigIntegerField(null=True, blank=True)
+    backfill_done = models.BooleanField(default=False)
+    # When the bot last read it through (its history, or forward after a restart); None: never.
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"thread {self.thread_id} of {self.channel}"
+
+
 class IndexedMessage(models.Model):
     message_id = models.BigIntegerField(primary_key=True)
     channel = models.ForeignKey(IndexedChannel, on_delete=models.CASCADE, related_name="messages")
@@ -58,7 +74,11 @@ class IndexedMessage(models.Model):
     changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["guild_id", "changed_at"], name="knowledge_msg_guild_changed")]
+        indexes = [
+            models.Index(fields=["guild_id", "changed_at"], name="knowledge_msg_guild_changed"),
+            # A channel's or thread's messages by id: where a restarted bot reads it from, what it no longer returned.
+            models.Index(fields=["posted_in", "message_id"], name="knowledge_msg_posted_in"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.author_name}: {self.text[:60]}"

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from knowledge import index
-from knowledge.models import Ask, EmbeddingState, ForgottenUser, IndexedChannel, IndexedMessage
+from knowledge.models import Ask, EmbeddingState, ForgottenUser, IndexedChannel, IndexedMessage, IndexedThread
 from knowledge.vectors import to_bytes
 from routing import embeddings, hosts
 from routing.models import RouterSettings
@@ -439,6 +439,89 @@ def record_missing(*, channel_id: int, after: int, before: int, seen: Iterable[i
     )
     gone = indexed - set(seen)
     return record_deletions(message_ids=gone) if gone else 0
+
+
+# -- Threads' history (the bot reads each public thread of an indexed channel once, then only what is new) ----------
+
+
+@dataclass(frozen=True)
+class ThreadProgress:
+    before: int | None  # where the backward read goes on (None: from the newest)
+    done: bool  # the whole history was read
+    read_at: datetime  # when the last read of it began
+
+
+def thread_progress(*, thread_id: int) -> ThreadProgress | None:
+    """How far the thread's history was read; None if it never was."""
+    row = IndexedThread.objects.filter(thread_id=thread_id).values_list("backfill_before", "backfill_done", "read_at")
+    found = row.first()
+    if found is None:
+        return None
+    before, done, read_at = found
+    return None if read_at is None else ThreadProgress(before=before, done=done, read_at=read_at)
+
+
+def _thread_row(channel_id: int, thread_id: int) -> IndexedThread | None:
+    channel = IndexedChannel.objects.filter(channel_id=channel_id).first()
+    if channel is None:  # opted out meanwhile
+        return None
+    row, _ = IndexedThread.objects.get_or_create(thread_id=thread_id, defaults={"channel": channel})
+    return row
+
+
+@transaction.atomic
+def record_thread_page(
+    *, channel_id: int, thread_id: int, messages: Sequence[SeenMessage], oldest_id: int | None, started: bool
+) -> int:
+    """One page of a thread's history, read backward; returns how many messages were new.
+
+    The cursor (``oldest_id``, None when the history is exhausted) is stored with the page, so a restart resumes
+    after the last page stored. ``started``: this is the first page, so the reading began now (a restart reads the
+    thread forward from then, for what it missed).
+    """
+    row = _thread_row(channel_id, thread_id)
+    if row is None:
+        return 0
+    stored = record_messages(messages=messages)
+    cutoff = retention_cutoff()
+    too_old = cutoff is not None and any(m.created_at < cutoff for m in messages)
+    row.backfill_before = oldest_id
+    row.backfill_done = oldest_id is None or too_old
+    if started or row.read_at is None:
+        row.read_at = timezone.now()
+    row.save(update_fields=["backfill_before", "backfill_done", "read_at"])
+    return stored
+
+
+def thread_catch_up_point(*, thread_id: int) -> int:
+    """Where a restarted bot reads a thread forward from: its newest indexed message, or the moment its reading
+    last began (``resync_start`` then reaches KNOWLEDGE_RESYNC_DAYS back, for edits and deletions)."""
+    newest = IndexedMessage.objects.filter(posted_in=thread_id).aggregate(newest=Max("message_id"))["newest"]
+    read_at = IndexedThread.objects.filter(thread_id=thread_id).values_list("read_at", flat=True).first()
+    points = [p for p in (newest, snowflake_at(read_at) if read_at else None) if p is not None]
+    return max(points, default=0)
+
+
+def record_thread_read(*, thread_id: int, at: datetime) -> None:
+    """A forward read of the thread that began ``at`` went through."""
+    IndexedThread.objects.filter(thread_id=thread_id).update(read_at=at)
+
+
+def forget_thread(*, thread_id: int) -> int:
+    """The thread no longer exists in Discord: its messages leave the index (tombstones); returns how many."""
+    IndexedThread.objects.filter(thread_id=thread_id).delete()
+    return _tombstone(Q(posted_in=thread_id))
+
+
+@transaction.atomic
+def forget_threads_gone(*, channel_id: int, present: Iterable[int]) -> int:
+    """Threads of ``channel_id`` Discord no longer lists (``present``: every public thread it has, active and
+    archived) were deleted, while the bot was away or before it saw it: their messages leave the index too."""
+    present = set(present)
+    IndexedThread.objects.filter(channel__channel_id=channel_id).exclude(thread_id__in=present).delete()
+    return _tombstone(
+        Q(channel__channel_id=channel_id) & ~Q(posted_in=channel_id) & ~Q(posted_in__in=present),
+    )
 
 
 def record_backfill_error(*, channel_id: int, error: str, give_up: bool = False) -> None:

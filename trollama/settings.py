@@ -538,7 +538,7 @@ KNOWLEDGE_BACKFILL_PAGE_DELAY = _read("KNOWLEDGE_BACKFILL_PAGE_DELAY", _float(0)
 KNOWLEDGE_RESYNC_DAYS = _read("KNOWLEDGE_RESYNC_DAYS", _float(0), 3.0)
 # How many messages /ask shows the model, and the cosine similarity one needs to count as relevant.
 KNOWLEDGE_RESULTS = _read("KNOWLEDGE_RESULTS", _int(1, 50), 6)
-KNOWLEDGE_MIN_SIMILARITY = _read("KNOWLEDGE_MIN_SIMILARITY", _float(0), 0.3)
+KNOWLEDGE_MIN_SIMILARITY = _read("KNOWLEDGE_MIN_SIMILARITY", _float(0), 0.27)
 
 # -- Files (artifacts) -------------------------------------------------------
 

@@ -463,6 +463,18 @@ class FakeDiscord(BackgroundServer):
 
         self._on_loop(delete)
 
+    def delete_thread(self, thread: Channel | int | str) -> None:
+        """Someone deletes a thread: THREAD_DELETE (no MESSAGE_DELETE for its messages, as in Discord)."""
+        found = self.channel(thread)
+        assert found.is_thread
+
+        def delete() -> None:
+            self.world.channels.pop(found.id)
+            payload = {"id": str(found.id), "guild_id": str(found.guild_id), "parent_id": str(found.parent_id)}
+            self._dispatch("THREAD_DELETE", {**payload, "type": found.type})
+
+        self._on_loop(delete)
+
     def react(self, user: User | int | str, message: Message | int, emoji: str) -> None:
         """A user reacts to a message: MESSAGE_REACTION_ADD."""
         reactor = self.user(user)

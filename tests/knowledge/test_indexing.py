@@ -211,6 +211,65 @@ class RecordingTests:
         assert points[RANDOM] == services.snowflake_at(opted_in)
         assert (points[RANDOM] >> 22) + services.DISCORD_EPOCH_MS == int(opted_in.timestamp() * 1000)
 
+    def test_a_threads_reading_is_kept_page_by_page_and_resumed_forward_from_its_newest_message(self):
+        index_channel(GENERAL)
+        thread = 9001
+        newest, older = said("newest", channel_id=GENERAL, posted_in=thread), said("older", channel_id=GENERAL)
+        assert services.thread_progress(thread_id=thread) is None
+
+        services.record_thread_page(
+            channel_id=GENERAL, thread_id=thread, messages=[newest], oldest_id=newest.message_id, started=True
+        )
+        progress = services.thread_progress(thread_id=thread)
+        assert progress is not None and progress.before == newest.message_id and not progress.done
+        services.record_thread_page(
+            channel_id=GENERAL, thread_id=thread, messages=[older], oldest_id=None, started=False
+        )
+        done = services.thread_progress(thread_id=thread)
+        assert done is not None and done.done and done.read_at == progress.read_at  # the reading began once
+
+        # Only messages posted in the thread count (``older`` was posted in the channel itself).
+        assert services.thread_catch_up_point(thread_id=thread) == max(
+            newest.message_id, services.snowflake_at(done.read_at)
+        )
+
+    def test_a_thread_gone_from_discord_takes_its_messages_with_it(self):
+        index_channel(GENERAL)
+        in_thread = said("in the thread", channel_id=GENERAL, posted_in=9002)
+        in_channel = said("in the channel", channel_id=GENERAL)
+        services.record_thread_page(
+            channel_id=GENERAL, thread_id=9002, messages=[in_thread, in_channel], oldest_id=None, started=True
+        )
+
+        assert services.forget_thread(thread_id=9002) == 1
+
+        assert services.thread_progress(thread_id=9002) is None
+        assert list(IndexedMessage.objects.filter(deleted=False).values_list("text", flat=True)) == ["in the channel"]
+
+    def test_threads_discord_no_longer_lists_leave_the_index_with_their_messages(self):
+        index_channel(GENERAL)
+        index_channel(RANDOM, "random")
+        listed = said("in a listed thread", channel_id=GENERAL, posted_in=9010)
+        gone = said("in a deleted thread", channel_id=GENERAL, posted_in=9011)
+        elsewhere = said("in another channel's thread", channel_id=RANDOM, posted_in=9012)
+        own = said("in the channel itself", channel_id=GENERAL)
+        services.record_messages(messages=[listed, gone, elsewhere, own])
+        services.record_thread_page(channel_id=GENERAL, thread_id=9011, messages=[], oldest_id=None, started=True)
+
+        assert services.forget_threads_gone(channel_id=GENERAL, present=[9010]) == 1
+
+        assert services.thread_progress(thread_id=9011) is None
+        assert sorted(IndexedMessage.objects.filter(deleted=False).values_list("text", flat=True)) == sorted(
+            [listed.text, elsewhere.text, own.text]
+        )
+
+    def test_a_threads_reading_is_not_kept_for_a_channel_opted_out(self):
+        assert (
+            services.record_thread_page(channel_id=GENERAL, thread_id=9003, messages=[], oldest_id=None, started=True)
+            == 0
+        )
+        assert services.thread_progress(thread_id=9003) is None
+
     def test_warming_loads_each_guilds_index_before_anyone_asks(self, fake_ollama):
         index_channel(GENERAL)
         services.record_messages(messages=[said("the wifi password is swordfish", channel_id=GENERAL)])
