@@ -190,8 +190,8 @@ class OllamaModel(models.Model):
 class Route(models.Model):
     """A kind of message and the model that answers it.
 
-    Routes are read on every request, so an edit in the admin takes effect on
-    the next message without a restart.
+    Each process keeps the routes until one is edited (``routing.state``), so an
+    edit in the admin takes effect on the next message without a restart.
     """
 
     class Think(models.TextChoices):
@@ -302,7 +302,7 @@ class RouterRule(models.Model):
 
 
 class RouterSettings(models.Model):
-    """How the router decides. One row (pk=1); read on every request, so edits apply at once."""
+    """How the router decides. One row (pk=1); kept by each process until edited, so edits apply at once."""
 
     router_model = models.CharField(
         max_length=200, default="gpt-oss:20b", help_text="The model that classifies messages the pre-router leaves."
@@ -388,8 +388,8 @@ class RouteExample(models.Model):
 class RouteClassifier(models.Model):
     """The fast path's trained classifier for one embedding model, rebuilt by ``manage.py retrainrouter``.
 
-    The router reads the row's id and ``trained_at`` on every request and
-    reloads the weights when they changed, so a retrain applies without a restart.
+    Saving it replaces the router's state token (``routing.state``), so every
+    worker reloads the weights on its next decision: a retrain applies without a restart.
     """
 
     embedding_model = models.CharField(max_length=200, unique=True)
