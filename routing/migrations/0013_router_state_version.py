@@ -9,7 +9,7 @@ def create_row(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("routing", "0011_public_corpus_route_examples"),
+        ("routing", "0012_scheduler_learned_capacity"),
     ]
 
     operations = [
