@@ -26,7 +26,11 @@ route, as the router would have left it; "kept" means the follow-up went to that
 Figures: coverage (decided without the LLM), precision overall and per route,
 the confusion matrix, follow-ups kept, and decision time split into the
 embedding model's own time (``total_duration`` as the server reports it) and
-the router's own (the rest: database, rules, HTTP, scoring, recording).
+the router's own (the rest: database, rules, HTTP, scoring, recording), and
+the database queries per decision. A third column, ``uncached``, runs the
+classifier with the router's per-process state (``routing.state``) dropped
+before every decision, so it reads routes, rules, settings, the classifier and
+the hosts from the database each time, as it did before that state was kept.
 Targets: precision ≥ 95 %, every route ≥ 90 %, coverage ≥ 60 %, router p95 ≤ 20 ms,
 follow-ups kept ≥ 90 %. It prints PASS/MISS, exits 0, and non-zero only when it could not run.
 """
@@ -51,6 +55,7 @@ DATA = ROOT / "bench" / "routing_messages.jsonl"
 TARGETS = {"precision": 95.0, "worst_route_precision": 90.0, "coverage": 60.0, "router_p95_ms": 20.0, "kept": 90.0}
 FAST_METHODS = {"rule", "embedding", "follow_up", "vision"}
 LLM = "(LLM)"
+ACCOUNTS = ("budgets_usageentry", "trollama_metriccounter")  # budgets' receiver of routing's model_called
 
 
 @dataclass
@@ -63,6 +68,8 @@ class Outcome:
     previous: str  # the previous turn's route, for follow-ups
     text: str = ""
     source: str = ""
+    queries: int = 0  # database queries the decision made
+    usage_queries: int = 0  # of them, what budgets records for the embedding call (usage row, token counter)
 
     @property
     def decided(self) -> bool:
@@ -117,14 +124,22 @@ def build_requests(rows: Sequence[dict[str, Any]], prefix: str) -> list[tuple[di
     return built
 
 
-def run(built: Sequence[tuple[dict[str, Any], Any]]) -> list[Outcome]:
+def run(built: Sequence[tuple[dict[str, Any], Any]], *, uncached: bool = False) -> list[Outcome]:
+    """Route every request; ``uncached`` drops the router's per-process state before each, as before it was kept."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from routing import state
     from routing.router import route_request
 
     outcomes = []
     for row, request in built:
-        started = time.perf_counter()
-        decision = route_request(request)
-        ms = (time.perf_counter() - started) * 1000
+        if uncached:
+            state.forget()
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            decision = route_request(request)
+            ms = (time.perf_counter() - started) * 1000
         # A follow-up "keeps" its route when it stays on the previous turn's; one labelled elsewhere
         # ("thanks! now write me a poem" after code) counts as a switch, judged by its label alone.
         previous = row["route"] if row.get("history") and row.get("history_route", row["route"]) == row["route"] else ""
@@ -138,6 +153,8 @@ def run(built: Sequence[tuple[dict[str, Any], Any]]) -> list[Outcome]:
                 previous,
                 row["text"],
                 row.get("source", ""),
+                len(queries.captured_queries),
+                sum(any(t in q["sql"] for t in ACCOUNTS) for q in queries.captured_queries),
             )
         )
     return outcomes
@@ -166,6 +183,9 @@ def figures_of(outcomes: Sequence[Outcome]) -> dict[str, float]:
         "model_p95_ms": percentile([o.model_ms for o in outcomes], 95),
         "router_p50_ms": statistics.median(o.ms - o.model_ms for o in outcomes),
         "router_p95_ms": percentile([o.ms - o.model_ms for o in outcomes], 95),
+        "queries": statistics.mean(o.queries for o in outcomes),
+        "queries_max": max(o.queries for o in outcomes),
+        "usage_queries": statistics.mean(o.usage_queries for o in outcomes),
         "kept": 100 * sum(o.decided and o.route == o.previous for o in follow) / len(follow) if follow else -1.0,
         "follow_ups": len(follow),
     }
@@ -189,6 +209,9 @@ def report(title: str, runs: dict[str, list[Outcome]], *, show_errors: bool = Fa
         ("  embedding model p95 ms", "model_p95_ms"),
         ("  router's own p50 ms", "router_p50_ms"),
         ("  router's own p95 ms", "router_p95_ms"),
+        ("database queries per decision", "queries"),
+        ("  most in one decision", "queries_max"),
+        ("  of them budgets' accounting", "usage_queries"),
     ]
     for label, key in rows:
         if key == "kept" and figures[names[0]]["follow_ups"] == 0:
@@ -305,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         embeddings.forget_cached_vectors()
         for title, built in sets:
             run(built[:1])
+            # The same classifier with the router's state read from the database on every decision,
+            # as before it was kept per process: the "before" of the router's own time.
+            results[title]["uncached"] = run(built, uncached=True)
             results[title]["classifier"] = run(built)
 
         for title, runs in results.items():

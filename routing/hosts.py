@@ -61,8 +61,19 @@ def choose_host(model: str, *, exclude: set[int] | frozenset[int] = frozenset())
             "host_id", flat=True
         )
     )
+    return choose_among(hosts, having, model)
+
+
+def choose_among(hosts: list[OllamaHost], having: set[int], model: str) -> HostChoice | None:
+    """``choose_host`` on hosts already read: ``having`` are the ids of those that have ``model``.
+
+    The router calls this with the hosts it caches per process; a half-open
+    probe is still claimed with one conditional UPDATE, so workers agree.
+    """
     loaded = _hosts_holding(canonical_model_name(model), hosts)
-    hosts.sort(key=lambda host: (host.pk not in having, host.pk not in loaded, host.consecutive_failures, host.pk))
+    hosts = sorted(
+        hosts, key=lambda host: (host.pk not in having, host.pk not in loaded, host.consecutive_failures, host.pk)
+    )
     now = timezone.now()
     for host in hosts:
         state = host.breaker_state(now)

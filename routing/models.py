@@ -1,15 +1,73 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class RouterStateVersion(models.Model):
+    """One row whose token changes whenever anything the router caches per process changes.
+
+    The router keeps routes, rules, settings, the trained classifier and the hosts
+    in memory and reads only this token on each decision (inside the one query it
+    makes anyway); a new token makes every process rebuild on its next decision.
+    A random token rather than a counter: a rolled-back edit cannot bring an old
+    number back for a different state.
+    """
+
+    token = models.CharField(max_length=32, default="initial")
+
+    def __str__(self) -> str:
+        return f"router state {self.token}"
+
+
+def bump_router_state() -> None:
+    """A new token, so every process's router reloads what it caches (in the caller's transaction)."""
+    token = uuid.uuid4().hex
+    if RouterStateVersion.objects.filter(pk=1).update(token=token):
+        return
+    try:
+        with transaction.atomic():
+            RouterStateVersion.objects.create(pk=1, token=token)
+    except IntegrityError:  # another process created it meanwhile
+        RouterStateVersion.objects.filter(pk=1).update(token=token)
+
+
+class RouterStateQuerySet(models.QuerySet):
+    """For the models the router caches: bulk writes, which send no signals, bump the state token too.
+
+    Saves and deletes bump it through ``routing.state``'s signal receivers.
+    """
+
+    def update(self, **kwargs: Any) -> int:
+        changed = super().update(**kwargs)
+        if changed:
+            bump_router_state()
+        return changed
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            bump_router_state()
+        return created
+
+    def bulk_update(self, objs: Any, *args: Any, **kwargs: Any) -> int:
+        changed = super().bulk_update(objs, *args, **kwargs)
+        if changed:
+            bump_router_state()
+        return changed
+
+
+RouterStateManager = models.Manager.from_queryset(RouterStateQuerySet)
 
 
 class OllamaHost(models.Model):
@@ -68,6 +126,8 @@ class OllamaHost(models.Model):
         default=0, help_text="The most answers one model was seen generating at once here; learned."
     )
 
+    objects = RouterStateManager()
+
     class Meta:
         ordering = ["pk"]
 
@@ -106,6 +166,8 @@ class OllamaModel(models.Model):
     available = models.BooleanField(default=True, help_text="Listed by the host at the last sync that reached it.")
     synced_at = models.DateTimeField()
 
+    objects = RouterStateManager()
+
     class Meta:
         ordering = ["host", "name"]
         constraints = [models.UniqueConstraint(fields=["host", "name"], name="unique_model_per_host")]
@@ -128,8 +190,8 @@ class OllamaModel(models.Model):
 class Route(models.Model):
     """A kind of message and the model that answers it.
 
-    Routes are read on every request, so an edit in the admin takes effect on
-    the next message without a restart.
+    Each process keeps the routes until one is edited (``routing.state``), so an
+    edit in the admin takes effect on the next message without a restart.
     """
 
     class Think(models.TextChoices):
@@ -184,6 +246,8 @@ class Route(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = RouterStateManager()
+
     class Meta:
         ordering = ["slug"]
 
@@ -228,6 +292,8 @@ class RouterRule(models.Model):
     enabled = models.BooleanField(default=True)
     note = models.CharField(max_length=200, blank=True)
 
+    objects = RouterStateManager()
+
     class Meta:
         ordering = ["priority", "pk"]
 
@@ -236,7 +302,7 @@ class RouterRule(models.Model):
 
 
 class RouterSettings(models.Model):
-    """How the router decides. One row (pk=1); read on every request, so edits apply at once."""
+    """How the router decides. One row (pk=1); kept by each process until edited, so edits apply at once."""
 
     router_model = models.CharField(
         max_length=200, default="gpt-oss:20b", help_text="The model that classifies messages the pre-router leaves."
@@ -284,6 +350,8 @@ class RouterSettings(models.Model):
         help_text="A route scores the mean similarity of its this many closest examples.",
     )
 
+    objects = RouterStateManager()
+
     class Meta:
         verbose_name = "router settings"
         verbose_name_plural = "router settings"
@@ -320,8 +388,8 @@ class RouteExample(models.Model):
 class RouteClassifier(models.Model):
     """The fast path's trained classifier for one embedding model, rebuilt by ``manage.py retrainrouter``.
 
-    The router reads the row's id and ``trained_at`` on every request and
-    reloads the weights when they changed, so a retrain applies without a restart.
+    Saving it replaces the router's state token (``routing.state``), so every
+    worker reloads the weights on its next decision: a retrain applies without a restart.
     """
 
     embedding_model = models.CharField(max_length=200, unique=True)
@@ -333,6 +401,8 @@ class RouteClassifier(models.Model):
     examples = models.PositiveIntegerField(default=0)
     examples_digest = models.CharField(max_length=64, blank=True, help_text="Which examples it was trained on.")
     trained_at = models.DateTimeField()
+
+    objects = RouterStateManager()
 
     def __str__(self) -> str:
         return f"classifier for {self.embedding_model} ({self.examples} examples)"

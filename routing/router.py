@@ -3,8 +3,10 @@
 In order: an explicit override (the request's own, a route forced for the
 next message in this thread, the user's pinned route), images → the vision
 route, the pre-router (admin rules, then similarity to route examples), the
-LLM classifier, and finally the default route. Everything is read from the
-database on each call, so admin edits apply to the next request.
+LLM classifier, and finally the default route. Routes, rules, settings, the
+trained classifier and the hosts are kept per process (``routing.state``) and
+reloaded when their token changes, so admin edits apply to the next request; a
+decision on the fast path makes one query to read and one to record.
 """
 
 from __future__ import annotations
@@ -19,20 +21,19 @@ import ollama
 from django.conf import settings
 
 from conversations.models import Message, Request
-from routing import decisions, embeddings, hosts
+from routing import decisions, embeddings, hosts, state
 from routing.clients import shared_sync_client
 from routing.decisions import LinearClassifier, RouteCard, RuleSpec
 from routing.models import (
     NextMessageRoute,
     Route,
-    RouteClassifier,
-    RouterRule,
     RouterSettings,
     RoutingDecision,
     RoutingPreference,
 )
-from routing.selectors import default_route, enabled_routes
+from routing.selectors import NoRouteAvailable, default_route, enabled_routes
 from routing.signals import record_usage
+from routing.state import RequestFacts, RouterState
 
 logger = logging.getLogger(__name__)
 
@@ -76,24 +77,20 @@ class ModelTime:
         self.ms += (total_duration_ns or 0) / 1e6
 
 
-def _override(request: Request, routes: dict[str, Route]) -> Decision | None:
+def _override(request: Request, routes: dict[str, Route], facts: RequestFacts) -> Decision | None:
     if request.route_override:
         if request.route_override in routes:
             return Decision(routes[request.route_override], "override", f"asked for {request.route_override}")
         logger.info("Route %r asked for by request %s is gone; routing normally", request.route_override, request.pk)
-    forced = NextMessageRoute.objects.filter(user_id=request.user_id, thread_id=request.thread_id).first()
-    # Deleting is the claim: of two workers racing, only one uses it up.
-    if forced is not None and NextMessageRoute.objects.filter(pk=forced.pk).delete()[0]:
-        route = routes.get(forced.route.slug)
-        if route is not None:
-            return Decision(route, "override", "/route for the next message")
-    pinned = (
-        RoutingPreference.objects.filter(user_id=request.user_id, pinned_route__enabled=True)
-        .select_related("pinned_route")
-        .first()
-    )
-    if pinned is not None and pinned.pinned_route is not None:
-        return Decision(pinned.pinned_route, "pinned", "pinned with /route")
+    if facts.forced:
+        forced = NextMessageRoute.objects.filter(user_id=request.user_id, thread_id=request.thread_id).first()
+        # Deleting is the claim: of two workers racing, only one uses it up.
+        if forced is not None and NextMessageRoute.objects.filter(pk=forced.pk).delete()[0]:
+            route = routes.get(forced.route.slug)
+            if route is not None:
+                return Decision(route, "override", "/route for the next message")
+    if facts.pinned is not None and facts.pinned in routes:
+        return Decision(routes[facts.pinned], "pinned", "pinned with /route")
     return None
 
 
@@ -102,14 +99,7 @@ def _has_images(request: Request) -> bool:
 
 
 def _rules() -> list[tuple[RuleSpec, re.Pattern[str]]]:
-    compiled = []
-    for rule in RouterRule.objects.filter(enabled=True, route__enabled=True).select_related("route"):
-        spec = RuleSpec(rule.route.slug, rule.kind, rule.pattern, rule.note or rule.pattern)
-        try:
-            compiled.append((spec, spec.compiled()))
-        except re.error:  # the admin validates patterns; an old bad row must not stop routing
-            logger.warning("Skipping router rule %s: invalid pattern %r", rule.pk, rule.pattern)
-    return compiled
+    return state._compiled_rules(logger)
 
 
 _warned: set[str] = set()
@@ -120,40 +110,6 @@ def _warn_once(key: str, message: str, *args: object) -> None:
     if key not in _warned:
         _warned.add(key)
         logger.warning(message, *args)
-
-
-_classifiers: dict[str, tuple[tuple[int, object], LinearClassifier]] = {}
-
-
-def _classifier(model: str) -> LinearClassifier | None:
-    """The trained classifier for ``model``, reloaded only when a retrain replaced it (one small query)."""
-    stamp = RouteClassifier.objects.filter(embedding_model=model).values_list("pk", "trained_at").first()
-    if stamp is None:
-        return None
-    cached = _classifiers.get(model)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    row = RouteClassifier.objects.get(pk=stamp[0])
-    found = LinearClassifier(
-        labels=tuple(row.labels),
-        weights=tuple(tuple(weights) for weights in row.weights),
-        bias=tuple(row.bias),
-        thresholds=dict(row.thresholds),
-    )
-    _classifiers[model] = (stamp, found)
-    return found
-
-
-def _previous_turn(request: Request) -> tuple[str, str] | None:
-    """The route and text of the thread's previous routed user message, if any."""
-    found = (
-        Request.objects.filter(thread_id=request.thread_id, route__isnull=False, queued_at__lte=request.queued_at)
-        .exclude(pk=request.pk)
-        .order_by("-queued_at", "-pk")
-        .values_list("route__slug", "message__content")
-        .first()
-    )
-    return (found[0], found[1]) if found else None
 
 
 def _embed_query(request: Request, model: str, host: str, texts: list[str], spent: ModelTime) -> list[list[float]]:
@@ -202,12 +158,13 @@ def _classified(
     spent: ModelTime,
     host: str,
     classifier: LinearClassifier,
+    facts: RequestFacts,
 ) -> Decision | Unsure:
     """The trained classifier on the message, and for a follow-up on the message read with the previous turn."""
     model = config.embedding_model
     text = request.message.content
     allowed = [slug for slug in classifier.labels if slug in routes]
-    previous = _previous_turn(request)
+    previous = (facts.previous_route, facts.previous_text or "") if facts.previous_route is not None else None
     if previous is not None and previous[0] not in classifier.labels:
         previous = None  # e.g. the vision route: the next message is judged on its own
     texts = [text] if previous is None else [text, f"{previous[1]}\n{text}"]
@@ -246,16 +203,17 @@ def _classified(
 
 
 def _fast_path(
-    request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime
+    request: Request, router: RouterState, facts: RequestFacts, spent: ModelTime
 ) -> Decision | Unsure | None:
     """Similarity to the labelled examples; None when unsure, switched off, or the embedding model is missing."""
+    routes, config = router.routes, router.config
     model = config.embedding_model
     if not model or not settings.ROUTER_FAST_PATH:
         return None
-    choice = hosts.choose_host(model)
+    choice = router.choose_host(model)
     if choice is None:
         return None
-    classifier = _classifier(model)
+    classifier = router.classifier
     try:
         if classifier is None:
             _warn_once(
@@ -265,7 +223,7 @@ def _fast_path(
                 model,
             )
             return _similar(request, routes, config, spent, choice.url)
-        return _classified(request, routes, config, spent, choice.url, classifier)
+        return _classified(request, routes, config, spent, choice.url, classifier, facts)
     except ollama.ResponseError as exc:
         if exc.status_code == 404:
             _warn_once(
@@ -283,19 +241,18 @@ def _fast_path(
     return None
 
 
-def preroute(
-    request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime
-) -> Decision | Unsure | None:
+def preroute(request: Request, router: RouterState, facts: RequestFacts, spent: ModelTime) -> Decision | Unsure | None:
     """Everything before the LLM: override, images, rules, similarity. Otherwise ask the classifier."""
-    decided = _override(request, routes)
+    routes = router.routes
+    decided = _override(request, routes, facts)
     if decided is not None:
         return decided
-    if VISION_ROUTE in routes and _has_images(request):
+    if VISION_ROUTE in routes and facts.has_images:
         return Decision(routes[VISION_ROUTE], "vision", "the message has images")
-    rule = decisions.first_matching_rule(request.message.content, _rules())
+    rule = decisions.first_matching_rule(request.message.content, router.rules)
     if rule is not None:
         return Decision(routes[rule.route], "rule", rule.label[:300])
-    return _fast_path(request, routes, config, spent)
+    return _fast_path(request, router, facts, spent)
 
 
 def _history(request: Request, turns: int) -> list[tuple[str, str]]:
@@ -309,10 +266,16 @@ def _history(request: Request, turns: int) -> list[tuple[str, str]]:
     return [(message.role, message.content) for message in reversed(earlier)]
 
 
-def classify(request: Request, routes: dict[str, Route], config: RouterSettings, spent: ModelTime) -> Decision | None:
+def classify(
+    request: Request,
+    routes: dict[str, Route],
+    config: RouterSettings,
+    spent: ModelTime,
+    router: RouterState | None = None,
+) -> Decision | None:
     """Ask the router model; None when it fails or gives no usable answer."""
     model = config.router_model
-    choice = hosts.choose_host(model)
+    choice = router.choose_host(model) if router is not None else hosts.choose_host(model)
     if choice is None:
         logger.warning("No host can run the router model %s", model)
         return None
@@ -387,18 +350,27 @@ def expected_model(request: Request) -> str:
     return hosts.canonical_model_name(route.model) if route.model else ""
 
 
+def _default_route(routes: dict[str, Route]) -> Route:
+    """The route for a message nothing else claims: DEFAULT_ROUTE, else the first enabled one (by slug)."""
+    route = routes.get(settings.DEFAULT_ROUTE) or next(iter(routes.values()), None)
+    if route is None:
+        raise NoRouteAvailable("No route is enabled. An operator can enable one in the admin under Routing → Routes.")
+    return route
+
+
 def route_request(request: Request) -> Decision:
     """Decide the route for ``request`` and record how. Raises ``NoRouteAvailable`` when no route is enabled."""
     started = time.perf_counter()
     spent = ModelTime()
-    routes = {route.slug: route for route in enabled_routes()}
-    config = RouterSettings.current()
-    found = preroute(request, routes, config, spent)
+    facts = state.request_facts(request)
+    router = state.state_for(facts.token)
+    routes, config = router.routes, router.config
+    found = preroute(request, router, facts, spent)
     decided = found if isinstance(found, Decision) else None
     if decided is None and settings.ROUTER_CLASSIFIER and config.classifier_enabled and len(routes) > 1:
-        decided = classify(request, routes, config, spent)
+        decided = classify(request, routes, config, spent, router)
     if decided is None:
-        decided = Decision(default_route(), "default", "nothing else decided")
+        decided = Decision(_default_route(routes), "default", "nothing else decided")
     if isinstance(found, Unsure):  # the classifier or the default decided, but keep what the fast path saw
         decided = replace(
             decided,

@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from conversations.models import Message, Request, Thread
 from pipeline.services import submit_request
-from routing import router, tasks, training
+from routing import state as router_state
+from routing import tasks, training
 from routing.models import Route, RouteExample, RoutingDecision
 from routing.router import route_request
 from tests import personas
@@ -88,9 +89,9 @@ class RoutingPageTests:
 class RelabelTests:
     @pytest.fixture(autouse=True)
     def _fresh_router(self):
-        router._classifiers.clear()
+        router_state.forget()
         yield
-        router._classifiers.clear()
+        router_state.forget()
 
     def test_one_click_makes_the_message_an_example_marks_the_decision_and_queues_a_retrain(self, staff_client):
         from django_q.brokers import get_broker

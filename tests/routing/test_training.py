@@ -17,6 +17,7 @@ from django_q.signing import SignedPackage
 from conversations.models import Request, Thread
 from pipeline.services import submit_request
 from routing import embeddings, router, tasks, training
+from routing import state as router_state
 from routing.models import Route, RouteClassifier, RouteExample, RouterSettings, RoutingDecision
 from routing.router import route_request
 from tests import personas
@@ -50,11 +51,11 @@ def retrain_tasks() -> int:
 def fresh_router():
     """A new worker process: nothing cached, nothing warned about yet."""
     router._warned.clear()
-    router._classifiers.clear()
+    router_state.forget()
     embeddings.forget_cached_vectors()
     yield
     router._warned.clear()
-    router._classifiers.clear()
+    router_state.forget()
 
 
 @pytest.mark.usefixtures("fresh_router")
