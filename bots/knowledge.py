@@ -212,7 +212,7 @@ class KnowledgeFollower:
         )
         try:
             return await sync_to_async(services.find_sources)(
-                guild_id=guild.id, question=question, channel_ids=readable, user_id=user.pk
+                guild_id=guild.id, question=question, channel_ids=readable, user_id=user.pk, excluding=[message.id]
             )
         except AskRefused as refused:
             logger.info("A mention about the server's past is answered as usual: %s", refused)

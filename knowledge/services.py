@@ -582,7 +582,12 @@ def check_question(question: str) -> str:
 
 
 def find_sources(
-    *, guild_id: int, question: str, channel_ids: Iterable[int], user_id: int | None = None
+    *,
+    guild_id: int,
+    question: str,
+    channel_ids: Iterable[int],
+    user_id: int | None = None,
+    excluding: Iterable[int] = (),
 ) -> list[Source]:
     """The indexed messages that best answer ``question``, from ``channel_ids`` only, best first.
 
@@ -593,6 +598,8 @@ def find_sources(
     means nothing was relevant enough. ``user_id`` (a ``ChatUser``'s pk): the
     question's embedding is charged to them (usage kind ``embedding``), like
     the router's embedding of a message, whether or not anything is found.
+    ``excluding``: message ids that are never a source (a mention that asks is
+    indexed like any message, and may be by the time it is searched for).
     """
     question = check_question(question)
     indexed = dict(IndexedChannel.objects.filter(guild_id=guild_id).values_list("channel_id", "name"))
@@ -611,7 +618,9 @@ def find_sources(
             user=user_id, kind="embedding", model=model, prompt_tokens=embedded.prompt_tokens, completion_tokens=0
         )
     [query] = embedded.vectors
-    return rank_messages(guild_id=guild_id, query=query, question=question, channel_ids=readable, model=model)
+    return rank_messages(
+        guild_id=guild_id, query=query, question=question, channel_ids=readable, model=model, excluding=excluding
+    )
 
 
 def warm_indexes() -> int:
@@ -631,6 +640,7 @@ def rank_messages(
     question: str = "",
     channel_ids: Iterable[int],
     model: str | None = None,
+    excluding: Iterable[int] = (),
 ) -> list[Source]:
     """The search behind ``find_sources``, for a question already embedded (with ``model``): best first, repeats dropped.
 
@@ -638,6 +648,7 @@ def rank_messages(
     ``knowledge.vectors.GuildIndex.search``); without, by embedding alone.
     """
     readable = set(channel_ids)
+    excluded = set(excluding)
     model = model or embedding_model()
     cutoff = retention_cutoff()
     with index.lock():
@@ -661,7 +672,7 @@ def rank_messages(
     seen_texts: set[str] = set()
     for hit in found:
         row = rows.get(hit.message_id)
-        if row is None:  # deleted since the index was refreshed
+        if row is None or row.message_id in excluded:  # deleted since the index was refreshed, or the question
             continue
         said = " ".join(row.text.lower().split())
         if said in seen_texts:  # the same words again tell the model nothing new (the best-ranked copy stays)

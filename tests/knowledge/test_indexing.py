@@ -337,6 +337,21 @@ class AskTests:
 
         assert search("quarterly budget spreadsheet review") == []
 
+    def test_the_asking_message_is_never_its_own_source(self, fake_ollama):
+        # A mention that asks is indexed like any message of the channel, and may be before it is searched for.
+        index_channel(GENERAL)
+        answer = said("the release date is May 30", channel_id=GENERAL)
+        question = said("@Trollama what did we decide about the release date?", channel_id=GENERAL)
+        services.record_messages(messages=[answer, question])
+        services.embed_pending()
+
+        found = services.find_sources(
+            guild_id=GUILD, question=question.text, channel_ids=[GENERAL], excluding=[question.message_id]
+        )
+
+        assert [s.message_id for s in found] == [answer.message_id]
+        assert question.message_id in [s.message_id for s in search(question.text)]  # without: it would be
+
     def test_the_questions_embedding_is_charged_to_the_asker(self, fake_ollama):
         from budgets.models import UsageEntry
         from conversations.models import ChatUser, Platform
