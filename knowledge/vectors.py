@@ -254,13 +254,7 @@ class GuildIndex:
         if query_terms:
             return self._hybrid(similarity, mask, query_terms, now, limit, min_similarity, diversity)
         positions, score = self._semantic(similarity, mask, now, wanted, min_similarity)
-        if diversity and len(positions) > 1:
-            order = self._diverse(positions, score, limit, diversity, order=np.arange(len(positions)))
-            positions, score = positions[order], score[order]
-        return [
-            Hit(int(self._ids[p]), float(similarity[p]), float(s))
-            for p, s in zip(positions[:limit], score[:limit], strict=True)
-        ]
+        return self._hits(positions, score, similarity, limit, diversity)
 
     def _semantic(
         self, similarity: np.ndarray, mask: np.ndarray, now: float, k: int, min_similarity: float
@@ -354,6 +348,12 @@ class GuildIndex:
         _, first = np.unique(self._digests[positions], return_index=True)
         kept = np.sort(first)[: MMR_POOL if diversity else limit]
         positions, score = positions[kept], score[kept]
+        return self._hits(positions, score, similarity, limit, diversity)
+
+    def _hits(
+        self, positions: np.ndarray, score: np.ndarray, similarity: np.ndarray, limit: int, diversity: float
+    ) -> list[Hit]:
+        """The best ``limit`` of ``positions`` (ranked by ``score``), made diverse first when ``diversity`` is set."""
         if diversity and len(positions) > 1:
             order = self._diverse(positions, score, limit, diversity, order=np.arange(len(positions)))
             positions, score = positions[order], score[order]
