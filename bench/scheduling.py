@@ -42,7 +42,10 @@ beside the **lower bound**: every model not loaded at the start loaded once
 - loading: every needed load one after the other (Ollama loads one model at a
   time on a GPU), then the shortest request for the model loaded last;
 - arrival: each request's arrival, plus its model's load if needed, plus the
-  shortest generation of a request for its model.
+  shortest generation of a request for its model;
+- model: for each model, its load if needed, then the generation time of its
+  requests spread over its parallel slots (``num_parallel``): one model's
+  answers never run more than that many at once, however many workers wait.
 
 Targets (issue 17): loads ≤ 1.5 times and makespan ≤ 1.3 times the lower bound; p95
 latency at most first-in-first-out's; the longest wait at most
@@ -341,12 +344,15 @@ def lower_bound(
     load_seconds: dict[str, float],
     generation: dict[str, list[float]],
     concurrency: int,
+    slots: int | None = None,
 ) -> Bound:
     """The lower bound for this work (see the module docstring); ``requests`` carry ``model`` and ``arrival``.
 
     ``resident``: models loaded when the workload starts; ``load_seconds``: each
     model's load time; ``generation``: the measured generation time of each
-    request per model; ``concurrency``: how many requests can generate at once.
+    request per model; ``concurrency``: how many requests can generate at once;
+    ``slots``: how many of one model's requests can (Ollama's ``num_parallel``;
+    None: no limit of its own).
     """
     needed = sorted({r["model"] for r in requests} - resident)
     loads = sum(load_seconds[m] for m in needed)
@@ -361,7 +367,16 @@ def lower_bound(
         own = shortest.get(request["model"], 0.0)
         load = load_seconds.get(request["model"], 0.0) if request["model"] in needed else 0.0
         arrival_bound = max(arrival_bound, request["arrival"] + load + own)
-    parts = {"work": work_bound, "loading": load_bound, "arrival": arrival_bound}
+    per_model = min(slots, concurrency) if slots else concurrency
+    model_bound = max(
+        (
+            (load_seconds[m] if m in needed else 0.0) + sum(times) / max(per_model, 1)
+            for m, times in generation.items()
+            if times
+        ),
+        default=0.0,
+    )
+    parts = {"work": work_bound, "loading": load_bound, "arrival": arrival_bound, "model": model_bound}
     return Bound(loads=len(needed), load_seconds=loads, makespan=max(parts.values()), parts=parts)
 
 
@@ -406,6 +421,7 @@ def analyse(policy: str, result: dict[str, Any], fake: Any, *, workers: int) -> 
         load_seconds=sizes,
         generation=generation,
         concurrency=concurrency,
+        slots=config.num_parallel,
     )
     return Figures(
         trace=load_trace(gpu, start=start, first=first, resident=resident),

@@ -63,9 +63,20 @@ class LowerBoundTests:
         )
         assert (bound.loads, bound.load_seconds) == (2, 7.0)
         # work: nothing runs before the first load (2 s), then 40 s over 4 workers;
-        # loading: 7 s of loads one after the other, then 10 s; arrival: 0 + 5 + 10.
-        assert bound.parts == {"work": 12.0, "loading": 17.0, "arrival": 15.0}
+        # loading: 7 s of loads one after the other, then 10 s; arrival: 0 + 5 + 10;
+        # model: b's load, then its 20 s over every worker (no slot limit given).
+        assert bound.parts == {"work": 12.0, "loading": 17.0, "arrival": 15.0, "model": 10.0}
         assert bound.makespan == 17.0
+
+    def test_one_models_answers_run_at_most_its_slots_at_once(self) -> None:
+        # 8 answers of 10 s for one model with 2 slots: 40 s however many workers wait.
+        requests = [{"model": "a", "arrival": 0.0}] * 8
+        bound = lower_bound(
+            requests, resident=set(), load_seconds={"a": 3.0}, generation={"a": [10.0] * 8}, concurrency=4, slots=2
+        )
+        assert bound.parts["work"] == 23.0  # 3 s of load, then 80 s over 4 workers
+        assert bound.parts["model"] == 43.0  # 3 s of load, then 80 s over its 2 slots
+        assert bound.makespan == 43.0
 
     def test_a_model_already_loaded_costs_no_load_and_lets_work_start_at_once(self) -> None:
         requests = [{"model": "a", "arrival": 0.0}, {"model": "a", "arrival": 30.0}]
