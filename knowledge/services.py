@@ -385,13 +385,16 @@ def record_backfill_page(*, channel_id: int, messages: Sequence[SeenMessage], ol
     ends the backfill too.
     """
     stored = record_messages(messages=messages)
-    cutoff = retention_cutoff()
-    too_old = cutoff is not None and any(m.created_at < cutoff for m in messages)
-    done = oldest_id is None or too_old
     IndexedChannel.objects.filter(channel_id=channel_id).update(
-        backfill_before=oldest_id, backfill_done=done, backfilled=F("backfilled") + read
+        backfill_before=oldest_id, backfill_done=_history_read(messages, oldest_id), backfilled=F("backfilled") + read
     )
     return stored
+
+
+def _history_read(page: Sequence[SeenMessage], oldest_id: int | None) -> bool:
+    """Whether a backward read ends with ``page``: nothing older (``oldest_id`` None), or older than the retention."""
+    cutoff = retention_cutoff()
+    return oldest_id is None or (cutoff is not None and any(m.created_at < cutoff for m in page))
 
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -483,10 +486,8 @@ def record_thread_page(
     if row is None:
         return 0
     stored = record_messages(messages=messages)
-    cutoff = retention_cutoff()
-    too_old = cutoff is not None and any(m.created_at < cutoff for m in messages)
     row.backfill_before = oldest_id
-    row.backfill_done = oldest_id is None or too_old
+    row.backfill_done = _history_read(messages, oldest_id)
     if started or row.read_at is None:
         row.read_at = timezone.now()
     row.save(update_fields=["backfill_before", "backfill_done", "read_at"])
