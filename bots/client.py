@@ -571,7 +571,10 @@ class TrollamaBot(discord.Client):
         """Say something in a conversation's channel, and return the channel; None when it is gone or closed."""
         try:
             channel = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
-            await ChannelTarget(channel).send(text)  # type: ignore[arg-type]
+            target = ChannelTarget(channel)  # type: ignore[arg-type]
+            # Within the channel's write budget, which answers streaming there share.
+            async with self.delivery.budget_of(target).writing("send"):
+                await target.send(text)
         except discord.HTTPException as exc:
             logger.info("Could not post a notice in channel %s: %s", channel_id, exc)
             return None

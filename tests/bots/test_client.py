@@ -20,6 +20,7 @@ from django.db import connections
 from bots.client import DONE, FAILED, WORKING, TrollamaBot
 from bots.commands.checks import Denied
 from bots.delivery import CANCELLED_TEXT
+from bots.targets import ChannelTarget
 from budgets.models import RoleTier, Tier, UserRoleTier
 from budgets.usage import record_usage
 from conversations.models import ChatUser, Message, Request, Thread
@@ -551,6 +552,23 @@ class OperatorNoticeTests:
 
         assert channel.shown[-1] == CLOSE_NOTICE and not channel.locked
         assert "lacks Manage Threads" in caplog.text
+
+    async def test_a_notice_waits_for_the_channels_write_budget_the_answers_there_share(self, world):
+        budget = world.bot.delivery.budget_of(ChannelTarget(world.channel))
+        for _ in range(budget.window_writes):  # the answers in this channel spent its sends
+            budget.done(budget.take("send"))
+
+        posting = asyncio.create_task(world.bot.post_notice(world.channel.id, "An operator reset this conversation."))
+        await asyncio.sleep(0.2)  # far inside the 5 s window: the notice must still be waiting
+        assert world.channel.sent == [] and not posting.done()
+        posting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await posting
+
+        budget._slots["send"].clear()  # the window has passed
+        assert await world.bot.post_notice(world.channel.id, "Closed.") is world.channel
+        assert [sent.content for sent in world.channel.sent] == ["Closed."]
+        assert len(budget._slots["send"]) == 1  # counted, so the answers' next sends wait for it
 
 
 @db
