@@ -128,6 +128,7 @@ class UsageEntry(models.Model):
         ANSWER = "answer", "Answer"
         ROUTER = "router", "Router classification"
         EMBEDDING = "embedding", "Router embedding"
+        KNOWLEDGE = "knowledge", "Server knowledge question"
         TOOL = "tool", "Tool round"
         SUMMARY = "summary", "Summary"
 

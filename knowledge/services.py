@@ -616,7 +616,7 @@ def find_sources(
         raise AskRefused(unavailable_text(str(exc))) from None
     if user_id is not None:
         record_usage(
-            user=user_id, kind="embedding", model=model, prompt_tokens=embedded.prompt_tokens, completion_tokens=0
+            user=user_id, kind="knowledge", model=model, prompt_tokens=embedded.prompt_tokens, completion_tokens=0
         )
     [query] = embedded.vectors
     return rank_messages(

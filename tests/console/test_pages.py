@@ -217,12 +217,13 @@ class UsagePageTests:
         record_usage(user=alice, kind="router", model="gpt-oss:20b", prompt_tokens=30, completion_tokens=2)
         record_usage(user=alice, kind="embedding", model="all-minilm", prompt_tokens=8, completion_tokens=0)
         record_usage(user=alice, kind="summary", model="gpt-oss:20b", prompt_tokens=90, completion_tokens=10)
+        record_usage(user=alice, kind="knowledge", model="all-minilm", prompt_tokens=5, completion_tokens=0)
 
         html = staff_client.get(reverse("console:usage")).content.decode()
 
         assert "(none)" not in html
         assert "Router classification: 32 tokens" in html and "Router embedding: 8 tokens" in html
-        assert "Summary: 100 tokens" in html
+        assert "Summary: 100 tokens" in html and "Server knowledge question: 5 tokens" in html
 
     def test_it_reports_latency_percentiles_of_finished_requests(self, staff_client):
         alice = personas.discord_user()

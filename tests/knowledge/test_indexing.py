@@ -364,7 +364,7 @@ class AskTests:
         services.find_sources(guild_id=GUILD, question="who brings the pizza?", channel_ids=[GENERAL], user_id=asker.pk)
 
         [entry] = UsageEntry.objects.filter(user=asker)
-        assert entry.kind == "embedding" and entry.model == "all-minilm"
+        assert entry.kind == "knowledge" and entry.model == "all-minilm"
         assert entry.prompt_tokens > 0 and entry.total_tokens == entry.prompt_tokens
 
     def test_an_unavailable_embedding_model_charges_nothing(self, fake_ollama):
