@@ -197,6 +197,15 @@ def set_aside_id(channel_id: int, thread_pk: int) -> str:
     return f"{channel_id}@{thread_pk}"
 
 
+def set_aside_conversations(*, channel_id: int) -> list[Thread]:
+    """The conversations set aside in this DM (or forum post) for branches, oldest first (``set_aside_id``)."""
+    return list(
+        Thread.objects.filter(platform=Platform.DISCORD, external_id__startswith=f"{channel_id}@")
+        .select_related("owner")
+        .order_by("pk")
+    )
+
+
 def stored_message(*, channel_id: int, message_id: int) -> Message | None:
     """The stored turn a Discord message shows, for a reply written in ``channel_id``; None when it is none of ours.
 

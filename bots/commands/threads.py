@@ -68,7 +68,12 @@ def summarize_reply(*, channel_id: int, author: services.DiscordAuthor) -> Reply
 def forget_reply(
     *, channel_id: int, caller_id: int, caller_name: str, in_dm: bool, moderator: bool, close: bool, in_thread: bool
 ) -> Reply:
-    """``/reset`` (``close`` False) or ``/close``: do it if the caller may, and say so for the channel."""
+    """``/reset`` (``close`` False) or ``/close``: do it if the caller may, and say so for the channel.
+
+    The conversations set aside here for branches (a DM's, a forum post's) go
+    too, those the caller may reset or close: a reply to one of their messages
+    would otherwise bring back the history the caller was told is forgotten.
+    """
     thread = services.discord_thread(channel_id=channel_id)
     if thread is None:
         return Reply(NO_CONVERSATION)
@@ -76,10 +81,15 @@ def forget_reply(
     if denial is not None:
         return Reply(denial)
     audit = f"discord:{caller_id} ({caller_name})"
+    forgotten = sum(
+        close_thread(thread=aside, by=audit)
+        for aside in services.set_aside_conversations(channel_id=channel_id)
+        if conversation_denial(thread=aside, caller_id=caller_id, in_dm=in_dm, moderator=moderator) is None
+    )
     if close:
         close_thread(thread=thread, by=audit)
         return Reply(close_text(by=caller_name, is_thread=in_thread), public=True)
-    forgotten = reset_thread(thread=thread, by=audit)
+    forgotten += reset_thread(thread=thread, by=audit)
     return Reply(reset_text(forgotten, by=caller_name), public=True)
 
 

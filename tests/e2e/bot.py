@@ -81,3 +81,17 @@ def finished(discord: FakeDiscord, asked: Any) -> bool:
     """True once the bot marked the message it answered with ✅ or ❌."""
     reactions = discord.message(asked.id).reactions
     return bool(reactions.get("✅") or reactions.get("❌"))
+
+
+def answers(discord: FakeDiscord, interaction: Any) -> list[Any]:
+    """The messages answering an interaction so far: its filled-in original and its followups."""
+    ids = ([interaction.original_id] if interaction.original_id else []) + list(interaction.followup_ids)
+    shown = [discord.message(message_id) for message_id in ids]
+    return [message for message in shown if not message.deleted and not message.loading]
+
+
+def wait_for_answer(discord: FakeDiscord, interaction: Any, *, timeout: float = 30.0) -> Any:
+    """The answers to a slash command, once there is one."""
+    return discord.wait_for(
+        lambda: answers(discord, interaction), timeout=timeout, what=f"the /{interaction.name} answer"
+    )

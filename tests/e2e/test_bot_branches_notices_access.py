@@ -15,7 +15,7 @@ import pytest
 
 from bots.intake import BLOCKED, DMS_OFF, NOT_ALLOWED
 from tests.conversations.files import image
-from tests.e2e.bot import finished, module_bot_system
+from tests.e2e.bot import finished, module_bot_system, wait_for_answer
 
 pytestmark = pytest.mark.e2e
 
@@ -193,6 +193,27 @@ class ReplyChainTests:
             "DM answer two.",
             "back to two",
         ]
+
+    def test_a_reset_in_a_dm_forgets_the_conversations_set_aside_there_too(self, system, fake, fake_discord):
+        rui = fake_discord.add_user("rui")
+        fake.script("Kept answer one.", tokens_per_second=200)
+        first = answer_to(fake_discord, fake_discord.send_dm(rui, "my code word is heron"))
+        dm = first.channel_id
+        first_answer = last_bot_message(fake_discord, dm)
+        fake.script("Kept answer two.", tokens_per_second=200)
+        answer_to(fake_discord, fake_discord.send_dm(rui, "and my pin is 1234"))
+        set_aside = last_bot_message(fake_discord, dm)
+        fake.script("A branch.", tokens_per_second=200)
+        answer_to(fake_discord, fake_discord.send_dm(rui, "branch here", reply_to=first_answer))
+
+        [told] = wait_for_answer(fake_discord, fake_discord.run_command("reset", user=rui, channel=dm))
+
+        # The branch's 4 messages (2 copied from before the reply, the reply and its answer) and the 4 set aside.
+        assert told.content.startswith("rui reset this conversation: I've forgotten its 8 messages.")
+        # A reply to the set-aside answer finds nothing to branch from: it is a new turn of the reset conversation.
+        fake.script("Fresh start.", tokens_per_second=200)
+        answer_to(fake_discord, fake_discord.send_dm(rui, "what was my pin?", reply_to=set_aside))
+        assert chat_history(fake, "what was my pin?") == ["what was my pin?"]
 
 
 class NoticeTests:

@@ -13,7 +13,7 @@ import signal
 
 import pytest
 
-from tests.e2e.bot import finished, module_bot_system, start_bot
+from tests.e2e.bot import answers, finished, module_bot_system, start_bot, wait_for_answer
 from tests.fake_discord.world import EPHEMERAL
 
 pytestmark = pytest.mark.e2e
@@ -28,19 +28,6 @@ NO_CONVERSATION = "There is no conversation with me in this channel yet. Mention
 
 
 system = module_bot_system("e2e-bot-commands")
-
-
-def answers(discord, interaction):
-    """The messages answering an interaction so far: its filled-in original and its followups."""
-    ids = ([interaction.original_id] if interaction.original_id else []) + list(interaction.followup_ids)
-    shown = [discord.message(message_id) for message_id in ids]
-    return [message for message in shown if not message.deleted and not message.loading]
-
-
-def wait_for_answer(discord, interaction, *, timeout=30.0):
-    return discord.wait_for(
-        lambda: answers(discord, interaction), timeout=timeout, what=f"the /{interaction.name} answer"
-    )
 
 
 def converse(discord, fake, user, text, reply):

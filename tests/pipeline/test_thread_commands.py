@@ -19,10 +19,12 @@ from bots.client import TrollamaBot
 from bots.commands.general import help_text
 from bots.commands.threads import NO_CONVERSATION
 from bots.delivery import thread_notice
+from bots.services import set_aside_id
 from budgets.models import UsageEntry
 from conversations.models import Attachment, Message, Request, Thread
 from pipeline.services import CLOSE_NOTICE, close_thread, reset_thread
 from routing.models import Route
+from tests import personas
 from tests.conversations.helpers import History
 from tests.layer import listening
 from trollama import events
@@ -142,6 +144,24 @@ class ResetCommandTests:
         ]
         assert Thread.objects.filter(pk=history.thread.pk).exists()
         assert not Message.objects.filter(thread=history.thread).exists()
+
+    def test_the_callers_branches_set_aside_here_are_forgotten_too_and_nobody_elses(self, bot):
+        history = conversation()  # a forum post, where branches are set aside as in a DM
+        own = personas.thread_of(history.owner, name="own branch")
+        other = personas.thread_of(personas.discord_user("bob", external_id="2002"), name="bob's branch")
+        for aside in (own, other):
+            Message.objects.create(thread=aside, author=aside.owner, role=Message.Role.USER, content="set aside")
+            Thread.objects.filter(pk=aside.pk).update(
+                platform="discord", external_id=set_aside_id(CHANNEL_ID, aside.pk)
+            )
+        interaction = FakeInteraction(user=OWNER, channel=discord_thread_channel())
+
+        invoke(bot, "reset", interaction)
+
+        assert interaction.texts[0].startswith("Alice reset this conversation: I've forgotten its 3 messages.")
+        assert not Thread.objects.filter(pk=own.pk).exists()
+        assert Message.objects.filter(thread=other).count() == 1
+        assert Thread.objects.filter(pk=history.thread.pk).exists()
 
     def test_a_moderator_may_reset_someone_elses_conversation(self, bot):
         history = conversation()
