@@ -403,6 +403,7 @@ class TrollamaBot(discord.Client):
                     refused_files=refused,
                     role_ids=services.role_ids_of(message.author),
                     branch_from=branch_from,
+                    written_in=message.channel.id,
                 )
         except Refusal as refusal:
             await message.reply(refusal.message, allowed_mentions=NO_PINGS)
@@ -666,7 +667,9 @@ class TrollamaBot(discord.Client):
             return None
         # A thread started from a message has that message's id, and the message is in the parent channel.
         thread = request.thread
-        channel_id = thread.parent_channel_id if message_id == thread.external_id else thread.external_id
+        channel_id = request.message.external_channel_id or (
+            thread.parent_channel_id if message_id == thread.external_id else thread.external_id
+        )
         try:
             channel = await self.channel_of(int(channel_id))
         except (discord.HTTPException, ValueError):

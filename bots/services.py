@@ -88,6 +88,7 @@ def submit_discord_message(
     refused_files: Sequence[Unreadable] = (),
     role_ids: Sequence[int] | None = None,
     branch_from: int | None = None,
+    written_in: int | None = None,
 ) -> Submission:
     """Store a Discord message (and its files) as a turn of the conversation in ``channel_id`` and queue it.
 
@@ -97,7 +98,9 @@ def submit_discord_message(
     a DM, which holds one conversation, sets the one it held aside first
     (kept, under ``set_aside_id``, so replies to it still branch from it).
     ``refused_files``: files the bot left out before downloading them.
-    ``role_ids``: see ``discord_chat_user``. Raises
+    ``written_in``: the channel the message was written in, when not
+    ``channel_id`` (a reply in a thread that branched into a new thread), so a
+    restarted bot still finds it to react on. ``role_ids``: see ``discord_chat_user``. Raises
     ``pipeline.services.Refusal`` with a message for the user.
     """
     user = discord_chat_user(author=author, role_ids=role_ids)
@@ -125,6 +128,7 @@ def submit_discord_message(
         thread=thread,
         content=content,
         external_id=str(message_id),
+        external_channel_id=str(written_in) if written_in and written_in != channel_id else "",
         attachments=attachments,
         refused_files=refused_files,
     )

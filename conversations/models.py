@@ -102,6 +102,11 @@ class Message(models.Model):
     route = models.ForeignKey("routing.Route", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     model = models.CharField(max_length=200, blank=True)
     external_id = models.CharField(max_length=64, blank=True, help_text="The Discord message id, when there is one.")
+    external_channel_id = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The Discord channel it was written in, when not its thread's (a reply that branched into a new one).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

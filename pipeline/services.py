@@ -268,6 +268,7 @@ def submit_request(
     content: str,
     route_slug: str | None = None,
     external_id: str = "",
+    external_channel_id: str = "",
     enqueue: bool = True,
     attachments: Sequence[Upload] = (),
     refused_files: Sequence[Unreadable] = (),
@@ -295,7 +296,13 @@ def submit_request(
 
     now = timezone.now()
     message = Message.objects.create(
-        thread=thread, author=user, role=Message.Role.USER, content=content, external_id=external_id, created_at=now
+        thread=thread,
+        author=user,
+        role=Message.Role.USER,
+        content=content,
+        external_id=external_id,
+        external_channel_id=external_channel_id,
+        created_at=now,
     )
     if read.files:
         _store_attachments(message=message, files=read.files)

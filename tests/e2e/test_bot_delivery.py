@@ -9,6 +9,7 @@ the message the bot started writing, and ✅ on the question.
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
@@ -67,6 +68,42 @@ class BotRestartTests:
         assert [m.content for m in messages] == split_message(SLOW)
         assert messages[0].id == first.id  # finished where it started, not posted again
         reactions = fake_discord.message(asked.id).reactions
+        assert not reactions.get("⏳") and reactions.get("✅") == {fake_discord.bot.id}
+
+    def test_a_branch_from_a_thread_restarted_mid_answer_still_marks_the_reply_in_the_old_thread(
+        self, system, fake, fake_discord
+    ):
+        fake.script("First answer.", match="branch root$", tokens_per_second=200)
+        asked = fake_discord.send_message("alice", "general", "branch root", mention_bot=True)
+        wait_answered(fake_discord, asked)
+        thread = fake_discord.thread_of(asked)
+        [first_answer] = fake_discord.bot_messages(thread)
+        fake.script("Second answer.", match="branch second$", tokens_per_second=200)
+        wait_answered(fake_discord, fake_discord.send_message("alice", thread, "branch second"))
+
+        # The reply is written in the old thread; its answer streams into a new one.
+        fake.script(SLOW, match="branch reply$", tokens_per_second=20)
+        reply = fake_discord.send_message("alice", thread, "branch reply", reply_to=first_answer)
+        pointer = fake_discord.wait_for(
+            lambda: next(
+                (m for m in fake_discord.bot_messages(thread) if m.reference and m.reference.id == reply.id), None
+            ),
+            timeout=60,
+            what="the pointer to the branch",
+        )
+        branch = fake_discord.channel(int(re.search(r"<#(\d+)>", pointer.content).group(1)))
+        fake_discord.wait_for(
+            lambda: any("word3" in m.content for m in fake_discord.bot_messages(branch)),
+            timeout=60,
+            what="streamed text",
+        )
+
+        system.kill("bot")
+        start_bot(system, fake_discord)
+        wait_answered(fake_discord, reply)
+
+        assert "".join(m.content for m in fake_discord.bot_messages(branch)).startswith(SLOW.strip()[:40])
+        reactions = fake_discord.message(reply.id).reactions
         assert not reactions.get("⏳") and reactions.get("✅") == {fake_discord.bot.id}
 
 
