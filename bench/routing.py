@@ -1,14 +1,15 @@
 """The router's fast path on labelled messages: how much it decides without the LLM, how well, how fast.
 
-    python -m bench.routing [--quick] [--embedder minilm|hashed] [--public FILE] [--train-public FILE]
+    python -m bench.routing [--quick] [--embedder minilm|hashed] [--public FILE | --no-public] [--train-public FILE]
 
 Two sets, reported separately:
 - ``bench/routing_messages.jsonl``: 351 messages written for this benchmark,
   about 50 per route; about 8 per route are follow-ups after an earlier turn,
   and the vision ones carry an image. None is a training example.
-- ``--public FILE``: a held-back split of public corpora's *training* splits
-  (JSON Lines: route, text, source, split, licence a line) that no example or
-  threshold is fitted on. It is not in the repository (see routing/data/README.md).
+- ``bench/data/routing_public_heldout.jsonl`` (or ``--public FILE``): prompts from
+  public benchmarks' test and evaluation splits and follow-ups after them (JSON
+  Lines: route, text, source, split, licence, id a line), built by
+  ``bench/data/build_heldout.py``, that no example or threshold is fitted on.
 
 Each set runs twice in the same process, against the same fake Ollama server
 whose ``/api/embed`` serves all-MiniLM-L6-v2 (``bench.minilm``):
@@ -52,6 +53,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "routing_messages.jsonl"
+PUBLIC = ROOT / "bench" / "data" / "routing_public_heldout.jsonl"
 TARGETS = {"precision": 95.0, "worst_route_precision": 90.0, "coverage": 60.0, "router_p95_ms": 20.0, "kept": 90.0}
 FAST_METHODS = {"rule", "embedding", "follow_up", "vision"}
 LLM = "(LLM)"
@@ -126,7 +128,7 @@ def build_requests(rows: Sequence[dict[str, Any]], prefix: str) -> list[tuple[di
 
 def run(built: Sequence[tuple[dict[str, Any], Any]], *, uncached: bool = False) -> list[Outcome]:
     """Route every request; ``uncached`` drops the router's per-process state before each, as before it was kept."""
-    from django.db import connection
+    from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
     from routing import state
@@ -136,6 +138,8 @@ def run(built: Sequence[tuple[dict[str, Any], Any]], *, uncached: bool = False) 
     for row, request in built:
         if uncached:
             state.forget()
+        # The query log keeps 9,000 queries; once full, a capture would count none.
+        reset_queries()
         with CaptureQueriesContext(connection) as queries:
             started = time.perf_counter()
             decision = route_request(request)
@@ -269,7 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.routing", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="every fifth hand-written and third public message")
     parser.add_argument("--embedder", choices=["minilm", "hashed"], default="minilm")
-    parser.add_argument("--public", type=Path, help="held-back public messages (JSON Lines) to report separately")
+    parser.add_argument(
+        "--public", type=Path, default=PUBLIC, help="held-back public messages (JSON Lines) to report separately"
+    )
+    parser.add_argument("--no-public", action="store_true", help="only the hand-written set")
     parser.add_argument("--train-public", type=Path, help="also train on these public examples (JSON Lines)")
     parser.add_argument("--errors", action="store_true", help="list every wrong fast-path decision")
     args = parser.parse_args(argv)
@@ -304,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         RouterSettings.objects.filter(pk=1).update(embedding_model="all-minilm")
         sets = [("hand-written set", build_requests(load_rows(DATA, 5 if args.quick else 1), "hand"))]
-        if args.public:
+        if args.public and not args.no_public:
             sets.append(("held-back public set", build_requests(load_rows(args.public, 3 if args.quick else 1), "pub")))
         print(f"routing benchmark; embeddings: {embedder_name}")
 

@@ -1,6 +1,7 @@
 """Build ``public_examples.jsonl``: route examples drawn from public corpora's training splits.
 
-    python -m routing.data.build --gsm8k-train GSM8K_TRAIN.jsonl --mbpp MBPP.jsonl [--out FILE]
+    python -m routing.data.build --gsm8k-train GSM8K_TRAIN.jsonl --mbpp MBPP.jsonl \
+        --situatedqa-train SITUATEDQA_TEMP_TRAIN.jsonl [--out FILE]
 
 Seeded and reproducible: the same input files give the same output, line for line.
 
@@ -9,6 +10,12 @@ Seeded and reproducible: the same input files give the same output, line for lin
 - MBPP (github.com/google-research/google-research ``mbpp/mbpp.jsonl``, CC-BY-4.0): every task of the
   train split (task ids 601 to 974) and the validation split (511 to 600) → ``simple_code``. The test split
   (11 to 510) and the prompt split (1 to 10) are never read, whatever the input file holds.
+- SituatedQA (github.com/mikejqzhang/SituatedQA ``data/id_data/temp.train.jsonl``; its questions are Natural
+  Questions', WebQuestions' and MS MARCO's): questions of the *train* split labelled by its annotators as
+  depending on when they are asked ("who has the most gold medals at the olympics", ``is_dependent: yes``):
+  ``SITUATED_RESEARCH`` of them → ``research``; ``SITUATED_GENERAL`` of those that do not ("who made the bomb that
+  was dropped on hiroshima") → ``general``, which teaches the fast path what is *not* research. Both drawn at
+  random (seed ``SEED``); the dev and test splits are never read (the test split is measured on).
 
 Nothing from a test or evaluation-only set is read: GSM8K's ``test.jsonl`` and MBPP's test split are
 what outside checks measure on. Each line records ``source``, ``split``, ``licence`` and the corpus's
@@ -28,6 +35,10 @@ GSM8K_PER_ROUTE = 600
 OUT = Path(__file__).resolve().parent / "public_examples.jsonl"
 MBPP_TRAIN = range(601, 975)
 MBPP_VALIDATION = range(511, 601)
+SITUATED_RESEARCH = 300
+SITUATED_GENERAL = 150
+# Natural Questions' licence, which its questions carry; SituatedQA's repository names no licence of its own.
+SITUATED_LICENCE = "CC-BY-SA-3.0"
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -75,8 +86,34 @@ def mbpp_examples(rows: Iterable[dict]) -> list[dict]:
     return found
 
 
-def build(*, gsm8k_train: Path, mbpp: Path) -> list[dict]:
-    lines = gsm8k_examples(_read_jsonl(gsm8k_train)) + mbpp_examples(_read_jsonl(mbpp))
+def situated_examples(
+    rows: Sequence[dict], *, research: int = SITUATED_RESEARCH, general: int = SITUATED_GENERAL, seed: int = SEED
+) -> list[dict]:
+    """SituatedQA train questions; ``id`` is the question's own id (a Natural Questions id for most)."""
+    rng = random.Random(seed)
+    found = []
+    for label, route, count in (("yes", "research", research), ("no", "general", general)):
+        mine = [row for row in rows if row["is_dependent"] == label]
+        for i in sorted(rng.sample(range(len(mine)), min(count, len(mine)))):
+            found.append(
+                {
+                    "route": route,
+                    "text": " ".join(mine[i]["question"].split()),
+                    "source": "situatedqa",
+                    "split": "train",
+                    "licence": SITUATED_LICENCE,
+                    "id": str(mine[i]["id"]),
+                }
+            )
+    return found
+
+
+def build(*, gsm8k_train: Path, mbpp: Path, situatedqa_train: Path) -> list[dict]:
+    lines = (
+        gsm8k_examples(_read_jsonl(gsm8k_train))
+        + mbpp_examples(_read_jsonl(mbpp))
+        + situated_examples(_read_jsonl(situatedqa_train))
+    )
     seen: set[tuple[str, str]] = set()
     unique = []
     for line in lines:
@@ -91,11 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m routing.data.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--gsm8k-train", type=Path, required=True, help="GSM8K's train.jsonl (never test.jsonl)")
     parser.add_argument("--mbpp", type=Path, required=True, help="MBPP's mbpp.jsonl (only train/validation are read)")
+    parser.add_argument(
+        "--situatedqa-train", type=Path, required=True, help="SituatedQA's id_data/temp.train.jsonl (never test)"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     if "test" in args.gsm8k_train.name:
         parser.error("GSM8K's test split is for measuring only")
-    lines = build(gsm8k_train=args.gsm8k_train, mbpp=args.mbpp)
+    if "train" not in args.situatedqa_train.name:
+        parser.error("only SituatedQA's train split is training data (dev and test are for measuring)")
+    lines = build(gsm8k_train=args.gsm8k_train, mbpp=args.mbpp, situatedqa_train=args.situatedqa_train)
     args.out.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
     print(f"wrote {len(lines)} examples to {args.out}")
     return 0

@@ -18,6 +18,8 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 EXAMPLES = DATA / "public_examples.jsonl"
 OURS = DATA / "examples.jsonl"
 LOADED_BEFORE = 1647  # the lines of examples.jsonl that 0006 and 0008 loaded
+LOADED_UP_TO = 1806  # later lines (and later corpora) are 0014's
+CORPORA = ("gsm8k", "mbpp")
 
 
 def _read(path: Path) -> list[dict]:
@@ -25,11 +27,11 @@ def _read(path: Path) -> list[dict]:
 
 
 def _lines() -> list[dict]:
-    return _read(EXAMPLES)
+    return [data for data in _read(EXAMPLES) if data["source"] in CORPORA]
 
 
 def _our_new_lines() -> list[dict]:
-    return _read(OURS)[LOADED_BEFORE:]
+    return _read(OURS)[LOADED_BEFORE:LOADED_UP_TO]
 
 
 def source_of(data: dict) -> str:

@@ -59,3 +59,25 @@ class MoreVariedExamplesMigrationTests:
             assert row["source"] == "trollama" and row["licence"] == "same as Trollama"
             assert row["route"] in routes and row["route"] != "vision"
             assert row["text"].strip()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class ResearchExamplesMigrationTests:
+    def test_reversing_it_removes_the_situatedqa_rows_and_our_later_lines_then_reapplying_restores_them(self):
+        lines = shipped()
+        later = {(row["route"], row["text"]) for row in lines[1806:]}
+        assert later
+        targets = leaves()
+        try:
+            migrate([("routing", "0013_router_state_version")])
+
+            assert not RouteExample.objects.filter(source__startswith="situatedqa ").exists()
+            assert not stored_pairs() & later
+            assert RouteExample.objects.filter(source__startswith="gsm8k train #").exists()  # 0011's stay
+
+            migrate(targets)
+
+            assert RouteExample.objects.filter(source__startswith="situatedqa train #", route__slug="research").exists()
+            assert stored_pairs() == {(row["route"], row["text"]) for row in lines}
+        finally:
+            migrate(targets)

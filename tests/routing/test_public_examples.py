@@ -52,23 +52,55 @@ class BuildTests:
         assert all(row["split"] == "train" and row["source"] == "gsm8k" for row in first)
         assert first[0]["text"] == f"Question {first[0]['id']} how many?"  # whitespace folded, id is the line
 
-    def test_the_command_refuses_gsm8k_test_and_writes_the_file(self, tmp_path, capsys):
+    def test_situatedqa_time_dependent_questions_are_research_and_the_others_general(self):
+        rows = [
+            {"question": f"who holds record  {i}", "is_dependent": "yes" if i % 3 else "no", "id": 1000 + i}
+            for i in range(30)
+        ]
+
+        found = build.situated_examples(rows, research=5, general=3)
+
+        assert found == build.situated_examples(rows, research=5, general=3)  # seeded
+        assert [row["route"] for row in found] == ["research"] * 5 + ["general"] * 3
+        by_id = {str(row["id"]): row for row in rows}
+        for row in found:
+            assert (by_id[row["id"]]["is_dependent"] == "yes") == (row["route"] == "research")
+            assert (row["source"], row["split"], row["licence"]) == ("situatedqa", "train", "CC-BY-SA-3.0")
+        assert found[0]["text"] == " ".join(by_id[found[0]["id"]]["question"].split())
+
+    def test_the_command_refuses_test_splits_and_writes_the_file(self, tmp_path, capsys):
         train = write_jsonl(tmp_path / "train.jsonl", [{"question": "2 apples and 3 more?", "answer": "5"}])
         mbpp = write_jsonl(tmp_path / "mbpp.jsonl", [{"task_id": 700, "text": "Write a function to add."}])
+        situated = write_jsonl(
+            tmp_path / "temp.train.jsonl", [{"question": "who is the mayor of paris", "is_dependent": "yes", "id": 7}]
+        )
+        situated_test = write_jsonl(tmp_path / "temp.test.jsonl", [])
         out = tmp_path / "out.jsonl"
+        common = ["--mbpp", str(mbpp), "--out", str(out)]
 
-        assert build.main(["--gsm8k-train", str(train), "--mbpp", str(mbpp), "--out", str(out)]) == 0
+        assert build.main(["--gsm8k-train", str(train), "--situatedqa-train", str(situated), *common]) == 0
 
-        assert [json.loads(line)["route"] for line in out.read_text().splitlines()] == ["math", "simple_code"]
+        assert [json.loads(line)["route"] for line in out.read_text().splitlines()] == [
+            "math",
+            "simple_code",
+            "research",
+        ]
         with pytest.raises(SystemExit):
-            build.main(["--gsm8k-train", str(tmp_path / "test.jsonl"), "--mbpp", str(mbpp), "--out", str(out)])
+            build.main(["--gsm8k-train", str(tmp_path / "test.jsonl"), "--situatedqa-train", str(situated), *common])
+        with pytest.raises(SystemExit):
+            build.main(["--gsm8k-train", str(train), "--situatedqa-train", str(situated_test), *common])
 
 
 class ShippedFileTests:
     def test_every_line_names_its_corpus_training_split_licence_and_id(self):
         rows = shipped()
         assert len(rows) > 1000
-        allowed = {("gsm8k", "train", "MIT"), ("mbpp", "train", "CC-BY-4.0"), ("mbpp", "validation", "CC-BY-4.0")}
+        allowed = {
+            ("gsm8k", "train", "MIT"),
+            ("mbpp", "train", "CC-BY-4.0"),
+            ("mbpp", "validation", "CC-BY-4.0"),
+            ("situatedqa", "train", "CC-BY-SA-3.0"),
+        }
         for row in rows:
             assert (row["source"], row["split"], row["licence"]) in allowed
             assert row["id"] and row["text"].strip()
@@ -87,3 +119,7 @@ def test_the_migration_loaded_them_with_their_provenance():
     assert stored.source == f"{row['source']} {row['split']} #{row['id']}"
     assert stored.licence == row["licence"]
     assert RouteExample.objects.filter(source__startswith="mbpp validation #").count() == 90
+    situated = [row for row in shipped() if row["source"] == "situatedqa"]
+    stored = RouteExample.objects.filter(source__startswith="situatedqa train #")
+    assert stored.count() == len(situated) == build.SITUATED_RESEARCH + build.SITUATED_GENERAL
+    assert stored.filter(route__slug="research").count() == build.SITUATED_RESEARCH
