@@ -571,7 +571,7 @@ def build(
 
     from knowledge import services
     from knowledge.models import IndexedChannel, IndexedMessage
-    from knowledge.services import SeenMessage, embedding_text
+    from knowledge.services import SeenMessage, embedding_text, piece_texts, pieces_bytes
     from knowledge.vectors import to_bytes
 
     IndexedMessage.objects.all().delete()
@@ -609,6 +609,11 @@ def build(
 
     pool = chatter_pool(pool_size, rng)
     vectors = embed([embedding_text(author, text) for author, text in pool])
+    # Each pool text's clauses, as embed_pending stores them (most chatter has one, so none).
+    clause_texts = [piece_texts(text) for _, text in pool]
+    flat = [clause for found in clause_texts for clause in found]
+    clause_vectors = iter(embed(flat) if flat else [])
+    pieces = [pieces_bytes([next(clause_vectors) for _ in found]) for found in clause_texts]
     channel_pks = dict(IndexedChannel.objects.values_list("channel_id", "pk"))
     stored = [(m.message_id, m.author_name, m.text) for m in planted]
     rows = []
@@ -629,6 +634,7 @@ def build(
                 created_at=at,
                 text=text,
                 embedding=to_bytes(vectors[k]),
+                pieces=pieces[k],
                 embedding_model=services.embedding_model(),
                 needs_embedding=False,
                 changed_at=now,
