@@ -8,7 +8,9 @@ year in four channels, and planted facts, each with a question that asks for
 it in other words ("when is the next community event?" for "game night moves
 to Friday the 14th"). Some facts were later corrected: the answer is the
 correction, which recency weighting should rank first. Some questions have no
-answer in the history: /ask should say "nothing found" for them.
+answer in the history: /ask should say "nothing found" for them. Two more
+sets ask the facts in words far from theirs: DEV_PHRASED, the one retrieval is
+tuned on, and FAR_PHRASED, held out (reported, never used to choose).
 
 Embeddings: all-MiniLM-L6-v2 (``bench.minilm``) served by the fake Ollama's
 ``/api/embed``. The planted facts go through the real path (``record_messages``,
