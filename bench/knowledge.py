@@ -8,7 +8,9 @@ year in four channels, and planted facts, each with a question that asks for
 it in other words ("when is the next community event?" for "game night moves
 to Friday the 14th"). Some facts were later corrected: the answer is the
 correction, which recency weighting should rank first. Some questions have no
-answer in the history: /ask should say "nothing found" for them.
+answer in the history: /ask should say "nothing found" for them. Two more
+sets ask the facts in words far from theirs: DEV_PHRASED, the one retrieval is
+tuned on, and FAR_PHRASED, held out (reported, never used to choose).
 
 Embeddings: all-MiniLM-L6-v2 (``bench.minilm``) served by the fake Ollama's
 ``/api/embed``. The planted facts go through the real path (``record_messages``,
@@ -301,6 +303,78 @@ FAR_PHRASED = [
     "on which weekday do we branch off for a release?",
     "what's the focus of the coding marathon?",
 ]
+# A third set, the development set ("dev"): written after the two above and apart from them, phrased far from the facts
+# (synonyms, indirect references, another tense or person, "who volunteered…" for "I'll take…", "when" for a date).
+# Retrieval is tuned on this set only; FAR_PHRASED is held out, reported beside it and never used to choose.
+# (index into FACTS then CORRECTED, question); the answer is that fact's message (for a corrected fact, the correction).
+DEV_PHRASED: list[tuple[int, str]] = [
+    (0, "which evening are we playing together next?"),
+    (0, "what should I bring to the next fun evening?"),
+    (1, "who's on the authentication issue?"),
+    (1, "is somebody handling it that people can't sign on?"),
+    (2, "when does the big new version come out?"),
+    (2, "have we settled on a launch day?"),
+    (3, "who do I ask for the test environment credentials?"),
+    (3, "how often do the preprod secrets change?"),
+    (4, "how old is our community?"),
+    (4, "when is our anniversary?"),
+    (5, "is it too late to enter the fastest-run contest?"),
+    (5, "when is the cutoff to join the race event?"),
+    (6, "why is continuous integration so slow lately?"),
+    (6, "which runners should I use while some are broken?"),
+    (7, "can I join the staff team?"),
+    (7, "is there a way to apply for a staff role?"),
+    (8, "did anyone's animal have a birthday recently?"),
+    (8, "what treat did Kemal's animal get?"),
+    (9, "where are the guides now?"),
+    (9, "why can't I edit the old knowledge base?"),
+    (10, "which bar hosts the summer get-together?"),
+    (10, "what's the address for the offline gathering?"),
+    (11, "who handles reports of scam links?"),
+    (11, "should I ping an admin when I see advertising bots?"),
+    (12, "when do we stop accepting new features?"),
+    (12, "after which day are only urgent patches allowed?"),
+    (13, "what does Bob run the survival world on?"),
+    (13, "is our block game hosted at someone's home?"),
+    (14, "what do contest winners receive?"),
+    (14, "is this month's drawing challenge about the sea?"),
+    (15, "what was causing the RAM to balloon?"),
+    (15, "which release stopped the app from growing without bound?"),
+    (16, "will my calls be saved?"),
+    (16, "when are talk sessions taped?"),
+    (17, "what's the request quota?"),
+    (17, "how often can one token hit the service?"),
+    (18, "where can I get good Japanese noodles around here?"),
+    (18, "what's the best place for dinner around here?"),
+    (19, "what are we screening on Saturday?"),
+    (19, "is an anime on for the film evening?"),
+    (20, "how do I try the prerelease?"),
+    (20, "which emoji do I use to opt in to testing?"),
+    (21, "are explicit profile images allowed?"),
+    (21, "was there a policy change recently?"),
+    (22, "can I submit localized strings as a pull request?"),
+    (22, "where is internationalisation work done?"),
+    (23, "how much did the livestream bring in?"),
+    (23, "which cause did the donation broadcast support?"),
+    (24, "is Bob playing a concert somewhere?"),
+    (24, "where can I see Bob perform live?"),
+    (25, "is the setup file code-signed now?"),
+    (25, "why don't I get an unknown publisher warning anymore?"),
+    (26, "I just joined and can't chat, why?"),
+    (26, "why is my first message blocked?"),
+    (27, "which sci-fi story are we discussing?"),
+    (27, "how far into the story should I be by our next session?"),
+    (28, "when do the automatic snapshots happen?"),
+    (28, "what time of night does the data get saved?"),
+    (29, "is anyone from here going to Portugal?"),
+    (29, "when does Jun change address?"),
+    (30, "has the quiz been rescheduled?"),
+    (30, "what time does the bar trivia start?"),
+    (31, "which day of the week do we freeze a branch for shipping?"),
+    (31, "when do we cut the release branch now?"),
+    (32, "what's the jam about this time?"),
+    (32, "what are we building at the coding event?"),
+]
 UNANSWERABLE = [
     "what is the airspeed velocity of an unladen swallow?",
     "who won the chess championship in 1972?",
@@ -424,7 +498,7 @@ def chatter_pool(size: int, rng: random.Random) -> list[tuple[str, str]]:
 class Question:
     text: str
     answers: set[int]  # the message ids that answer it; empty: nothing should be found
-    group: str = "bench"  # "bench": the original questions; "far": FAR_PHRASED
+    group: str = "bench"  # "bench": the original questions; "far": FAR_PHRASED (held out); "dev": DEV_PHRASED
 
 
 def make_embedder(kind: str) -> tuple[Callable[[Sequence[str]], list[list[float]]], str]:
@@ -499,7 +573,7 @@ def build(
 
     from knowledge import services
     from knowledge.models import IndexedChannel, IndexedMessage
-    from knowledge.services import SeenMessage, embedding_text
+    from knowledge.services import SeenMessage, embedding_text, piece_texts, pieces_bytes
     from knowledge.vectors import to_bytes
 
     IndexedMessage.objects.all().delete()
@@ -517,22 +591,31 @@ def build(
         return message
 
     events: set[int] = set()  # every upcoming event answers "when is the next community event?"
+    answering: list[int] = []  # each fact's message (a corrected fact's: the correction), for DEV_PHRASED
     for channel, author, days, fact, question in FACTS:
         planted_id = plant(channel, author, days, fact).message_id
+        answering.append(planted_id)
         questions.append(Question(question, {planted_id}))
         if any(word in fact for word in ("Game night", "tournament", "Movie night")):
             events.add(planted_id)
     for channel, author, old_days, old, new_days, new, question in CORRECTED:
         plant(channel, author, old_days, old)
-        questions.append(Question(question, {plant(channel, author, new_days, new).message_id}))
+        answering.append(plant(channel, author, new_days, new).message_id)
+        questions.append(Question(question, {answering[-1]}))
     questions[0].answers |= events
     questions += [Question(far, q.answers, "far") for far, q in zip(FAR_PHRASED, questions, strict=True)]
+    questions += [Question(dev, {answering[fact]}, "dev") for fact, dev in DEV_PHRASED]
     questions += [Question(q, set()) for q in UNANSWERABLE]
     services.record_messages(messages=planted)
     services.embed_pending()  # the workers' path: batches over HTTP to /api/embed
 
     pool = chatter_pool(pool_size, rng)
     vectors = embed([embedding_text(author, text) for author, text in pool])
+    # Each pool text's clauses, as embed_pending stores them (most chatter has one, so none).
+    clause_texts = [piece_texts(text) for _, text in pool]
+    flat = [clause for found in clause_texts for clause in found]
+    clause_vectors = iter(embed(flat) if flat else [])
+    pieces = [pieces_bytes([next(clause_vectors) for _ in found]) for found in clause_texts]
     channel_pks = dict(IndexedChannel.objects.values_list("channel_id", "pk"))
     stored = [(m.message_id, m.author_name, m.text) for m in planted]
     rows = []
@@ -553,6 +636,7 @@ def build(
                 created_at=at,
                 text=text,
                 embedding=to_bytes(vectors[k]),
+                pieces=pieces[k],
                 embedding_model=services.embedding_model(),
                 needs_embedding=False,
                 changed_at=now,
@@ -613,6 +697,7 @@ def measure(total: int, pool_size: int, embed: Any, rng: random.Random, repeats:
         figures[name] = {
             "recall": hits["bench"] / asked["bench"],
             "recall_far": hits["far"] / asked["far"],
+            "recall_dev": hits["dev"] / asked["dev"],
             "declined": declined / unanswerable,
             "p50": statistics.median(times),
             "p95": percentile(times, 0.95),
@@ -658,9 +743,10 @@ def produce(args: argparse.Namespace) -> str:
             f"default settings (top {settings.KNOWLEDGE_RESULTS}, similarity ≥ {settings.KNOWLEDGE_MIN_SIMILARITY}), "
             f"SQLite",
             "",
-            f"recall@5 on the original questions, and (far) on {len(FAR_PHRASED)} more phrased far from the facts",
+            f"recall@5 on the original questions, on {len(DEV_PHRASED)} phrased far from the facts that retrieval was "
+            f"tuned on (dev), and on {len(FAR_PHRASED)} more phrased far from them, held out (far)",
             "",
-            f"{'messages':>9}  {'method':<34} {'recall@5':>8} {'(far)':>6} {'declined':>8} {'p50 ms':>7} {'p95 ms':>7}",
+            f"{'messages':>9}  {'method':<34} {'recall@5':>8} {'(dev)':>6} {'(far)':>6} {'declined':>8} {'p50 ms':>7} {'p95 ms':>7}",
         ]
         verdicts = []
         for total in sizes:
@@ -672,7 +758,7 @@ def produce(args: argparse.Namespace) -> str:
             ):
                 f = figures[key]
                 lines.append(
-                    f"{total:>9,}  {label:<34} {f['recall']:>8.2f} {f['recall_far']:>6.2f} {f['declined']:>8.0%} "
+                    f"{total:>9,}  {label:<34} {f['recall']:>8.2f} {f['recall_dev']:>6.2f} {f['recall_far']:>6.2f} {f['declined']:>8.0%} "
                     f"{f['p50']:>7.1f} {f['p95']:>7.1f}"
                 )
                 if args.misses and f["missed"]:

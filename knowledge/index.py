@@ -41,7 +41,7 @@ def _rows(guild_id: int, model: str, since: datetime | None) -> list[Row]:
     else:
         rows = rows.filter(deleted=False, embedding__isnull=False, embedding_model=model)
     found = []
-    for message_id, channel_id, created_at, embedding, deleted, embedded_with, author, text in rows.values_list(
+    for message_id, channel_id, created_at, embedding, deleted, embedded_with, author, text, pieces in rows.values_list(
         "message_id",
         "channel_id__channel_id",
         "created_at",
@@ -50,10 +50,12 @@ def _rows(guild_id: int, model: str, since: datetime | None) -> list[Row]:
         "embedding_model",
         "author_name",
         "text",
+        "pieces",
     ).iterator(chunk_size=5000):
         vector = bytes(embedding) if embedding is not None and not deleted and embedded_with == model else None
         words = f"{author}: {text}" if vector is not None else ""
-        found.append(Row(message_id, channel_id, created_at.timestamp(), vector, words))
+        clauses = bytes(pieces) if pieces is not None and vector is not None else None
+        found.append(Row(message_id, channel_id, created_at.timestamp(), vector, words, clauses))
     return found
 
 

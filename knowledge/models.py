@@ -67,6 +67,11 @@ class IndexedMessage(models.Model):
         null=True, blank=True, help_text="The message this one replies to; its start is embedded with it."
     )
     embedding = models.BinaryField(null=True, blank=True, help_text="Unit float32 vector, little-endian.")
+    pieces = models.BinaryField(
+        null=True,
+        blank=True,
+        help_text="Unit float32 vectors of its clauses, one after another, when it has more than one.",
+    )
     embedding_model = models.CharField(max_length=200, blank=True)
     needs_embedding = models.BooleanField(default=True, db_index=True)
     deleted = models.BooleanField(default=False)

@@ -24,7 +24,7 @@ from django_q.tasks import async_task
 
 from knowledge import index
 from knowledge.models import Ask, EmbeddingState, ForgottenUser, IndexedChannel, IndexedMessage, IndexedThread
-from knowledge.vectors import to_bytes
+from knowledge.vectors import clauses, to_bytes
 from routing import embeddings, hosts
 from routing.models import RouterSettings
 from routing.signals import record_usage
@@ -169,7 +169,7 @@ def record_messages(*, messages: Sequence[SeenMessage]) -> int:
 
 def _store_new_text(message_id: int, text: str, edited_at: datetime, now: datetime) -> None:
     IndexedMessage.objects.filter(message_id=message_id, deleted=False).update(
-        text=text, edited_at=edited_at, embedding=None, needs_embedding=True, changed_at=now
+        text=text, edited_at=edited_at, embedding=None, pieces=None, needs_embedding=True, changed_at=now
     )
 
 
@@ -189,7 +189,7 @@ def record_edit(*, message_id: int, text: str, edited_at: datetime | None = None
 
 def _tombstone(rows: Q) -> int:
     return IndexedMessage.objects.filter(rows, deleted=False).update(
-        deleted=True, text="", embedding=None, needs_embedding=False, changed_at=timezone.now()
+        deleted=True, text="", embedding=None, pieces=None, needs_embedding=False, changed_at=timezone.now()
     )
 
 
@@ -271,6 +271,17 @@ def embedding_text(author_name: str, text: str, model: str = "", *, replying_to:
     return (prefixes(model)[1] + context + text)[:EMBED_CHARS]
 
 
+def piece_texts(text: str, model: str = "") -> list[str]:
+    """What is embedded for a message's clauses (``knowledge.vectors.clauses``), after the document prefix."""
+    prefix = prefixes(model)[1]
+    return [(prefix + clause)[:EMBED_CHARS] for clause in clauses(text)]
+
+
+def pieces_bytes(vectors: Sequence[Sequence[float]]) -> bytes | None:
+    """Clause vectors as stored (``IndexedMessage.pieces``): unit float32, one after another; None for none."""
+    return b"".join(to_bytes(vector) for vector in vectors) or None
+
+
 def question_text(question: str, model: str) -> str:
     """What is embedded for a question: after the model's query prefix if it has one."""
     return prefixes(model)[0] + question
@@ -310,22 +321,27 @@ def embed_pending(*, limit: int | None = None) -> dict[str, int]:
                 message_id__in=[reply_to for *_, reply_to in batch if reply_to], deleted=False
             ).values_list("message_id", "text")
         )
+        # Each message's whole text, then its clauses' (none for most chat lines), in the batch's one call.
+        pieces = [piece_texts(text, model) for _, _, _, text, _ in batch]
+        texts = [
+            embedding_text(author, text, model, replying_to=parents.get(reply_to or 0, ""))
+            for _, _, author, text, reply_to in batch
+        ]
         try:
-            vectors = _embed(
-                [
-                    embedding_text(author, text, model, replying_to=parents.get(reply_to or 0, ""))
-                    for _, _, author, text, reply_to in batch
-                ],
-                model,
-            )
+            vectors = _embed(texts + [piece for found in pieces for piece in found], model)
         except EmbeddingUnavailable as exc:
             _record_embedding_error(str(exc), channel_pks={pk for _, pk, *_ in batch})
             failed = len(batch)
             break
         now = timezone.now()
-        for (message_id, _, _, text, _), vector in zip(batch, vectors, strict=True):
+        clause_vectors = iter(vectors[len(batch) :])
+        for (message_id, _, _, text, _), vector, found in zip(batch, vectors[: len(batch)], pieces, strict=True):
             IndexedMessage.objects.filter(message_id=message_id, text=text, deleted=False).update(
-                embedding=to_bytes(vector), embedding_model=model, needs_embedding=False, changed_at=now
+                embedding=to_bytes(vector),
+                pieces=pieces_bytes([next(clause_vectors) for _ in found]),
+                embedding_model=model,
+                needs_embedding=False,
+                changed_at=now,
             )
         IndexedChannel.objects.filter(pk__in={pk for _, pk, *_ in batch}).update(
             last_indexed_at=now, last_error="", last_error_at=None

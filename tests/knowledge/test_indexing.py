@@ -58,6 +58,32 @@ class RecordingTests:
         assert embed_calls(fake_ollama)[0].body["input"][0].startswith("message number")  # the text alone
         assert IndexedChannel.objects.get(channel_id=GENERAL).last_indexed_at is not None
 
+    def test_a_message_of_several_clauses_is_embedded_with_each_of_them(self, fake_ollama):
+        index_channel(GENERAL)
+        long = said("Code freeze starts Wednesday noon, only hotfixes after that", channel_id=GENERAL)
+        short = said("gg", channel_id=GENERAL)
+        services.record_messages(messages=[long, short])
+
+        services.embed_pending()
+
+        # One call: the whole texts (newest first), then the long one's clauses.
+        [call] = embed_calls(fake_ollama)
+        assert call.body["input"] == [
+            "gg",
+            "Code freeze starts Wednesday noon, only hotfixes after that",
+            "Code freeze starts Wednesday noon,",
+            "only hotfixes after that",
+        ]
+        row = IndexedMessage.objects.get(pk=long.message_id)
+        assert row.pieces is not None and len(from_bytes(bytes(row.pieces))) == 2 * 384
+        assert IndexedMessage.objects.get(pk=short.message_id).pieces is None
+
+        assert services.record_edit(message_id=long.message_id, text="no freeze after all")
+        assert IndexedMessage.objects.get(pk=long.message_id).pieces is None
+        services.embed_pending()
+        assert embed_calls(fake_ollama)[-1].body["input"] == ["no freeze after all"]
+        assert IndexedMessage.objects.get(pk=long.message_id).pieces is None
+
     def test_a_message_seen_again_unchanged_is_not_embedded_again(self, fake_ollama):
         index_channel(GENERAL)
         message = said("the release is on friday", channel_id=GENERAL)
@@ -131,7 +157,7 @@ class RecordingTests:
 
         assert search("what is the wifi password") == []
         row = IndexedMessage.objects.get()
-        assert row.deleted and row.text == "" and row.embedding is None
+        assert row.deleted and row.text == "" and row.embedding is None and row.pieces is None
 
     def test_forget_me_deletes_the_users_messages_and_keeps_new_ones_out(self, fake_ollama):
         index_channel(GENERAL)

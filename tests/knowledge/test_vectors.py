@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from knowledge.vectors import GuildIndex, Row, from_bytes, to_bytes
+from knowledge.vectors import PIECE_WEIGHT, GuildIndex, Row, clauses, from_bytes, to_bytes
 
 NOW = 1_800_000_000.0
 DAY = 86_400.0
@@ -192,3 +192,47 @@ class HybridTests:
 
         assert [h.message_id for h in hits] == [1]
         assert plain == []
+
+
+class ClauseTests:
+    def test_a_message_is_split_at_clause_punctuation_and_spaced_dashes(self):
+        assert clauses("Code freeze starts Wednesday noon, only hotfixes after that") == [
+            "Code freeze starts Wednesday noon,",
+            "only hotfixes after that",
+        ]
+        assert clauses("the build is red - CI runners are down") == ["the build is red", "CI runners are down"]
+        assert clauses("v2.0 ships on the 30th; 1,200 people signed up") == [
+            "v2.0 ships on the 30th;",
+            "1,200 people signed up",
+        ]
+
+    def test_a_message_of_one_clause_has_no_pieces(self):
+        assert clauses("the build took forever") == []
+        assert clauses("gg, lol") == []  # one-word pieces do not count
+
+    def test_a_message_is_lifted_toward_its_best_clause(self):
+        index = GuildIndex()
+        whole = Row(1, 10, NOW, vec(0.5, 0.866), "Alice: freeze at noon, hotfixes after")
+        index.apply([whole, Row(2, 10, NOW, vec(0.6, 0.8), "Bob: something closer on the whole")])
+
+        before = index.search([1, 0], channel_ids=[10], now=NOW, limit=2, min_similarity=0.3)
+        index.apply([Row(1, 10, NOW, whole.vector, whole.text, vec(1, 0) + vec(0, 1))])
+        after = index.search([1, 0], channel_ids=[10], now=NOW, limit=2, min_similarity=0.3)
+
+        assert [h.message_id for h in before] == [2, 1]
+        assert [h.message_id for h in after] == [1, 2]
+        # Its similarity plus PIECE_WEIGHT of what the best clause (1.0) adds to the whole (0.5).
+        assert after[0].similarity == pytest.approx(0.5 + PIECE_WEIGHT * 0.5, abs=1e-3)
+
+    def test_an_edit_or_a_deletion_drops_the_old_clauses(self):
+        index = GuildIndex()
+        index.apply([Row(1, 10, NOW, vec(0.5, 0.866), "Alice: a, b c", vec(1, 0) + vec(0, 1))])
+
+        index.apply([Row(1, 10, NOW, vec(0.5, 0.866), "Alice: edited")])  # the edit has one clause
+        [edited] = index.search([1, 0], channel_ids=[10], now=NOW, limit=1, min_similarity=0.3)
+        index.apply([Row(1, 10, NOW, None)])
+        index.apply([Row(2, 10, NOW, vec(0.5, 0.866), "Bob: new in the freed slot")])
+        [other] = index.search([1, 0], channel_ids=[10], now=NOW, limit=1, min_similarity=0.3)
+
+        assert edited.message_id == 1 and edited.similarity == pytest.approx(0.5, abs=1e-3)
+        assert other.message_id == 2 and other.similarity == pytest.approx(0.5, abs=1e-3)
