@@ -296,10 +296,10 @@ class KnowledgeBotTests:
         assert f"https://discord.com/channels/{fake_discord.guild_id}/{channel.id}/{decided.id}" in text
         chat = [c for c in fake.chats if "decide about the release date" in str(c.body["messages"][-1])][-1]
         assert "the release date is May 30" in chat.body["messages"][0]["content"]
-        # The question's embedding is charged to the asker, like the router's.
+        # The question's embedding is charged to the asker, as server knowledge usage.
         charged = system.query(
             "from budgets.models import UsageEntry\n"
-            f"result = UsageEntry.objects.filter(user__external_id='{fake_discord.mod.id}', kind='embedding').count()"
+            f"result = UsageEntry.objects.filter(user__external_id='{fake_discord.mod.id}', kind='knowledge').count()"
         )
         assert charged >= 1
 
