@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,7 +25,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -284,26 +285,37 @@ def record_phase(job: Job, phase: str) -> None:
     Request.objects.filter(_owned(job)).update(phase=phase)
 
 
+def _publish_positions_then_close() -> None:
+    try:
+        queue.publish_positions_quietly()
+    finally:
+        connections.close_all()  # this thread's own connections
+
+
 async def stream_attempt(job: Job) -> AttemptResult:
-    told: list[bool] = []
+    telling: list[threading.Thread] = []
 
     def tick_and_tell(partial: str | None) -> Tick:
         # The claim moved everyone else in the queue: tell them at the first tick, once the chat request is on
-        # its way, rather than between the claim and that request (for a burst of waiting requests that is
-        # one event each, which would otherwise delay every answer by as much).
-        state = tick(job, partial)
-        if not told:
-            told.append(True)
-            queue.publish_positions_quietly()
-        return state
+        # its way, and from a thread of its own, rather than between the claim and that request or in the
+        # thread the stream's callbacks need (for a burst of waiting requests that is one event each, which
+        # would otherwise delay every answer by as much).
+        if not telling:
+            telling.append(threading.Thread(target=_publish_positions_then_close, name="queue-positions"))
+            telling[0].start()
+        return tick(job, partial)
 
     callbacks = Callbacks(
         tick=sync_to_async(tick_and_tell),
         phase=sync_to_async(lambda phase: record_phase(job, phase)),
         stopping=workers.stopping,
     )
-    async with AsyncPublisher() as publisher:
-        return await AnswerStream(job, publisher=publisher, callbacks=callbacks).run()
+    try:
+        async with AsyncPublisher() as publisher:
+            return await AnswerStream(job, publisher=publisher, callbacks=callbacks).run()
+    finally:
+        for thread in telling:  # never outlives the attempt
+            await sync_to_async(thread.join, thread_sensitive=False)()
 
 
 @transaction.atomic
