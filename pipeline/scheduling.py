@@ -29,7 +29,9 @@ Cheapest to start first (the "class" of a request, lowest first):
    costs as much as the swap it might cause, and what happens is learned.
    Held back, though, when it could only fit by pushing out a model in use or
    waited for while the models in use already have a slot with work (running
-   or waiting) for every worker.
+   or waiting) for every worker, and while a model others wait for is loaded
+   and one in use that nobody waits for is finishing (its memory is there to
+   take once it is done, where a guess now could push out the wanted one).
 5. **busy**: its model is loaded, every slot busy (Ollama queues it behind them).
 6. **evict idle**: it needs memory that only models nobody waits for hold.
 7. **evict wanted**: it would push out a model that others wait for or use.
@@ -198,7 +200,18 @@ def _classify_load(
             if name in in_use or name in wanted
         )
         crowded = not after_release and busy_host and 0 < snapshot.workers <= work_slots
-        return MIGHT_FIT, host.host_id, bool(host.loading) or crowded
+        # A model in use that nobody waits for is finishing: once its last answers end it is idle, and the
+        # guess can take its memory, where now Ollama could push out (whichever is idle for a moment between
+        # two answers) a model others still wait for. So while one is loaded that others wait for, the guess
+        # waits for the finishing ones.
+        finishing = {name: b for name, b in host.loaded.items() if name in in_use and name not in wanted}
+        soon = host.fit(
+            used=used - sum(idle.values()) - sum(finishing.values()) + size,
+            models=count - len(idle) - len(finishing) + 1,
+        )
+        others_wait = any(name in wanted for name in host.loaded)
+        wait_for_finish = not after_release and others_wait and bool(finishing) and soon is not False
+        return MIGHT_FIT, host.host_id, bool(host.loading) or crowded or wait_for_finish
     if after_release:
         return EVICT_IDLE, host.host_id, False
     # Known not to fit without pushing out a model in use or waited for: wait for memory while work runs.

@@ -30,9 +30,7 @@ def thinking_preference(user: ChatUser | int) -> str:
     return found or RoutingPreference.Thinking.AUTO
 
 
-def place(
-    *, route: Route, models: Sequence[str], preference: str, prefer_host: int | None = None
-) -> Placement | None:
+def place(*, route: Route, models: Sequence[str], preference: str, prefer_host: int | None = None) -> Placement | None:
     """The first of ``models`` that some usable host can run; None when every host is down or disabled.
 
     ``prefer_host``: the host the scheduler chose for the first model, taken when it has that model.

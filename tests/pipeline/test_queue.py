@@ -174,7 +174,7 @@ class ProcessNextTests:
         settings.CANCEL_CHECK_INTERVAL = 0.05
         fake_ollama.script("one two three four five six", model="rnj-1:8b", tokens_per_second=20)
         older = submit("general")
-        newer = submit("math")
+        submit("math")
         preload(fake_ollama.url, "rnj-1:8b")
 
         with listening(events.request_group(older.pk)) as received:

@@ -420,17 +420,34 @@ class MightFitTests:
         assert (ranked[0].request_id, ranked[0].rank, ranked[0].held) == (1, MIGHT_FIT, False)
 
     def test_a_slot_nobody_waits_for_keeps_no_worker_busy_so_the_guess_is_tried(self) -> None:
-        # One model's two slots are full with its queue behind them; the other runs one answer and nobody
-        # waits for it: three slots have work for four workers, so the fourth may try loading another model.
+        # One model's two slots are full with its queue behind them; the other has one request waiting and
+        # none running: three slots have work for four workers, so the fourth may try loading another model.
         snapshot = Snapshot(
-            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b"), waiting(3, "mid:8b")],
+            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b"), waiting(3, "mid:8b"), waiting(4, "other:7b")],
             hosts=[HostState(1, None, 11 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB})],
-            running={(1, "mid:8b"): 2, (1, "other:7b"): 1},
+            running={(1, "mid:8b"): 2},
             sizes=SIZES,
             workers=4,
         )
-        ranked = rank(snapshot, now=NOW, aging=30)
-        assert (ranked[0].request_id, ranked[0].rank, ranked[0].held) == (1, MIGHT_FIT, False)
+        guess = next(r for r in rank(snapshot, now=NOW, aging=30) if r.request_id == 1)
+        assert (guess.rank, guess.held) == (MIGHT_FIT, False)
+
+    def test_a_guess_waits_for_a_finishing_model_while_another_loaded_one_is_waited_for(self) -> None:
+        # mid's slots are full with more waiting; other runs its last answer. Loading big now could push out
+        # mid (idle for a moment between two answers); once other is done, its memory is there to take.
+        def snapshot(other_running: int) -> Snapshot:
+            return Snapshot(
+                waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b"), waiting(3, "mid:8b")],
+                hosts=[HostState(1, None, 11 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB})],
+                running={(1, "mid:8b"): 2, (1, "other:7b"): other_running},
+                sizes=SIZES,
+                workers=4,
+            )
+
+        ranked = rank(snapshot(other_running=1), now=NOW, aging=30)
+        assert [(r.request_id, r.held) for r in ranked][-1] == (1, True)
+        guess = next(r for r in rank(snapshot(other_running=0), now=NOW, aging=30) if r.request_id == 1)
+        assert not guess.held
 
 
 class DrainTests:
