@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -89,7 +90,10 @@ from bench.pipeline import RESULT_MARK, ROOT, percentile, verdict
 from bench.reporting import report_main
 
 POLICIES = ("fifo", "gpu")
-WORKLOADS = ("burst", "stream", "heavy", "waves")
+WORKLOADS = ("burst", "stream", "heavy", "waves", "two_hosts")
+# The two-host workload: a second GPU host that has every model but this one, pinned to the first host.
+PINNED_MODEL = "magistral:24b"
+SECOND_HOST_NAME = "bench second GPU"
 # One route per model, so a pin picks the model (the seeded routes; see routing's migrations).
 ROUTES = ("math", "complex_code", "reasoning", "general", "vision")
 ANSWER_TOKENS = 400
@@ -106,6 +110,7 @@ SYSTEM_ENV = {"RATE_LIMIT_PER_MINUTE": "0"}
 # with its defaults in real time; see ``scaled_timers``.
 SCALED_TIMERS = {"SCHEDULER_AGING": 30.0, "SCHEDULER_PS_CACHE": 1.0}
 DRIVER_TIMEOUT = 1800.0
+SYNC_TIMEOUT = 900.0  # real seconds the start's model sync may take before a workload runs anyway
 
 
 # ====================================================================== workloads
@@ -154,12 +159,19 @@ def waves() -> list[Arrival]:
     return sorted(arrivals, key=lambda a: a.at)
 
 
-WORKLOAD_PLANS = {"burst": burst, "stream": stream, "heavy": heavy, "waves": waves}
+def two_hosts() -> list[Arrival]:
+    """The burst again, on two GPU hosts (the second one without the reasoning route's model)."""
+    return burst()
+
+
+WORKLOAD_PLANS = {"burst": burst, "stream": stream, "heavy": heavy, "waves": waves, "two_hosts": two_hosts}
+SECOND_HOST_WORKLOADS = {"two_hosts"}
 WORKLOAD_TITLES = {
     "burst": "burst: 36 requests at once over five models, interleaved",
     "stream": "steady stream: 40 requests, one every 4 s",
     "heavy": "one heavy user (20 messages at once) among 8 light users",
     "waves": "waves: 4 waves 30 s apart, 9 requests over 3 models each",
+    "two_hosts": f"two hosts: the burst over two 24 GB GPUs, {PINNED_MODEL} on the first one only",
 }
 
 
@@ -170,11 +182,14 @@ def message_text(workload: str, index: int, arrival: Arrival) -> str:
 # ====================================================================== driver (a subprocess with Django)
 
 
-def _wait_for_scheduled_sync(timeout: float) -> None:
+def _wait_for_scheduled_sync(timeout: float) -> bool:
     """The cluster syncs (and warms) models on start: let that finish, then hold the next one off for an hour.
 
     Every five minutes it would warm models and embed the router's examples
-    again, landing in one policy's workload and not in another's.
+    again, landing in one policy's workload and not in another's. The first
+    one retrains the router's classifier, which on a busy machine takes
+    minutes and holds one worker meanwhile. False when it had not finished
+    within ``timeout`` (the workload then ran with a worker fewer).
     """
     from datetime import timedelta
 
@@ -185,21 +200,37 @@ def _wait_for_scheduled_sync(timeout: float) -> None:
     while time.monotonic() < deadline:
         schedule = Schedule.objects.filter(func=SYNC_TASK).first()
         if schedule is None:
-            return
+            return True
         if schedule.task and Task.objects.filter(id=schedule.task).exists():
             break
         time.sleep(0.5)
+    else:
+        return False
     Schedule.objects.filter(func=SYNC_TASK).update(next_run=timezone.now() + timedelta(hours=1))
+    return True
 
 
-def _reset_gpu_and_warm_up() -> list[str]:
-    """Empty the simulated GPU, then run the system's own warm-up: the state a fresh start leaves."""
+def _use_second_host(url: str | None) -> None:
+    """Add (and sync) the second host for a two-host workload, or switch it off for the others."""
+    from routing.models import OllamaHost
+    from routing.sync import sync_host
+
+    if url is None:
+        OllamaHost.objects.filter(name=SECOND_HOST_NAME).update(enabled=False)
+        return
+    host, _ = OllamaHost.objects.update_or_create(name=SECOND_HOST_NAME, defaults={"url": url, "enabled": True})
+    sync_host(host)
+
+
+def _reset_gpu_and_warm_up(second_host: str | None = None) -> list[str]:
+    """Empty the simulated GPUs, then run the system's own warm-up: the state a fresh start leaves."""
     import httpx
     from django.conf import settings
 
     from routing.services import warm_up
 
-    httpx.post(f"{settings.OLLAMA_HOST}/_fake/gpu/reset", timeout=10).raise_for_status()
+    for url in [settings.OLLAMA_HOST, *([second_host] if second_host else [])]:
+        httpx.post(f"{url}/_fake/gpu/reset", timeout=10).raise_for_status()
     return [f"{w.model} ({w.keep_alive or 'default'})" + (f": {w.error}" if w.error else "") for w in warm_up()]
 
 
@@ -222,8 +253,10 @@ def drive(plan: dict[str, Any]) -> dict[str, Any]:
     from pipeline import services
 
     scale = float(plan["time_scale"])
-    _wait_for_scheduled_sync(timeout=120)
-    warmed = _reset_gpu_and_warm_up()
+    synced = _wait_for_scheduled_sync(timeout=SYNC_TIMEOUT)
+    second_host = plan.get("second_host")
+    _use_second_host(second_host)
+    warmed = _reset_gpu_and_warm_up(second_host)
     arrivals = [Arrival(**a) for a in plan["arrivals"]]
     users = {
         name: services.get_or_create_chat_user(
@@ -278,7 +311,7 @@ def drive(plan: dict[str, Any]) -> dict[str, Any]:
             first_token_at=_epoch(row["first_token_at"]),
             finished_at=_epoch(row["finished_at"]),
         )
-    return {"started": started, "warmed": warmed, "routes": _routes(), "requests": submitted}
+    return {"started": started, "warmed": warmed, "routes": _routes(), "requests": submitted, "synced": synced}
 
 
 def driver_main() -> int:
@@ -315,6 +348,7 @@ class Figures:
     loads_counted_match: bool = True
     bound: Bound | None = None
     trace: list[str] = field(default_factory=list)  # each load and unload, in order, with its cause
+    synced: bool = True  # False: the start's model sync still held a worker when the workload began
 
     @property
     def p50(self) -> float | None:
@@ -345,6 +379,9 @@ def lower_bound(
     generation: dict[str, list[float]],
     concurrency: int,
     slots: int | None = None,
+    apart: set[frozenset[str]] | None = None,
+    model_slots: dict[str, int] | None = None,
+    lanes: int = 1,
 ) -> Bound:
     """The lower bound for this work (see the module docstring); ``requests`` carry ``model`` and ``arrival``.
 
@@ -352,7 +389,10 @@ def lower_bound(
     model's load time; ``generation``: the measured generation time of each
     request per model; ``concurrency``: how many requests can generate at once;
     ``slots``: how many of one model's requests can (Ollama's ``num_parallel``;
-    None: no limit of its own).
+    None: no limit of its own); ``apart``: pairs of models that never fit in
+    memory together (on the one GPU), so that their answers never overlap;
+    ``model_slots``: each model's slots over every host that has it, instead of
+    ``slots``; ``lanes``: GPUs that load models at the same time (one per host).
     """
     needed = sorted({r["model"] for r in requests} - resident)
     loads = sum(load_seconds[m] for m in needed)
@@ -360,29 +400,124 @@ def lower_bound(
     first_load = 0.0 if {r["model"] for r in requests} & resident else min((load_seconds[m] for m in needed), default=0)
     work_bound = first_load + work / max(concurrency, 1)
     shortest = {m: min(times) for m, times in generation.items() if times}
-    load_bound = loads + min((shortest.get(m, 0.0) for m in needed), default=0.0) if needed else 0.0
+    load_bound = loads / max(lanes, 1) + min((shortest.get(m, 0.0) for m in needed), default=0.0) if needed else 0.0
     arrival_bound = 0.0
     for request in requests:
         # Which of its model's requests came last is not known: count the shortest.
         own = shortest.get(request["model"], 0.0)
         load = load_seconds.get(request["model"], 0.0) if request["model"] in needed else 0.0
         arrival_bound = max(arrival_bound, request["arrival"] + load + own)
-    per_model = min(slots, concurrency) if slots else concurrency
+
+    def slots_of(m: str) -> int:
+        own = (model_slots or {}).get(m) or slots
+        return max(min(own, concurrency) if own else concurrency, 1)
+
     model_bound = max(
         (
-            (load_seconds[m] if m in needed else 0.0) + sum(times) / max(per_model, 1)
+            (load_seconds[m] if m in needed else 0.0) + sum(times) / slots_of(m)
             for m, times in generation.items()
             if times
         ),
         default=0.0,
     )
     parts = {"work": work_bound, "loading": load_bound, "arrival": arrival_bound, "model": model_bound}
+    if apart:
+        # Two models that never fit together run one after the other: each one's answers over its slots (and
+        # no shorter than its longest answer), with the second one's load between them, and the first one's
+        # too unless it was loaded at the start. (A model resident at the start that goes second is pushed
+        # out by the first and loaded again.)
+        def span(m: str) -> float:
+            times = generation.get(m, [])
+            return max(sum(times) / slots_of(m), max(times, default=0.0))
+
+        def one_after_other(first: str, second: str) -> float:
+            before = 0.0 if first in resident else load_seconds[first]
+            return before + span(first) + load_seconds[second] + span(second)
+
+        used = {r["model"] for r in requests}
+        pairs = [tuple(sorted(pair)) for pair in apart if len(pair) == 2 and pair <= used]
+        if pairs:
+            parts["apart"] = max(min(one_after_other(a, b), one_after_other(b, a)) for a, b in pairs)
     return Bound(loads=len(needed), load_seconds=loads, makespan=max(parts.values()), parts=parts)
 
 
-def analyse(policy: str, result: dict[str, Any], fake: Any, *, workers: int) -> Figures:
-    """Figures from the driver's rows (database timestamps) and the simulation's records, on its clock."""
-    gpu = fake.gpu
+@dataclass(frozen=True)
+class HostLoad:
+    """A load on one of several GPUs, on the first one's clock (``host``: "" for the first, else its number)."""
+
+    model: str
+    started: float
+    finished: float
+    context_length: int = 0
+    host: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+
+@dataclass(frozen=True)
+class HostUnload:
+    model: str
+    at: float
+    reason: str
+    host: str = ""
+
+
+@dataclass
+class Gpus:
+    """The records of every simulated GPU of a run, on the first one's clock (``sim_time`` is its own)."""
+
+    first: Any
+    loads: list[Any]
+    unloads: list[Any]
+    busy: list[Any]
+    config: Any
+
+    def sim_time(self, wall: float) -> float:
+        return float(self.first.sim_time(wall))
+
+    def busy_share(self, start: float, end: float) -> float:
+        """Share of ``[start, end]`` in which some model on some GPU was working (as the simulation's own)."""
+        if end <= start:
+            return 0.0
+        spans = sorted((max(b.started, start), min(b.finished, end)) for b in self.busy)
+        covered, reach = 0.0, start
+        for lo, hi in spans:
+            lo = max(lo, reach)
+            if hi > lo:
+                covered += hi - lo
+                reach = hi
+        return covered / (end - start)
+
+
+def merged_gpus(fake: Any, others: Sequence[Any]) -> Gpus:
+    """One view of the GPUs of ``fake`` and ``others``: each record moved to the first GPU's clock."""
+    first = fake.gpu
+    loads: list[Any] = list(first.loads)
+    unloads: list[Any] = list(first.unloads)
+    busy: list[Any] = list(first.busy)
+    for number, other in enumerate(others, start=2):
+        gpu = other.gpu
+
+        def shift(t: float, gpu: Any = gpu) -> float:
+            return float(first.sim_time(gpu.wall_time(t)))
+
+        label = f"host {number}"
+        loads += [HostLoad(x.model, shift(x.started), shift(x.finished), x.context_length, label) for x in gpu.loads]
+        unloads += [HostUnload(u.model, shift(u.at), u.reason, label) for u in gpu.unloads]
+        busy += [dataclasses.replace(b, started=shift(b.started), finished=shift(b.finished)) for b in gpu.busy]
+    return Gpus(first, loads, unloads, busy, first.config)
+
+
+def analyse(policy: str, result: dict[str, Any], fake: Any, *, workers: int, others: Sequence[Any] = ()) -> Figures:
+    """Figures from the driver's rows (database timestamps) and the simulations' records, on the first's clock.
+
+    ``others``: the fakes of further hosts; the bound then lets a model that every host has use every
+    host's slots, and loads run on every GPU at once.
+    """
+    gpu = merged_gpus(fake, others)
+    hosts = 1 + len(others)
     rows = result["requests"]
     start = gpu.sim_time(result["started"])
     queued = [gpu.sim_time(r["queued_at"]) for r in rows if r.get("queued_at")]
@@ -413,8 +548,9 @@ def analyse(policy: str, result: dict[str, Any], fake: Any, *, workers: int) -> 
     resident -= {u.model for u in gpu.unloads if u.at <= start}
     sizes = {spec.name: gpu.config.load_seconds(spec.size) for spec in fake.models}
     config = gpu.config
-    concurrency = min(workers, config.num_parallel * config.max_loaded_models)
+    concurrency = min(workers, hosts * config.num_parallel * config.max_loaded_models)
     answered = [r for r in rows if r.get("status") == "done"]
+    having = {spec.name: 1 + sum(other.find_model(spec.name) is not None for other in others) for spec in fake.models}
     bound = lower_bound(
         [{"model": r["model"], "arrival": gpu.sim_time(r["queued_at"]) - first} for r in answered],
         resident=resident,
@@ -422,9 +558,14 @@ def analyse(policy: str, result: dict[str, Any], fake: Any, *, workers: int) -> 
         generation=generation,
         concurrency=concurrency,
         slots=config.num_parallel,
+        model_slots={name: count * config.num_parallel for name, count in having.items()} if others else None,
+        lanes=hosts,
+        # On one GPU only: with several, two models that do not fit together may run on two of them.
+        apart=never_together(fake.models, vram=config.vram) if not others else None,
     )
     return Figures(
         trace=load_trace(gpu, start=start, first=first, resident=resident),
+        synced=bool(result.get("synced", True)),
         policy=policy,
         requests=len(rows),
         answered=len(answered),
@@ -445,6 +586,16 @@ def analyse(policy: str, result: dict[str, Any], fake: Any, *, workers: int) -> 
     )
 
 
+def never_together(models: Sequence[Any], *, vram: int) -> set[frozenset[str]]:
+    """The pairs of models whose sizes together exceed the GPU's memory: the simulation never holds both."""
+    return {
+        frozenset((a.name, b.name))
+        for index, a in enumerate(models)
+        for b in models[index + 1 :]
+        if a.size + b.size > vram
+    }
+
+
 def load_trace(gpu: Any, *, start: float, first: float, resident: set[str]) -> list[str]:
     """Every load and unload of the workload, in order, each load above the lower bound with its cause.
 
@@ -452,12 +603,19 @@ def load_trace(gpu: Any, *, start: float, first: float, resident: set[str]) -> l
     at the start); every further load is attributed to how the model went
     before: evicted for another model, its keep_alive ran out, released by the
     scheduler (``keep_alive 0``), or reloaded with another context size.
+    With several GPUs, each record names its host ("on host 2"; the first's name none), and a model
+    loaded on a second host after the first counts as a load above the bound.
     """
+
+    def on(record: Any) -> str:
+        host = getattr(record, "host", "")
+        return f" on {host}" if host else ""
+
     events: list[tuple[float, str]] = []
     loaded_once: set[str] = set()
     unloads = [u for u in gpu.unloads if u.at >= start]
     for load in sorted((x for x in gpu.loads if x.started >= start), key=lambda x: x.started):
-        went = [u for u in unloads if u.model == load.model and u.at <= load.started]
+        went = [u for u in unloads if u.model == load.model and on(u) == on(load) and u.at <= load.started]
         if load.model not in loaded_once and load.model not in resident:
             cause = "needed (counted by the bound)"
         elif went:
@@ -466,10 +624,13 @@ def load_trace(gpu: Any, *, start: float, first: float, resident: set[str]) -> l
             cause = "EXTRA: loaded again"
         loaded_once.add(load.model)
         events.append(
-            (load.started, f"{load.started - first:6.1f} s load {load.model} ({load.seconds:.1f} s): {cause}")
+            (
+                load.started,
+                f"{load.started - first:6.1f} s load {load.model}{on(load)} ({load.seconds:.1f} s): {cause}",
+            )
         )
     for unload in unloads:
-        events.append((unload.at, f"{unload.at - first:6.1f} s unload {unload.model} ({unload.reason})"))
+        events.append((unload.at, f"{unload.at - first:6.1f} s unload {unload.model}{on(unload)} ({unload.reason})"))
     return [text for _, text in sorted(events)]
 
 
@@ -546,6 +707,8 @@ def render_workload(
         lines.append(f"  loads and unloads, {f.policy} ({extra} loads above the bound):")
         lines.extend(f"    {line}" for line in f.trace)
     for f in figs:
+        if not f.synced:
+            lines.append(f"  ! {f.policy}: the start's model sync still held a worker when this workload began")
         if f.refused or f.failed or f.unfinished:
             codes = ", ".join(f"{code} x{n}" for code, n in sorted(f.refusals.items()))
             lines.append(
@@ -598,15 +761,25 @@ def policy_system(config: str, fake: Any, policy: str, extra_env: dict[str, str]
 
 
 def run_workload(
-    system: Any, workload: str, *, time_scale: float, timeout: float, arrivals: Sequence[Arrival] | None = None
+    system: Any,
+    workload: str,
+    *,
+    time_scale: float,
+    timeout: float,
+    arrivals: Sequence[Arrival] | None = None,
+    second_host: str | None = None,
 ) -> dict[str, Any]:
-    """Run one workload (by name, or ``arrivals`` under that name) through a driver process; its raw result."""
+    """Run one workload (by name, or ``arrivals`` under that name) through a driver process; its raw result.
+
+    ``second_host``: the URL of a second Ollama the system uses for this workload (and not for the next).
+    """
     arrivals = WORKLOAD_PLANS[workload]() if arrivals is None else arrivals
     plan = {
         "workload": workload,
         "time_scale": time_scale,
         "timeout": timeout,
         "arrivals": [{"at": a.at, "user": a.user, "route": a.route} for a in arrivals],
+        "second_host": second_host,
     }
     env = {**system.env, "DJANGO_SETTINGS_MODULE": "trollama.settings", "LOG_LEVEL": "warning"}
     completed = subprocess.run(
@@ -641,8 +814,20 @@ def measure(
             with policy_system(args.config, fake, policy, args.env) as system:
                 for workload in workloads:
                     progress(f"policy {policy}: {WORKLOAD_TITLES[workload]}")
-                    result = run_workload(system, workload, time_scale=args.time_scale, timeout=args.timeout)
-                    results[workload][policy] = analyse(policy, result, fake, workers=workers_of(system))
+                    with contextlib.ExitStack() as stack:
+                        others = []
+                        if workload in SECOND_HOST_WORKLOADS:
+                            others.append(stack.enter_context(second_fake(args.time_scale)))
+                        result = run_workload(
+                            system,
+                            workload,
+                            time_scale=args.time_scale,
+                            timeout=args.timeout,
+                            second_host=others[0].url if others else None,
+                        )
+                        results[workload][policy] = analyse(
+                            policy, result, fake, workers=workers_of(system), others=others
+                        )
         except UnknownPolicy as unknown:
             for workload in workloads:
                 results[workload][policy] = f"NOT RUN: {unknown}"
@@ -651,6 +836,17 @@ def measure(
 
 def progress(message: str) -> None:
     print(f"  … {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def second_fake(time_scale: float) -> Iterator[Any]:
+    """A second Ollama with its own simulated GPU, like the first but without ``PINNED_MODEL``."""
+    from tests.fake_ollama import FakeOllama
+
+    with FakeOllama() as fake:
+        configure_fake(fake, time_scale)
+        fake.remove_model(PINNED_MODEL)
+        yield fake
 
 
 def configure_fake(fake: Any, time_scale: float) -> None:

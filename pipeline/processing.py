@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,7 +25,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -174,10 +175,16 @@ def _job_for(job: Job, placement: Placement, route: Route) -> Job:
     )
 
 
-def prepare_job(request: Request) -> Job:
+def prepare_job(request: Request, *, prefer_host: int | None = None) -> Job:
+    """Route the request and place it on a host (``prefer_host``: the one the scheduler chose, if any)."""
     decision = choose_route(request)
     route = decision.route
-    placement = place(route=route, models=route.models_in_order, preference=thinking_preference(request.user_id))
+    placement = place(
+        route=route,
+        models=route.models_in_order,
+        preference=thinking_preference(request.user_id),
+        prefer_host=prefer_host,
+    )
     if placement is None:
         raise NoHostAvailable(NO_HOST_MESSAGE)
     # Files are asked for in words (rules) or judged so by the classifier, at no extra model call.
@@ -278,14 +285,37 @@ def record_phase(job: Job, phase: str) -> None:
     Request.objects.filter(_owned(job)).update(phase=phase)
 
 
+def _publish_positions_then_close() -> None:
+    try:
+        queue.publish_positions_quietly()
+    finally:
+        connections.close_all()  # this thread's own connections
+
+
 async def stream_attempt(job: Job) -> AttemptResult:
+    telling: list[threading.Thread] = []
+
+    def tick_and_tell(partial: str | None) -> Tick:
+        # The claim moved everyone else in the queue: tell them at the first tick, once the chat request is on
+        # its way, and from a thread of its own, rather than between the claim and that request or in the
+        # thread the stream's callbacks need (for a burst of waiting requests that is one event each, which
+        # would otherwise delay every answer by as much).
+        if not telling:
+            telling.append(threading.Thread(target=_publish_positions_then_close, name="queue-positions"))
+            telling[0].start()
+        return tick(job, partial)
+
     callbacks = Callbacks(
-        tick=sync_to_async(lambda partial: tick(job, partial)),
+        tick=sync_to_async(tick_and_tell),
         phase=sync_to_async(lambda phase: record_phase(job, phase)),
         stopping=workers.stopping,
     )
-    async with AsyncPublisher() as publisher:
-        return await AnswerStream(job, publisher=publisher, callbacks=callbacks).run()
+    try:
+        async with AsyncPublisher() as publisher:
+            return await AnswerStream(job, publisher=publisher, callbacks=callbacks).run()
+    finally:
+        for thread in telling:  # never outlives the attempt
+            await sync_to_async(thread.join, thread_sensitive=False)()
 
 
 @transaction.atomic
@@ -478,10 +508,10 @@ def _logged(run: Callable[..., Outcome | None]) -> Callable[..., Outcome | None]
     """Tag the run's log records with its request id and log how it ended (never the text)."""
 
     @functools.wraps(run)
-    def wrapper(*, request_id: int) -> Outcome | None:
+    def wrapper(*, request_id: int, **options: Any) -> Outcome | None:
         with request_context(request_id):
             started = time.monotonic()
-            outcome = run(request_id=request_id)
+            outcome = run(request_id=request_id, **options)
             ended = outcome.value if outcome else "skipped (not this worker's to run)"
             logger.info("Request %s %s after %.1f s", request_id, ended, time.monotonic() - started)
             return outcome
@@ -507,19 +537,18 @@ def process_next(*, hint: int) -> Outcome | None:
     if claimed is None and not take_request(hint, queued=False):
         recover_abandoned(request_id=hint)
         return None
-    queue.publish_positions_quietly()
     try:
-        return _run_claimed(request_id=request_id)
+        return _run_claimed(request_id=request_id, prefer_host=claimed.ranked.host_id if claimed else None)
     finally:
         if queue.any_waiting() and not workers.stopping():
             resend_task(request_id, why="slot-free")
 
 
 @_logged
-def _run_claimed(*, request_id: int) -> Outcome | None:
+def _run_claimed(*, request_id: int, prefer_host: int | None = None) -> Outcome | None:
     request = _claimed(request_id)
     with workers.LeaseKeeper(request_id, request.attempts) as lease:
-        return _answer(request, lease)
+        return _answer(request, lease, prefer_host=prefer_host)
 
 
 @_logged
@@ -540,11 +569,11 @@ def process_request(*, request_id: int) -> Outcome | None:
         return _answer(request, lease)
 
 
-def _answer(request: Request, lease: workers.LeaseKeeper) -> Outcome:
+def _answer(request: Request, lease: workers.LeaseKeeper, *, prefer_host: int | None = None) -> Outcome:
     """Answer a claimed request, retrying and falling back as needed (see ``process_request``)."""
     request_id = request.pk
     try:
-        job = prepare_job(request)
+        job = prepare_job(request, prefer_host=prefer_host)
         queue.make_room(host_url=job.host, model=job.model)
         job = reserve_budget(job, request=request)
     except (NoRouteAvailable, NoHostAvailable, BudgetDenied) as exc:

@@ -14,7 +14,12 @@ Cheapest to start first (the "class" of a request, lowest first):
    back, except that one needing a load not known to fit waits while another
    model is loading on that host; and one whose model's slots are all busy
    (it could not start sooner for being claimed) goes after the requests that
-   can start at once, before the other busy ones.
+   can start at once, before the other busy ones. The last requests of a
+   loaded model that can all start at once on its free slots go before the
+   overdue swaps (a guess or an eviction of a model in use or waited for) on
+   that host, if they came before the first of those was overdue: the swap
+   would otherwise push that model out with them still waiting and load it
+   again for them.
 1. **loaded**: its model is loaded on a host that has a free parallel slot.
 2. **unknown**: its model is not known before routing (the classifier decides).
 3. **fits**: its model is not loaded but fits in the host's free memory.
@@ -23,7 +28,10 @@ Cheapest to start first (the "class" of a request, lowest first):
    evict): it is tried, one load at a time per host, since a worker left idle
    costs as much as the swap it might cause, and what happens is learned.
    Held back, though, when it could only fit by pushing out a model in use or
-   waited for while the models in use already have a slot for every worker.
+   waited for while the models in use already have a slot with work (running
+   or waiting) for every worker, and while a model others wait for is loaded
+   and one in use that nobody waits for is finishing (its memory is there to
+   take once it is done, where a guess now could push out the wanted one).
 5. **busy**: its model is loaded, every slot busy (Ollama queues it behind them).
 6. **evict idle**: it needs memory that only models nobody waits for hold.
 7. **evict wanted**: it would push out a model that others wait for or use.
@@ -144,7 +152,9 @@ def _running_on(snapshot: Snapshot, host_id: int) -> int:
     return sum(count for (host, _), count in snapshot.running.items() if host == host_id)
 
 
-def _classify(snapshot: Snapshot, model: str, wanted: set[str], *, know_gpu: bool) -> tuple[int, int | None, bool]:
+def _classify(
+    snapshot: Snapshot, model: str, wanted: set[str], waiting_for: Counter[str], *, know_gpu: bool
+) -> tuple[int, int | None, bool]:
     """(class, host, held) for starting one request of ``model`` now."""
     if not model:
         return UNKNOWN, None, False
@@ -158,13 +168,15 @@ def _classify(snapshot: Snapshot, model: str, wanted: set[str], *, know_gpu: boo
             running = snapshot.running.get((host.host_id, model), 0)
             option = (LOADED if running < host.num_parallel else BUSY, host.host_id, False)
         else:
-            option = _classify_load(snapshot, host, model, wanted)
+            option = _classify_load(snapshot, host, model, wanted, waiting_for)
         options.append(option)
     # The cheapest host; between equals, one where it need not be held back.
     return min(options, key=lambda o: (o[0], o[2]))
 
 
-def _classify_load(snapshot: Snapshot, host: HostState, model: str, wanted: set[str]) -> tuple[int, int | None, bool]:
+def _classify_load(
+    snapshot: Snapshot, host: HostState, model: str, wanted: set[str], waiting_for: Counter[str]
+) -> tuple[int, int | None, bool]:
     """(class, host, held) for loading ``model`` on ``host``, where it is not loaded."""
     size = snapshot.sizes.get(model, 0)
     used = sum(host.loaded.values())
@@ -179,10 +191,27 @@ def _classify_load(snapshot: Snapshot, host: HostState, model: str, wanted: set[
     if fits is None:
         # Nobody knows: try it, one load at a time per host. Should it not fit, Ollama evicts idle models first;
         # when those would not make room, it pushes out a model in use or waited for, a risk worth taking only
-        # while the models in use leave workers without work (their slots fewer than the workers).
-        in_use_slots = host.num_parallel * sum(1 for name in host.loaded if name in in_use or name in wanted)
-        crowded = not after_release and busy_host and 0 < snapshot.workers <= in_use_slots
-        return MIGHT_FIT, host.host_id, bool(host.loading) or crowded
+        # while the models in use leave workers without work: fewer slots with work for them (running or
+        # waiting, at most ``num_parallel`` per model) than workers. A slot nobody waits for keeps no worker
+        # busy: one heavy user's model with its two slots full leaves the other workers free to load another.
+        work_slots = sum(
+            min(host.num_parallel, snapshot.running.get((host.host_id, name), 0) + waiting_for[name])
+            for name in host.loaded
+            if name in in_use or name in wanted
+        )
+        crowded = not after_release and busy_host and 0 < snapshot.workers <= work_slots
+        # A model in use that nobody waits for is finishing: once its last answers end it is idle, and the
+        # guess can take its memory, where now Ollama could push out (whichever is idle for a moment between
+        # two answers) a model others still wait for. So while one is loaded that others wait for, the guess
+        # waits for the finishing ones.
+        finishing = {name: b for name, b in host.loaded.items() if name in in_use and name not in wanted}
+        soon = host.fit(
+            used=used - sum(idle.values()) - sum(finishing.values()) + size,
+            models=count - len(idle) - len(finishing) + 1,
+        )
+        others_wait = any(name in wanted for name in host.loaded)
+        wait_for_finish = not after_release and others_wait and bool(finishing) and soon is not False
+        return MIGHT_FIT, host.host_id, bool(host.loading) or crowded or wait_for_finish
     if after_release:
         return EVICT_IDLE, host.host_id, False
     # Known not to fit without pushing out a model in use or waited for: wait for memory while work runs.
@@ -198,22 +227,44 @@ def rank(snapshot: Snapshot, *, now: float, aging: float) -> list[Ranked]:
     for w in snapshot.waiting:
         oldest[w.model] = min(oldest.get(w.model, math.inf), w.queued_at)
     classes = {
-        model: _classify(snapshot, model, wanted, know_gpu=know_gpu) for model in {w.model for w in snapshot.waiting}
+        model: _classify(snapshot, model, wanted, waiting_for, know_gpu=know_gpu)
+        for model in {w.model for w in snapshot.waiting}
     }
 
     turns = _turns(snapshot.waiting)
     loading_hosts = {host.host_id for host in snapshot.hosts if host.loading}
+    parallel = {host.host_id: host.num_parallel for host in snapshot.hosts}
+    # Per host, when the first overdue request that might push out a model in use or waited for there became
+    # overdue.
+    swap_since: dict[int | None, float] = {}
+    for w in snapshot.waiting:
+        cls, host, _ = classes[w.model]
+        if cls in (MIGHT_FIT, EVICT_WANTED) and w.fifo_turn is not None and now - w.fifo_turn > aging:
+            swap_since[host] = min(swap_since.get(host, math.inf), w.fifo_turn + aging)
     keyed = []
     for w in snapshot.waiting:
         cls, host, held = classes[w.model]
+        key: tuple[float, ...]
         overdue = w.fifo_turn is not None and now - w.fifo_turn > aging
-        if overdue:
+        free = parallel.get(host, 0) - snapshot.running.get((host, w.model), 0) if host is not None else 0
+        if (
+            not overdue
+            and cls == LOADED
+            and w.queued_at <= swap_since.get(host, -math.inf)
+            and waiting_for[w.model] <= free
+        ):
+            # The last requests of a loaded model, all able to start at once on its free slots: they go before
+            # the overdue swaps on that host, which would otherwise push the model out with these still waiting
+            # and load it again for them. Only those that came before the first such swap was overdue, so this
+            # delays an overdue request by at most one answer per slot, never for later arrivals.
+            key = (OVERDUE - 0.5, cls, oldest[w.model], turns[w.request_id], w.queued_at, w.request_id)
+        elif overdue:
             # Before everything else, but the cheapest to start among them first and a model's together:
             # overdue requests in plain arrival order would swap models at every claim. One whose model's
             # slots are all busy cannot start sooner for being claimed now (it would queue in Ollama and
             # hold a worker another model could use), so it goes after what can start at once.
             first: float = BUSY - 0.5 if cls == BUSY else OVERDUE
-            key: tuple[float, ...] = (first, cls, oldest[w.model], 0, w.queued_at, w.request_id)
+            key = (first, cls, oldest[w.model], 0, w.queued_at, w.request_id)
             # Never held back, but a guess or a swap waits while another model loads there (Ollama loads one
             # at a time, and one overdue swap claimed behind another is how four models get asked for at once).
             held = cls in (MIGHT_FIT, EVICT_WANTED) and host in loading_hosts

@@ -60,6 +60,8 @@ _released: dict[str, set[str]] = {}  # models this process asked a host to unloa
 _lock = threading.Lock()
 # What each model held the last time a host showed it loaded: a better guess of what loading it costs than its file.
 _seen_sizes: dict[str, int] = {}
+# The most models each host was seen holding at once (by this process): a count that fitted is no limit.
+_most_models: dict[str, int] = {}
 
 
 def _reset_after_fork() -> None:
@@ -135,8 +137,10 @@ def loaded_models(url: str, *, max_age: float | None = None) -> dict[str, int] |
             _previous[url] = fresh
         if models:
             _seen_sizes.update({name: size for name, size in models.items() if size})
+            _most_models[url] = max(_most_models.get(url, 0), len(models))
+        most = _most_models.get(url, 0)
     if eviction is not None:
-        note_eviction(eviction)
+        note_eviction(eviction, models_seen=most)
     return models
 
 
@@ -167,13 +171,18 @@ def forget(url: str | None = None) -> None:
         with _lock:
             _previous.clear()
             _released.clear()
+            _most_models.clear()
 
 
-def note_eviction(eviction: Eviction) -> None:
+def note_eviction(eviction: Eviction, *, models_seen: int = 0) -> None:
     """Learn from an eviction: that much memory does not fit on the host, or (when it fitted before) that many models.
 
     Stored on the host (the least seen), so every worker process knows it; the
     policy then holds back what is known not to fit (``HostState.fit``).
+    ``models_seen``: the most models this process saw the host hold at once.
+    When both that much memory and that many models were seen loaded together,
+    neither ran out: the models went another way (Ollama restarted, someone
+    unloaded them), and nothing is learned.
     """
     logger.info(
         "Ollama on %s evicted %s to load %s (%s models, %.1f GB asked for)",
@@ -187,7 +196,10 @@ def note_eviction(eviction: Eviction) -> None:
         if host.base_url != eviction.url:
             continue
         if eviction.demanded <= host.vram_seen:
-            # That much memory was seen in use at once: the number of models is what ran out.
+            # That much memory was seen in use at once: the number of models is what ran out, unless that many
+            # were seen loaded together too.
+            if eviction.models <= models_seen:
+                continue
             if host.models_too_many is None or eviction.models < host.models_too_many:
                 OllamaHost.objects.filter(pk=host.pk).update(models_too_many=eviction.models)
         elif host.vram_too_much is None or eviction.demanded < host.vram_too_much:

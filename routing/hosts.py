@@ -44,11 +44,14 @@ def _try_probe(host: OllamaHost) -> bool:
     return bool(OllamaHost.objects.filter(pk=host.pk, breaker_opened_at__lte=expired).update(breaker_opened_at=now))
 
 
-def choose_host(model: str, *, exclude: set[int] | frozenset[int] = frozenset()) -> HostChoice | None:
+def choose_host(
+    model: str, *, exclude: set[int] | frozenset[int] = frozenset(), prefer: int | None = None
+) -> HostChoice | None:
     """An enabled host whose breaker lets requests through, preferring hosts that have ``model``.
 
-    Hosts the last sync saw with the model come first, and of those the ones
-    that hold it loaded (as the scheduler last read ``/api/ps``). When none has it (never
+    Hosts the last sync saw with the model come first, and of those ``prefer``
+    (the host the scheduler judged the request against, when it named one),
+    then the ones that hold it loaded (as the scheduler last read ``/api/ps``). When none has it (never
     synced, or the sync is stale), any usable host is tried: Ollama's own 404
     then says the model is missing, which moves the request to a fallback.
     None means every enabled host is skipped by its breaker (or disabled).
@@ -61,18 +64,29 @@ def choose_host(model: str, *, exclude: set[int] | frozenset[int] = frozenset())
             "host_id", flat=True
         )
     )
-    return choose_among(hosts, having, model)
+    return choose_among(hosts, having, model, prefer=prefer)
 
 
-def choose_among(hosts: list[OllamaHost], having: set[int], model: str) -> HostChoice | None:
+def choose_among(
+    hosts: list[OllamaHost], having: set[int], model: str, *, prefer: int | None = None
+) -> HostChoice | None:
     """``choose_host`` on hosts already read: ``having`` are the ids of those that have ``model``.
 
     The router calls this with the hosts it caches per process; a half-open
     probe is still claimed with one conditional UPDATE, so workers agree.
     """
     loaded = _hosts_holding(canonical_model_name(model), hosts)
+    # The scheduler's host goes before one that merely holds the model: it chose it knowing each host's
+    # memory and free slots (a second host with room, rather than the first host's busy slots).
     hosts = sorted(
-        hosts, key=lambda host: (host.pk not in having, host.pk not in loaded, host.consecutive_failures, host.pk)
+        hosts,
+        key=lambda host: (
+            host.pk not in having,
+            host.pk != prefer,
+            host.pk not in loaded,
+            host.consecutive_failures,
+            host.pk,
+        ),
     )
     now = timezone.now()
     for host in hosts:

@@ -30,15 +30,17 @@ def thinking_preference(user: ChatUser | int) -> str:
     return found or RoutingPreference.Thinking.AUTO
 
 
-def place(*, route: Route, models: Sequence[str], preference: str) -> Placement | None:
+def place(*, route: Route, models: Sequence[str], preference: str, prefer_host: int | None = None) -> Placement | None:
     """The first of ``models`` that some usable host can run; None when every host is down or disabled.
+
+    ``prefer_host``: the host the scheduler chose for the first model, taken when it has that model.
 
     ``think`` and tools are only sent to a model the synced table says can
     take them: Ollama refuses a request that asks for more than the model has.
     """
     skipped: list[str] = []
     for index, model in enumerate(models):
-        choice = hosts.choose_host(model)
+        choice = hosts.choose_host(model, prefer=prefer_host if index == 0 else None)
         if choice is None:
             skipped.append(model)
             continue

@@ -25,6 +25,7 @@ from bench.scheduling import (
     heavy,
     load_trace,
     lower_bound,
+    never_together,
     policy_system,
     run_workload,
     scaled_timers,
@@ -86,6 +87,27 @@ class LowerBoundTests:
         assert (bound.loads, bound.load_seconds) == (0, 0.0)
         assert bound.parts["work"] == 5.0
         assert bound.makespan == 34.0  # the last arrival at 30 s, then at least the shortest answer of its model
+
+    def test_two_models_that_never_fit_together_run_one_after_the_other_with_a_load_between(self) -> None:
+        # a (loaded) has 6 answers of 10 s over 2 slots: 30 s; b one answer of 8 s after its 5 s load.
+        # a first: 30 + 5 + 8; b first: 5 + 8, then a loaded again (3 s), then 30 s.
+        requests = [{"model": "a", "arrival": 0.0}] * 6 + [{"model": "b", "arrival": 0.0}]
+        bound = lower_bound(
+            requests,
+            resident={"a"},
+            load_seconds={"a": 3.0, "b": 5.0},
+            generation={"a": [10.0] * 6, "b": [8.0]},
+            concurrency=4,
+            slots=2,
+            apart={frozenset({"a", "b"})},
+        )
+        assert bound.parts["model"] == 30.0
+        assert bound.parts["apart"] == 43.0
+        assert bound.makespan == 43.0
+
+    def test_models_too_big_to_share_the_gpu_are_found_by_their_sizes(self) -> None:
+        models = [SimpleNamespace(name=n, size=s * GB) for n, s in (("a", 14), ("b", 14), ("c", 5))]
+        assert never_together(models, vram=24 * GB) == {frozenset({"a", "b"})}
 
 
 class WavesTests:

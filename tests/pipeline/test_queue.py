@@ -168,6 +168,24 @@ class ProcessNextTests:
         # The answer ended with a request still waiting: a worker is told to look again.
         assert newer.pk in enqueued_request_ids()
 
+    def test_the_worker_that_claimed_tells_the_others_their_new_places_while_it_answers(
+        self, host, fake_ollama, settings
+    ):
+        settings.CANCEL_CHECK_INTERVAL = 0.05
+        fake_ollama.script("one two three four five six", model="rnj-1:8b", tokens_per_second=20)
+        older = submit("general")
+        submit("math")
+        preload(fake_ollama.url, "rnj-1:8b")
+
+        with listening(events.request_group(older.pk)) as received:
+            assert process_next(hint=older.pk) is Outcome.DONE
+            published = [e for e in received() if e["type"] == "request.queued"]
+
+        older.refresh_from_db()
+        assert older.status == Request.Status.QUEUED and older.queue_position == 1
+        assert [e["position"] for e in published] == [1]
+        assert fake_ollama.chats[-1].model == "rnj-1:8b"
+
     def test_a_task_that_finds_nothing_to_claim_ends(self, host):
         done = submit("math")
         Request.objects.filter(pk=done.pk).update(status=Request.Status.DONE)

@@ -418,3 +418,63 @@ class MightFitTests:
     def test_with_more_workers_than_the_loaded_models_slots_the_guess_is_tried(self) -> None:
         ranked = rank(self.snapshot(workers=6, waiting_for_both=True), now=NOW, aging=30)
         assert (ranked[0].request_id, ranked[0].rank, ranked[0].held) == (1, MIGHT_FIT, False)
+
+    def test_a_slot_nobody_waits_for_keeps_no_worker_busy_so_the_guess_is_tried(self) -> None:
+        # One model's two slots are full with its queue behind them; the other has one request waiting and
+        # none running: three slots have work for four workers, so the fourth may try loading another model.
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b"), waiting(3, "mid:8b"), waiting(4, "other:7b")],
+            hosts=[HostState(1, None, 11 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB})],
+            running={(1, "mid:8b"): 2},
+            sizes=SIZES,
+            workers=4,
+        )
+        guess = next(r for r in rank(snapshot, now=NOW, aging=30) if r.request_id == 1)
+        assert (guess.rank, guess.held) == (MIGHT_FIT, False)
+
+    def test_a_guess_waits_for_a_finishing_model_while_another_loaded_one_is_waited_for(self) -> None:
+        # mid's slots are full with more waiting; other runs its last answer. Loading big now could push out
+        # mid (idle for a moment between two answers); once other is done, its memory is there to take.
+        def snapshot(other_running: int) -> Snapshot:
+            return Snapshot(
+                waiting=[waiting(1, "big:15b"), waiting(2, "mid:8b"), waiting(3, "mid:8b")],
+                hosts=[HostState(1, None, 11 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB})],
+                running={(1, "mid:8b"): 2, (1, "other:7b"): other_running},
+                sizes=SIZES,
+                workers=4,
+            )
+
+        ranked = rank(snapshot(other_running=1), now=NOW, aging=30)
+        assert [(r.request_id, r.held) for r in ranked][-1] == (1, True)
+        guess = next(r for r in rank(snapshot(other_running=0), now=NOW, aging=30) if r.request_id == 1)
+        assert not guess.held
+
+
+class DrainTests:
+    def snapshot(self, *, last_at: float) -> Snapshot:
+        late = NOW - 40  # overdue since NOW - 10
+        return Snapshot(
+            waiting=[waiting(1, "big:15b", at=1.0, turn=late), waiting(2, "mid:8b", at=last_at)],
+            hosts=[host(loaded={"mid:8b": 6 * GB, "other:7b": 5 * GB}, budget=20 * GB)],
+            running={(1, "mid:8b"): 1, (1, "other:7b"): 1},
+            sizes=SIZES,
+        )
+
+    def test_a_loaded_models_last_request_goes_before_an_overdue_swap_that_would_push_the_model_out(self) -> None:
+        ranked = rank(self.snapshot(last_at=2.0), now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(2, LOADED), (1, OVERDUE)]
+
+    def test_a_request_that_came_after_the_overdue_one_was_overdue_does_not_jump_it(self) -> None:
+        ranked = rank(self.snapshot(last_at=NOW - 5), now=NOW, aging=30)
+        assert [(r.request_id, r.rank) for r in ranked] == [(1, OVERDUE), (2, LOADED)]
+
+    def test_a_loaded_model_with_more_waiting_than_free_slots_does_not_jump_the_overdue_one(self) -> None:
+        snapshot = self.snapshot(last_at=2.0)
+        more = Snapshot(
+            waiting=[*snapshot.waiting, waiting(3, "mid:8b", at=3.0)],
+            hosts=snapshot.hosts,
+            running=snapshot.running,
+            sizes=SIZES,
+        )
+        ranked = rank(more, now=NOW, aging=30)
+        assert ranked[0].request_id == 1

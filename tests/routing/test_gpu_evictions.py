@@ -60,6 +60,21 @@ class NoteEvictionTests:
         host.refresh_from_db()
         assert (host.vram_too_much, host.models_too_many) == (None, 4)
 
+    def test_models_gone_when_that_many_were_seen_together_teach_nothing(self) -> None:
+        # Ollama restarted (or someone unloaded everything), then one model was loaded: two models, 21 GB,
+        # on a host seen holding three and 22 GB at once. Neither the count nor the memory ran out.
+        host = default_host()
+        host.vram_seen = 22 * GB
+        host.save()
+
+        note_eviction(Eviction(host.base_url, ("a:1b",), ("b:1b",), 21 * GB, 2), models_seen=3)
+
+        host.refresh_from_db()
+        assert (host.vram_too_much, host.models_too_many) == (None, None)
+        note_eviction(Eviction(host.base_url, ("a:1b",), ("d:1b",), 20 * GB, 4), models_seen=3)
+        host.refresh_from_db()
+        assert host.models_too_many == 4
+
     def test_a_host_seen_holding_what_was_too_much_forgets_that_lesson(self) -> None:
         from routing.gpu import note_memory_seen
 

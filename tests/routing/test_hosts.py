@@ -42,6 +42,27 @@ class ChooseHostTests:
         finally:
             gpu.forget()
 
+    def test_the_host_the_scheduler_chose_goes_before_one_holding_the_model_loaded(self, fake_ollama, second_ollama):
+        gpu2 = OllamaHost.objects.create(name="gpu2", url=second_ollama.url)
+        sync_models()  # both hosts have rnj-1
+        sync_client(fake_ollama.url).generate(model="rnj-1:8b", keep_alive="5m")
+        gpu.forget()
+        try:
+            for host in OllamaHost.objects.all():
+                gpu.loaded_models(host.base_url)
+
+            assert hosts.choose_host("rnj-1:8b").url == fake_ollama.url  # loaded there
+            assert hosts.choose_host("rnj-1:8b", prefer=gpu2.pk) == hosts.HostChoice(gpu2.pk, second_ollama.url)
+        finally:
+            gpu.forget()
+
+    def test_a_preferred_host_without_the_model_is_not_chosen(self, fake_ollama, second_ollama):
+        second_ollama.remove_model("rnj-1:8b")
+        gpu2 = OllamaHost.objects.create(name="gpu2", url=second_ollama.url)
+        sync_models()
+
+        assert hosts.choose_host("rnj-1:8b", prefer=gpu2.pk).url == fake_ollama.url
+
     def test_disabled_hosts_are_never_chosen(self, fake_ollama):
         OllamaHost.objects.update(enabled=False)
 
