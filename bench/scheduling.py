@@ -479,16 +479,9 @@ class Gpus:
 
     def busy_share(self, start: float, end: float) -> float:
         """Share of ``[start, end]`` in which some model on some GPU was working (as the simulation's own)."""
-        if end <= start:
-            return 0.0
-        spans = sorted((max(b.started, start), min(b.finished, end)) for b in self.busy)
-        covered, reach = 0.0, start
-        for lo, hi in spans:
-            lo = max(lo, reach)
-            if hi > lo:
-                covered += hi - lo
-                reach = hi
-        return covered / (end - start)
+        from tests.fake_ollama.gpu import busy_share
+
+        return busy_share(self.busy, start, end)
 
 
 def merged_gpus(fake: Any, others: Sequence[Any]) -> Gpus:

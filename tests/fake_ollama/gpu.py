@@ -152,6 +152,20 @@ class Busy:
     completed: bool  # False when the client went away first
 
 
+def busy_share(busy: Iterable[Busy], start: float, end: float) -> float:
+    """Share of ``[start, end]`` in which at least one of the ``busy`` spans was working."""
+    if end <= start:
+        return 0.0
+    spans = sorted((max(b.started, start), min(b.finished, end)) for b in busy)
+    covered, reach = 0.0, start
+    for lo, hi in spans:
+        lo = max(lo, reach)
+        if hi > lo:
+            covered += hi - lo
+            reach = hi
+    return covered / (end - start)
+
+
 @dataclass
 class _Runner:
     """One loaded (or loading) model; Ollama's runnerRef."""
@@ -249,16 +263,7 @@ class GpuSimulation:
 
     def busy_share(self, start: float, end: float) -> float:
         """Share of ``[start, end]`` (simulated) in which at least one model was working on a request."""
-        if end <= start:
-            return 0.0
-        spans = sorted((max(b.started, start), min(b.finished, end)) for b in self.busy)
-        covered, reach = 0.0, start
-        for lo, hi in spans:
-            lo = max(lo, reach)
-            if hi > lo:
-                covered += hi - lo
-                reach = hi
-        return covered / (end - start)
+        return busy_share(self.busy, start, end)
 
     def loaded(self) -> list[dict[str, Any]]:
         """The models in memory now, as ``/api/ps`` describes them (plus what the simulation knows)."""
