@@ -7,6 +7,8 @@ client registers, can write into a channel without importing the client.
 from __future__ import annotations
 
 import io
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import discord
 
@@ -15,6 +17,26 @@ from bots.delivery import DM_UPLOAD_LIMIT
 # The reactions on the asker's message: working, then done or failed.
 WORKING, DONE, FAILED = "⏳", "✅", "❌"
 NO_PINGS = discord.AllowedMentions.none()
+# Discord's code for an edit, a deletion or a reaction refused because the thread is archived.
+ARCHIVED_THREAD = 50083
+T = TypeVar("T")
+
+
+async def unarchiving(channel: object, change: Callable[[], Awaitable[T]]) -> T:
+    """Make ``change`` to a message in ``channel``, unarchiving the thread first if Discord says it is archived.
+
+    A thread archives itself after a day without messages, and a moderator may archive one by hand;
+    only a new message unarchives it. So an answer the bot takes up again after a long stop, or
+    finishes after someone archived its thread, would otherwise be refused at every try. Unarchiving
+    is what sending in the thread would do anyway; a locked thread the bot may not reopen stays refused.
+    """
+    try:
+        return await change()
+    except discord.HTTPException as exc:
+        if exc.code != ARCHIVED_THREAD or not isinstance(channel, discord.Thread):
+            raise
+        await channel.edit(archived=False)
+        return await change()
 
 
 class ChannelTarget:
@@ -32,10 +54,10 @@ class ChannelTarget:
         return await self.channel.send(content, allowed_mentions=NO_PINGS)
 
     async def edit(self, handle: discord.Message, content: str) -> None:
-        await handle.edit(content=content, allowed_mentions=NO_PINGS)
+        await unarchiving(self.channel, lambda: handle.edit(content=content, allowed_mentions=NO_PINGS))
 
     async def delete(self, handle: discord.Message) -> None:
-        await handle.delete()
+        await unarchiving(self.channel, handle.delete)
 
     @property
     def upload_limit(self) -> int:
@@ -46,4 +68,4 @@ class ChannelTarget:
         uploads = [discord.File(io.BytesIO(data), filename=name) for name, data in files]
         # A PartialMessage (an answer a restarted bot took over) carries no attachments list.
         kept = getattr(handle, "attachments", [])
-        await handle.edit(attachments=[*kept, *uploads], allowed_mentions=NO_PINGS)
+        await unarchiving(self.channel, lambda: handle.edit(attachments=[*kept, *uploads], allowed_mentions=NO_PINGS))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 
 import pytest
 
@@ -47,6 +48,21 @@ def ask_slowly(system, fake, fake_discord, text: str, *, then: str | None = None
     return asked, thread
 
 
+def worker_answering(system, asked, timeout: float = 60.0) -> str:
+    """The worker generating the answer to ``asked`` (not simply the newest request's): on a loaded
+    machine a missed heartbeat may have handed the request back for a moment."""
+    query = (
+        "from conversations.models import Request\n"
+        f"result = Request.objects.filter(message__external_id='{asked.id}', status='generating')"
+        ".values_list('worker', flat=True).first() or ''"
+    )
+    deadline = time.monotonic() + timeout
+    while not (worker := system.query(query)):
+        assert time.monotonic() < deadline, f"no worker is generating the answer to {asked.content!r}"
+        time.sleep(0.25)
+    return worker
+
+
 def answered(fake_discord, asked) -> bool:
     return bool(fake_discord.message(asked.id).reactions.get("✅"))
 
@@ -69,6 +85,24 @@ class BotRestartTests:
         assert messages[0].id == first.id  # finished where it started, not posted again
         reactions = fake_discord.message(asked.id).reactions
         assert not reactions.get("⏳") and reactions.get("✅") == {fake_discord.bot.id}
+
+    def test_an_answer_whose_thread_was_archived_while_the_bot_was_down_is_finished_there(
+        self, system, fake, fake_discord
+    ):
+        asked, thread = ask_slowly(system, fake, fake_discord, "archived while down")
+        [first] = fake_discord.bot_messages(thread)
+
+        system.kill("bot")
+        # Archived by hand here; Discord's own timer does the same to a thread quiet for a day,
+        # and Discord refuses edits in an archived thread until it is unarchived.
+        fake_discord.archive_thread(thread)
+        start_bot(system, fake_discord)
+        wait_answered(fake_discord, asked)
+
+        messages = fake_discord.bot_messages(thread)
+        assert [m.content for m in messages] == split_message(SLOW)
+        assert messages[0].id == first.id
+        assert not fake_discord.channel(thread.id).archived
 
     def test_a_branch_from_a_thread_restarted_mid_answer_still_marks_the_reply_in_the_old_thread(
         self, system, fake, fake_discord
@@ -125,7 +159,7 @@ class WorkerCrashTests:
     def test_a_worker_killed_mid_answer_shows_a_note_then_the_whole_answer(self, system, fake, fake_discord):
         asked, thread = ask_slowly(system, fake, fake_discord, "worker crash", then=ANSWER)
         [message] = fake_discord.bot_messages(thread)
-        worker = system.request_worker(system.latest_request_id())
+        worker = worker_answering(system, asked)
 
         os.kill(int(worker.rsplit("/", 1)[1]), signal.SIGKILL)
         wait_answered(fake_discord, asked)

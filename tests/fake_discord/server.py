@@ -60,6 +60,7 @@ DISCORD_LIMIT = 2000
 MAX_UPLOAD = 10 * 1024 * 1024  # a guild without boosts, and DMs
 INTERACTION_DEADLINE = 3.0  # seconds Discord gives for the first callback
 INTERACTION_TOKEN_LIFETIME = 15 * 60.0
+ARCHIVED_THREAD = 50083  # Discord's code for a change it refuses in an archived thread
 
 # Gateway opcodes and intents (https://discord.com/developers/docs/topics/gateway).
 DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 0, 1, 2, 6, 7, 9, 10, 11
@@ -385,6 +386,7 @@ class FakeDiscord(BackgroundServer):
         def edit() -> Message:
             found = self._message_ref(message)
             assert found is not None
+            self._unarchive_for_change(found)
             found.set_content(content)
             self._dispatch("MESSAGE_UPDATE", found.payload(self.world))
             return found
@@ -458,10 +460,30 @@ class FakeDiscord(BackgroundServer):
         def delete() -> None:
             found = self._message_ref(message)
             assert found is not None
+            self._unarchive_for_change(found)
             found.deleted = True
             self._dispatch("MESSAGE_DELETE", self._deletion_payload(found))
 
         self._on_loop(delete)
+
+    def _unarchive_for_change(self, message: Message) -> None:
+        """What Discord's own client does before an edit or a deletion in an archived thread (which
+        the API refuses otherwise): unarchive it, which moves its archive timestamp to now."""
+        channel = self.world.channels.get(message.channel_id)
+        if channel is not None and channel.is_thread and channel.archived:
+            channel.archived, channel.archived_at = False, time.time()
+            self._dispatch("THREAD_UPDATE", channel.payload())
+
+    def archive_thread(self, thread: Channel | int | str) -> None:
+        """A moderator (or Discord's inactivity timer) archives a thread: THREAD_UPDATE."""
+        found = self.channel(thread)
+        assert found.is_thread
+
+        def archive() -> None:
+            found.archived, found.archived_at = True, time.time()
+            self._dispatch("THREAD_UPDATE", found.payload())
+
+        self._on_loop(archive)
 
     def delete_thread(self, thread: Channel | int | str) -> None:
         """Someone deletes a thread: THREAD_DELETE (no MESSAGE_DELETE for its messages, as in Discord)."""
@@ -845,6 +867,17 @@ class _Api:
             raise ApiError(404, "Unknown Message", 10008)
         return message
 
+    def changeable(self, request: web.Request, channel: Channel) -> Message:
+        """The message an edit, a deletion or a reaction is for: Discord refuses them in an archived thread.
+
+        Only a new message unarchives a thread (unless it is locked); anything else first needs
+        the thread unarchived (``PATCH /channels/{id}`` with ``archived: false``).
+        """
+        message = self.message(request, channel)
+        if channel.is_thread and channel.archived:
+            raise ApiError(400, "Operation cannot be performed on an archived thread", ARCHIVED_THREAD)
+        return message
+
     def add_files(self, channel: Channel, call: RestCall, body: dict[str, Any], kept: list[Any]) -> list[Any]:
         """The message's attachments after this request: those in ``body["attachments"]`` (kept or new)."""
         by_field = {f.field: f for f in call.files}
@@ -1092,12 +1125,12 @@ class _Api:
     async def edit_message(self, request: web.Request) -> web.Response:
         channel = self.channel(request)
         call = request[CALL_KEY]
-        message = self.edit(self.message(request, channel), call, call.body or {})
+        message = self.edit(self.changeable(request, channel), call, call.body or {})
         return _json(message.payload(self.world))
 
     async def delete_message(self, request: web.Request) -> web.Response:
         channel = self.channel(request)
-        message = self.message(request, channel)
+        message = self.changeable(request, channel)
         message.deleted = True
         self.fake._dispatch("MESSAGE_DELETE", self.fake._deletion_payload(message))
         return web.Response(status=204)
@@ -1141,7 +1174,7 @@ class _Api:
 
     async def add_reaction(self, request: web.Request) -> web.Response:
         channel = self.channel(request)
-        message = self.message(request, channel)
+        message = self.changeable(request, channel)
         if request.match_info["user"] != "@me":
             raise ApiError(405, "405: Method Not Allowed", 0)
         emoji = request.match_info["emoji"]
@@ -1153,7 +1186,7 @@ class _Api:
 
     async def remove_reaction(self, request: web.Request) -> web.Response:
         channel = self.channel(request)
-        message = self.message(request, channel)
+        message = self.changeable(request, channel)
         emoji = request.match_info["emoji"]
         who = request.match_info["user"]
         user = self.world.bot if who == "@me" else self.world.users.get(_int(who))

@@ -164,6 +164,36 @@ class MessagesTests:
         [answer] = fake_discord.bot_messages(thread.id)
         assert answer.content == "the answer" and [e.content for e in answer.history] == ["placeholder", "the answer"]
 
+    async def test_an_archived_thread_refuses_edits_and_reactions_until_unarchived(self, fake_discord):
+        async with connected(fake_discord) as client:
+            asked = await asyncio.to_thread(fake_discord.send_message, "alice", "general", "yo", mention_bot=True)
+            message = await fake_discord.until(lambda: seen(client, asked.content))
+            thread = await message.create_thread(name="yo", auto_archive_duration=1440)
+            sent = await thread.send("first")
+            await asyncio.to_thread(fake_discord.archive_thread, thread.id)
+
+            with pytest.raises(discord.HTTPException) as refused:
+                await sent.edit(content="second")
+            with pytest.raises(discord.HTTPException):
+                await sent.add_reaction("✅")
+            await thread.edit(archived=False)
+            await sent.edit(content="second")
+
+        assert refused.value.code == 50083
+        assert fake_discord.message(sent.id).content == "second"
+
+    async def test_a_member_deleting_in_an_archived_thread_unarchives_it_first_as_discords_client_does(
+        self, fake_discord
+    ):
+        thread = fake_discord.world.add_thread(fake_discord.general.id, "old", owner=fake_discord.alice)
+        said = fake_discord.add_history("alice", thread, "remove me", at=1_700_000_000)
+        thread.archived, thread.archived_at = True, 1_700_000_100
+
+        fake_discord.delete_message(said)
+
+        assert not thread.archived and thread.archived_at > 1_700_000_100
+        assert fake_discord.message(said.id).deleted
+
     async def test_files_go_up_as_multipart_and_come_back_from_the_fake_cdn(self, fake_discord):
         async with connected(fake_discord) as client:
             channel = client.get_channel(fake_discord.general.id)
