@@ -38,6 +38,16 @@ def system(_fake_ollama_server, _fake_discord_server, tmp_path_factory):
         yield system
 
 
+def wait_threads_read(system, *threads) -> None:
+    """Until each thread's history reading is stored as done (what a restarted bot reads forward from)."""
+    ids = [thread.id for thread in threads]
+    query = (
+        "from knowledge.models import IndexedThread\n"
+        f"result = IndexedThread.objects.filter(thread_id__in={ids}, backfill_done=True).count() == {len(ids)}"
+    )
+    wait(lambda: system.query(query), what="the threads' reading stored as done")
+
+
 def wait(predicate, *, what, timeout=TIMEOUT, every=0.5):
     deadline = time.monotonic() + timeout
     while True:
@@ -410,14 +420,7 @@ class KnowledgeBotTests:
             "deleted=False).values_list('message_id', 'text')}"
         )
         wait(lambda: len(system.query(rows)) == 4, what="both threads read")
-        wait(
-            lambda: system.query(
-                "from knowledge.models import IndexedThread\n"
-                f"result = IndexedThread.objects.filter(thread_id__in=[{active.id}, {archived.id}], "
-                "backfill_done=True).count() == 2"
-            ),
-            what="both threads' reading stored as done",
-        )
+        wait_threads_read(system, active, archived)
 
         system.kill("bot", signal.SIGTERM)
         fake_discord.edit_message(edited, "The raid starts at 9 now")
@@ -458,13 +461,7 @@ class KnowledgeBotTests:
             "deleted=False).values_list('message_id', flat=True))"
         )
         wait(lambda: len(system.query(rows)) == 2, what="the archived thread read")
-        wait(
-            lambda: system.query(
-                "from knowledge.models import IndexedThread\n"
-                f"result = IndexedThread.objects.filter(thread_id={archived.id}, backfill_done=True).exists()"
-            ),
-            what="its reading stored as done",
-        )
+        wait_threads_read(system, archived)
 
         system.kill("bot", signal.SIGTERM)
         # Discord refuses a deletion in an archived thread; its client unarchives the thread first
