@@ -471,19 +471,17 @@ class FakeDiscord(BackgroundServer):
         the API refuses otherwise): unarchive it, which moves its archive timestamp to now."""
         channel = self.world.channels.get(message.channel_id)
         if channel is not None and channel.is_thread and channel.archived:
-            channel.archived, channel.archived_at = False, time.time()
-            self._dispatch("THREAD_UPDATE", channel.payload())
+            self._set_archived(channel, False)
+
+    def _set_archived(self, thread: Channel, archived: bool) -> None:
+        thread.archived, thread.archived_at = archived, time.time()
+        self._dispatch("THREAD_UPDATE", thread.payload())
 
     def archive_thread(self, thread: Channel | int | str) -> None:
         """A moderator (or Discord's inactivity timer) archives a thread: THREAD_UPDATE."""
         found = self.channel(thread)
         assert found.is_thread
-
-        def archive() -> None:
-            found.archived, found.archived_at = True, time.time()
-            self._dispatch("THREAD_UPDATE", found.payload())
-
-        self._on_loop(archive)
+        self._on_loop(lambda: self._set_archived(found, True))
 
     def delete_thread(self, thread: Channel | int | str) -> None:
         """Someone deletes a thread: THREAD_DELETE (no MESSAGE_DELETE for its messages, as in Discord)."""
