@@ -50,8 +50,12 @@ class TerminalRenderer:
         self.queued = queued
         self.out = out
         self.err = err
-        self.written = ""  # the part of the current attempt's answer already on stdout
+        self.written = ""  # the part of the current attempt's answer already on stdout (or, replaying, matched)
         self.attempt: int | None = None  # the attempt whose text is on stdout
+        # After a retry, the abandoned attempt's text stays on screen while the new attempt repeats it word for
+        # word: a model that answers the same again is shown once, without a note. Only where the new text parts
+        # from the screen does the note come and the new answer print whole.
+        self.replaying: str | None = None
         # Deltas that came after a missed one, kept until a resync fills the gap before them.
         self.pending: list[tuple[int, str]] = []
         self.gap = False
@@ -75,6 +79,8 @@ class TerminalRenderer:
             if not content.startswith(self.written):
                 self._start_over(WHOLE_AGAIN)
             self._write(content[len(self.written) :])
+            if self.replaying is not None and self.replaying != content:  # the screen shows more than the answer
+                self._part_from_screen(WHOLE_AGAIN)
             summary = event.get("request", {})
             return Finished(
                 "done",
@@ -140,13 +146,30 @@ class TerminalRenderer:
         return True
 
     def _start_over(self, note: str) -> None:
-        if self.written:
-            self._end_line()
-            self.err.write(note + "\n")
-            self.err.flush()
+        """The current attempt's text is void: what is on screen stays and the next text is matched against it."""
+        if note == WHOLE_AGAIN:  # the final text follows: nothing is matched against the screen
+            self.replaying, self.written = self.on_screen or None, ""
+            self._part_from_screen(note)
+        elif self.replaying is None and self.written:
+            self.replaying = self.written
         self.written = ""
         self.pending.clear()
         self.gap = False
+
+    @property
+    def on_screen(self) -> str:
+        return self.written if self.replaying is None else self.replaying
+
+    def _part_from_screen(self, note: str) -> None:
+        """Say that the text above is not the answer, and print the current attempt's text so far whole."""
+        if self.on_screen:
+            self._end_line()
+            self.err.write(note + "\n")
+            self.err.flush()
+        self.replaying = None
+        if self.written:
+            self.out.write(self.written)
+            self.out.flush()
 
     def _on_status(self, event: dict[str, Any]) -> None:
         attempt = event.get("attempt")
@@ -159,7 +182,7 @@ class TerminalRenderer:
         else:
             self._follow_attempt(attempt)
         label = describe_phase(event.get("phase") or "", model=event.get("model") or "", reason=event.get("reason", ""))
-        if label and not self.written and event.get("phase") != "generating":
+        if label and not self.on_screen and event.get("phase") != "generating":
             self._status(label)
 
     def _on_delta(self, offset: int, text: str) -> None:
@@ -178,10 +201,19 @@ class TerminalRenderer:
         self.gap = False
 
     def _write(self, text: str) -> None:
-        if text:
-            self.out.write(text)
-            self.out.flush()
-            self.written += text
+        if not text:
+            return
+        self.written += text
+        if self.replaying is not None:
+            if self.replaying.startswith(self.written):
+                return  # the new attempt repeats what is on screen
+            if not self.written.startswith(self.replaying):
+                self._part_from_screen(BROKE_OFF)
+                return
+            text = self.written[len(self.replaying) :]  # it carries on from the end of the screen
+            self.replaying = None
+        self.out.write(text)
+        self.out.flush()
 
     def _status(self, line: str) -> None:
         if line != self.last_status:
@@ -190,7 +222,7 @@ class TerminalRenderer:
             self.last_status = line
 
     def _end_line(self) -> None:
-        if self.written and not self.written.endswith("\n"):
+        if self.on_screen and not self.on_screen.endswith("\n"):
             self.out.write("\n")
 
     def finish(self, result: Finished) -> None:

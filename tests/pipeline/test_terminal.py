@@ -58,6 +58,43 @@ class TerminalResyncTests:
         assert out.getvalue() == "Something else\n" + ANSWER
         assert WHOLE_AGAIN in err.getvalue()
 
+    def test_a_retry_that_writes_the_same_words_again_is_shown_once_without_a_note(self):
+        shown, out, err = renderer()
+        shown.handle(delta(0, ANSWER[:9], attempt=1))
+
+        shown.handle({"type": "request.status", "request_id": 1, "phase": "retrying", "reset": True, "attempt": 2})
+        shown.handle({"type": "request.status", "request_id": 1, "phase": "loading", "model": "m", "attempt": 2})
+        shown.handle(delta(0, ANSWER[:4], attempt=2))
+        shown.handle(delta(4, ANSWER[4:20], attempt=2))
+        shown.handle({"type": "request.done", "request_id": 1, "content": ANSWER, "request": {}})
+
+        assert out.getvalue() == ANSWER
+        assert err.getvalue() == ""  # no note, and no progress line in the middle of the answer
+
+    def test_a_retry_that_parts_from_the_screen_says_so_and_prints_its_answer_whole(self):
+        shown, out, err = renderer()
+        shown.handle(delta(0, "def f():\n\tpass", attempt=1))
+
+        shown.handle({"type": "request.status", "request_id": 1, "phase": "retrying", "reset": True, "attempt": 2})
+        shown.handle(delta(0, ANSWER[:9], attempt=2))  # the same words so far: nothing printed
+        assert out.getvalue() == "def f():\n\tpass" and err.getvalue() == ""
+        shown.handle(delta(9, ANSWER[9:], attempt=2))
+        shown.handle({"type": "request.done", "request_id": 1, "content": ANSWER, "request": {}})
+
+        assert out.getvalue() == "def f():\n\tpass\n" + ANSWER
+        assert err.getvalue() == BROKE_OFF + "\n"
+
+    def test_a_retry_whose_answer_is_shorter_than_the_screen_is_printed_whole(self):
+        shown, out, err = renderer()
+        shown.handle(delta(0, ANSWER + "# and more", attempt=1))
+
+        shown.resync({"status": "queued", "attempts": 1, "content": ""})  # handed back to the queue
+        shown.handle(delta(0, ANSWER, attempt=2))
+        shown.handle({"type": "request.done", "request_id": 1, "content": ANSWER, "request": {}})
+
+        assert out.getvalue() == ANSWER + "# and more\n" + ANSWER
+        assert err.getvalue() == WHOLE_AGAIN + "\n"
+
     def test_a_deleted_request_ends_with_a_reason(self):
         shown, _, _ = renderer()
 
