@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench import routing as bench_routing
 from bench.data import build_blind
 from routing.data import build
 
@@ -94,3 +95,7 @@ class BuildTests:
         assert [(row["source"], row["id"]) for row in rows] == [("vicuna-bench", "1")]
         assert "vicuna-bench 41 (fermi): between two routes" in left_out
         assert any(line.startswith("mt-bench 81: a training line repeats") for line in left_out)
+
+
+def test_the_benchmark_reads_the_shipped_blind_set_by_default():
+    assert bench_routing.BLIND == build_blind.OUT and bench_routing.BLIND.exists()
