@@ -1,15 +1,21 @@
 """The router's fast path on labelled messages: how much it decides without the LLM, how well, how fast.
 
-    python -m bench.routing [--quick] [--embedder minilm|hashed] [--public FILE | --no-public] [--train-public FILE]
+    python -m bench.routing [--quick] [--embedder minilm|hashed] [--public FILE | --no-public]
+        [--blind FILE | --no-blind] [--train-public FILE]
 
-Two sets, reported separately:
+Three sets, reported separately:
 - ``bench/routing_messages.jsonl``: 351 messages written for this benchmark,
   about 50 per route; about 8 per route are follow-ups after an earlier turn,
   and the vision ones carry an image. None is a training example.
 - ``bench/data/routing_public_heldout.jsonl`` (or ``--public FILE``): prompts from
   public benchmarks' test and evaluation splits and follow-ups after them (JSON
   Lines: route, text, source, split, licence, id a line), built by
-  ``bench/data/build_heldout.py``, that no example or threshold is fitted on.
+  ``bench/data/build_heldout.py``, that no example or threshold is fitted on. Its
+  errors were read while the training lines were written, so it is not blind.
+- ``bench/data/routing_public_blind.jsonl`` (or ``--blind FILE``): MT-Bench and
+  Vicuna bench questions and MT-Bench's second turns as follow-ups, labelled by a
+  rule written before the router ran on them (``bench/data/README.md``), built by
+  ``bench/data/build_blind.py``; nothing is tuned on it.
 
 Each set runs twice in the same process, against the same fake Ollama server
 whose ``/api/embed`` serves all-MiniLM-L6-v2 (``bench.minilm``):
@@ -54,6 +60,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "routing_messages.jsonl"
 PUBLIC = ROOT / "bench" / "data" / "routing_public_heldout.jsonl"
+BLIND = ROOT / "bench" / "data" / "routing_public_blind.jsonl"
 TARGETS = {"precision": 95.0, "worst_route_precision": 90.0, "coverage": 60.0, "router_p95_ms": 20.0, "kept": 90.0}
 FAST_METHODS = {"rule", "embedding", "follow_up", "vision"}
 LLM = "(LLM)"
@@ -271,12 +278,23 @@ def targets(title: str, figures: dict[str, float]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.routing", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="every fifth hand-written and third public message")
+    parser.add_argument(
+        "--quick", action="store_true", help="every fifth hand-written and every third public and blind message"
+    )
     parser.add_argument("--embedder", choices=["minilm", "hashed"], default="minilm")
     parser.add_argument(
         "--public", type=Path, default=PUBLIC, help="held-back public messages (JSON Lines) to report separately"
     )
-    parser.add_argument("--no-public", action="store_true", help="only the hand-written set")
+    parser.add_argument("--no-public", action="store_true", help="leave out the held-back public set")
+    parser.add_argument(
+        "--blind",
+        type=Path,
+        nargs="?",
+        const=BLIND,
+        default=BLIND,
+        help="blind public messages (JSON Lines), reported as their own set (default: the shipped one)",
+    )
+    parser.add_argument("--no-blind", dest="blind", action="store_const", const=None, help="leave out the blind set")
     parser.add_argument("--train-public", type=Path, help="also train on these public examples (JSON Lines)")
     parser.add_argument("--errors", action="store_true", help="list every wrong fast-path decision")
     args = parser.parse_args(argv)
@@ -313,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sets = [("hand-written set", build_requests(load_rows(DATA, 5 if args.quick else 1), "hand"))]
         if args.public and not args.no_public:
             sets.append(("held-back public set", build_requests(load_rows(args.public, 3 if args.quick else 1), "pub")))
+        if args.blind:
+            sets.append(("blind public set", build_requests(load_rows(args.blind, 3 if args.quick else 1), "blind")))
         print(f"routing benchmark; embeddings: {embedder_name}")
 
         results: dict[str, dict[str, list[Outcome]]] = {title: {} for title, _ in sets}
