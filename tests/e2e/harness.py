@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -261,7 +262,7 @@ class System:
 def running_system(data_dir: Path, *, ollama_url: str, **env: str) -> Iterator[System]:
     """A started system in the configuration this process runs under (DATABASE_URL / REDIS_URL)."""
     database_url = os.environ.get("DATABASE_URL", "")
-    redis_url = os.environ.get("REDIS_URL", "")
+    redis_url = settings.REDIS_URL  # under pytest-xdist, this worker's own Redis database
     with contextlib.ExitStack() as stack:
         if database_url.startswith(("postgres", "pgsql")):
             database_url = stack.enter_context(fresh_postgres_database(database_url))

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
 
 from tests.conversations.files import pdf_with_text
 from tests.e2e.harness import System, fresh_postgres_database
@@ -25,7 +26,7 @@ def installed(_fake_ollama_server, tmp_path_factory) -> Iterator[System]:
             tmp_path_factory.mktemp("terminal"),
             ollama_url=_fake_ollama_server.url,
             database_url=database_url,
-            redis_url=os.environ.get("REDIS_URL", ""),
+            redis_url=settings.REDIS_URL,  # under pytest-xdist, this worker's own database
         )
         system.data_dir.mkdir(parents=True, exist_ok=True)
         system.manage("bootstrap", "--no-dotenv")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
@@ -61,6 +62,7 @@ def in_another_process(code: str) -> None:
         **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,  # under pytest-xdist, this worker's own Redis database
         "LOG_TO_FILE": "false",
     }
     subprocess.run(
