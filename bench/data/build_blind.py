@@ -59,8 +59,23 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def training_texts(paths: Iterable[Path]) -> set[str]:
-    return {normalized(row["text"]) for path in paths for row in _read_jsonl(path)}
+# Two prompts are near-repeats when this share of all their words (normalized) is common to both:
+# "Can you explain the basics of quantum computing?" and a training line "Explain the basics of
+# quantum computing." share 0.75; "... of climate change?" shares 0.6 with the first.
+NEAR_REPEAT = 0.7
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(normalized(text).split())
+
+
+def training_words(paths: Iterable[Path]) -> list[frozenset[str]]:
+    return [words(row["text"]) for path in paths for row in _read_jsonl(path)]
+
+
+def nearly_repeats(text: str, trained: Iterable[frozenset[str]]) -> bool:
+    mine = words(text)
+    return any(len(mine & other) >= NEAR_REPEAT * len(mine | other) for other in trained)
 
 
 def question_rows(source: str, questions: Sequence[dict]) -> tuple[list[dict], list[str]]:
@@ -110,12 +125,12 @@ def build(*, mt_bench: Path, vicuna: Path, training: Iterable[Path]) -> tuple[li
             continue
         seen.add(normalized(row["text"]))
         rows.append(row)
-    trained = training_texts(training)
+    trained = training_words(training)
     kept = []
     for row in rows:
-        repeated = [t for t in [row["text"], *row.get("history", [])] if normalized(t) in trained]
+        repeated = [t for t in [row["text"], *row.get("history", [])] if nearly_repeats(t, trained)]
         if repeated:
-            left_out.append(f"{row['source']} {row['id']}: a training line repeats {repeated[0][:60]!r}")
+            left_out.append(f"{row['source']} {row['id']}: a training line nearly repeats {repeated[0][:60]!r}")
             continue
         kept.append(row)
     # A follow-up whose first turn was left out as a near-repeat went with it above, via its history.
