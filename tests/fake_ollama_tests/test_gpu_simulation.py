@@ -21,6 +21,7 @@ from tests.fake_ollama import GB, FakeOllama, GpuConfig, ModelSpec
 from tests.fake_ollama.__main__ import gpu_config, parse_args
 
 SCALE = 0.02  # 50 simulated seconds a real second
+KEPT = "1h"
 A, B, C, SMALL = "alpha:10g", "bravo:10g", "charlie:10g", "small:1g"
 MODELS = [
     ModelSpec(A, size=10 * GB),
@@ -152,17 +153,19 @@ class EvictionTests:
         self, fake: FakeOllama, client: ollama.Client
     ) -> None:
         fake.script("Long.", completion_tokens=1000, model=A)  # 20 simulated seconds
+        # Kept an hour (72 real seconds), so that on a loaded machine no model outlives its keep_alive
+        # (the default 5 minutes is 6 real seconds here) and the only unload is the eviction.
         fake.script("Long.", completion_tokens=1000, model=B)
         fake.script("Short.", completion_tokens=50)
-        ask(client, A)
-        ask(client, B)  # 20 GB of 24 in use
+        ask(client, A, keep_alive=KEPT)
+        ask(client, B, keep_alive=KEPT)  # 20 GB of 24 in use
         assert fake.gpu is not None
-        busy_a = in_background(lambda: ask(client, A))
-        busy_b = in_background(lambda: ask(client, B))
+        busy_a = in_background(lambda: ask(client, A, keep_alive=KEPT))
+        busy_b = in_background(lambda: ask(client, B, keep_alive=KEPT))
         wait_until(lambda: generating(fake, A) == 1 and generating(fake, B) == 1)
-        needs_room = in_background(lambda: ask(client, C))
+        needs_room = in_background(lambda: ask(client, C, keep_alive=KEPT))
         wait_until(lambda: fake.gpu is not None and fake.gpu.snapshot()["waiting"] == 1)
-        behind = in_background(lambda: ask(client, B))  # B is loaded and has a free slot, yet it waits
+        behind = in_background(lambda: ask(client, B, keep_alive=KEPT))  # B is loaded and has a free slot, yet it waits
         for thread in (busy_a, busy_b, needs_room, behind):
             thread.join(timeout=60)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from conversations import selectors
 from conversations.models import Request
@@ -261,3 +263,15 @@ class WorkerLivenessTests:
         assert not selectors.workers_alive()
         assert take_request(request.pk)
         assert selectors.workers_alive()
+
+    def test_a_worker_that_just_ended_an_answer_counts_as_alive_for_a_lease_then_not(self, host, settings):
+        waiting = submit("math")
+        ended = submit("math")
+        now = timezone.now()
+        Request.objects.filter(pk=ended.pk).update(status=Request.Status.DONE, finished_at=now - timedelta(seconds=5))
+        settings.REQUEST_LEASE = 20
+
+        assert selectors.workers_alive()  # about to take ``waiting``
+        Request.objects.filter(pk=ended.pk).update(finished_at=now - timedelta(seconds=25))
+        assert not selectors.workers_alive()
+        assert Request.objects.get(pk=waiting.pk).status == Request.Status.QUEUED
