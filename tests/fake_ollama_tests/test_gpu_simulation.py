@@ -152,14 +152,16 @@ class EvictionTests:
     def test_a_model_that_does_not_fit_waits_and_so_does_everything_behind_it(
         self, fake: FakeOllama, client: ollama.Client
     ) -> None:
-        fake.script("Long.", completion_tokens=1000, model=A)  # 20 simulated seconds
-        # Kept an hour (72 real seconds), so that on a loaded machine no model outlives its keep_alive
-        # (the default 5 minutes is 6 real seconds here) and the only unload is the eviction.
-        fake.script("Long.", completion_tokens=1000, model=B)
-        fake.script("Short.", completion_tokens=50)
+        fake.script("Short.", completion_tokens=50)  # the warm-ups, C and the one behind it
         ask(client, A, keep_alive=KEPT)
         ask(client, B, keep_alive=KEPT)  # 20 GB of 24 in use
         assert fake.gpu is not None
+        # 200 and 300 simulated seconds (4 and 6 real ones), so that on a loaded machine both answers are
+        # still being written when C arrives and A's surely ends first; kept an hour (72 real seconds), so
+        # that no model outlives its keep_alive (the default 5 minutes is 6 real seconds here) and the only
+        # unload is the eviction.
+        fake.script("Long.", completion_tokens=10_000, model=A, times=1)
+        fake.script("Long.", completion_tokens=15_000, model=B, times=1)
         busy_a = in_background(lambda: ask(client, A, keep_alive=KEPT))
         busy_b = in_background(lambda: ask(client, B, keep_alive=KEPT))
         wait_until(lambda: generating(fake, A) == 1 and generating(fake, B) == 1)
