@@ -149,7 +149,7 @@ class TerminalRenderer:
         """The current attempt's text is void: what is on screen stays and the next text is matched against it."""
         if note == WHOLE_AGAIN:  # the final text follows: nothing is matched against the screen
             self.replaying, self.written = self.on_screen or None, ""
-            self._part_from_screen(note)
+            self._part_from_screen(note)  # prints only the note: nothing of the final text is written yet
         elif self.replaying is None and self.written:
             self.replaying = self.written
         self.written = ""
