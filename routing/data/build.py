@@ -1,7 +1,7 @@
 """Build ``public_examples.jsonl``: route examples drawn from public corpora's training splits.
 
     python -m routing.data.build --gsm8k-train GSM8K_TRAIN.jsonl --mbpp MBPP.jsonl \
-        --situatedqa-train SITUATEDQA_TEMP_TRAIN.jsonl [--out FILE]
+        --situatedqa-train SITUATEDQA_TEMP_TRAIN.jsonl --gpteacher-roleplay ROLEPLAY.json [--out FILE]
 
 Seeded and reproducible: the same input files give the same output, line for line.
 
@@ -16,6 +16,9 @@ Seeded and reproducible: the same input files give the same output, line for lin
   ``SITUATED_RESEARCH`` of them → ``research``; ``SITUATED_GENERAL`` of those that do not ("who made the bomb that
   was dropped on hiroshima") → ``general``, which teaches the fast path what is *not* research. Both drawn at
   random (seed ``SEED``); the dev and test splits are never read (the test split is measured on).
+- GPTeacher Roleplay (github.com/teknium1/GPTeacher, MIT), ``Roleplay/roleplay-simple-deduped-roleplay-instruct.json``:
+  ``ROLEPLAY_GENERAL`` role-play requests ("You are a pirate captain…", "As a historian, describe…") drawn at random
+  (seed ``SEED``) → ``general``. An instruction-tuning set: all of it is training data, it has no test split.
 
 Nothing from a test or evaluation-only set is read: GSM8K's ``test.jsonl`` and MBPP's test split are
 what outside checks measure on. Each line records ``source``, ``split``, ``licence`` and the corpus's
@@ -39,6 +42,7 @@ SITUATED_RESEARCH = 300
 SITUATED_GENERAL = 150
 # Natural Questions' licence, which its questions carry; SituatedQA's repository names no licence of its own.
 SITUATED_LICENCE = "CC-BY-SA-3.0"
+ROLEPLAY_GENERAL = 250
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -108,11 +112,35 @@ def situated_examples(
     return found
 
 
-def build(*, gsm8k_train: Path, mbpp: Path, situatedqa_train: Path) -> list[dict]:
+def roleplay_examples(rows: Sequence[dict], *, count: int = ROLEPLAY_GENERAL, seed: int = SEED) -> list[dict]:
+    """GPTeacher role-play requests; ``id`` is the request's index in the file (0-based).
+
+    The text is the instruction, then its input (the scene it sets) after a blank line when it has one,
+    as a member would paste both. The model's response is never read.
+    """
+    found = []
+    for i in sorted(random.Random(seed).sample(range(len(rows)), min(count, len(rows)))):
+        scene = (rows[i].get("input") or "").strip()
+        text = " ".join(rows[i]["instruction"].split()) + (f"\n\n{scene}" if scene else "")
+        found.append(
+            {
+                "route": "general",
+                "text": text,
+                "source": "gpteacher-roleplay",
+                "split": "train",
+                "licence": "MIT",
+                "id": str(i),
+            }
+        )
+    return found
+
+
+def build(*, gsm8k_train: Path, mbpp: Path, situatedqa_train: Path, gpteacher_roleplay: Path) -> list[dict]:
     lines = (
         gsm8k_examples(_read_jsonl(gsm8k_train))
         + mbpp_examples(_read_jsonl(mbpp))
         + situated_examples(_read_jsonl(situatedqa_train))
+        + roleplay_examples(json.loads(gpteacher_roleplay.read_text(encoding="utf-8")))
     )
     seen: set[tuple[str, str]] = set()
     unique = []
@@ -131,13 +159,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--situatedqa-train", type=Path, required=True, help="SituatedQA's id_data/temp.train.jsonl (never test)"
     )
+    parser.add_argument(
+        "--gpteacher-roleplay",
+        type=Path,
+        required=True,
+        help="GPTeacher's roleplay-simple-deduped-roleplay-instruct.json",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     if "test" in args.gsm8k_train.name:
         parser.error("GSM8K's test split is for measuring only")
     if "train" not in args.situatedqa_train.name:
         parser.error("only SituatedQA's train split is training data (dev and test are for measuring)")
-    lines = build(gsm8k_train=args.gsm8k_train, mbpp=args.mbpp, situatedqa_train=args.situatedqa_train)
+    lines = build(
+        gsm8k_train=args.gsm8k_train,
+        mbpp=args.mbpp,
+        situatedqa_train=args.situatedqa_train,
+        gpteacher_roleplay=args.gpteacher_roleplay,
+    )
     args.out.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
     print(f"wrote {len(lines)} examples to {args.out}")
     return 0

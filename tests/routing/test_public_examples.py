@@ -68,6 +68,23 @@ class BuildTests:
             assert (row["source"], row["split"], row["licence"]) == ("situatedqa", "train", "CC-BY-SA-3.0")
         assert found[0]["text"] == " ".join(by_id[found[0]["id"]]["question"].split())
 
+    def test_gpteacher_role_play_requests_are_general_with_their_scene_and_never_the_response(self):
+        rows = [
+            {"instruction": f"You are  pirate {i}.\nSpeak.", "input": "A storm." if i % 2 else "", "response": "Arr!"}
+            for i in range(20)
+        ]
+
+        found = build.roleplay_examples(rows, count=6)
+
+        assert found == build.roleplay_examples(rows, count=6)  # seeded
+        assert len(found) == 6 and {row["route"] for row in found} == {"general"}
+        for row in found:
+            assert (row["source"], row["split"], row["licence"]) == ("gpteacher-roleplay", "train", "MIT")
+            i = int(row["id"])
+            scene = "\n\nA storm." if i % 2 else ""
+            assert row["text"] == f"You are pirate {i}. Speak.{scene}"
+            assert "Arr" not in row["text"]
+
     def test_the_command_refuses_test_splits_and_writes_the_file(self, tmp_path, capsys):
         train = write_jsonl(tmp_path / "train.jsonl", [{"question": "2 apples and 3 more?", "answer": "5"}])
         mbpp = write_jsonl(tmp_path / "mbpp.jsonl", [{"task_id": 700, "text": "Write a function to add."}])
@@ -75,8 +92,10 @@ class BuildTests:
             tmp_path / "temp.train.jsonl", [{"question": "who is the mayor of paris", "is_dependent": "yes", "id": 7}]
         )
         situated_test = write_jsonl(tmp_path / "temp.test.jsonl", [])
+        roleplay = tmp_path / "roleplay.json"
+        roleplay.write_text(json.dumps([{"instruction": "You are a knight. Greet me.", "input": ""}]), encoding="utf-8")
         out = tmp_path / "out.jsonl"
-        common = ["--mbpp", str(mbpp), "--out", str(out)]
+        common = ["--mbpp", str(mbpp), "--gpteacher-roleplay", str(roleplay), "--out", str(out)]
 
         assert build.main(["--gsm8k-train", str(train), "--situatedqa-train", str(situated), *common]) == 0
 
@@ -84,6 +103,7 @@ class BuildTests:
             "math",
             "simple_code",
             "research",
+            "general",
         ]
         with pytest.raises(SystemExit):
             build.main(["--gsm8k-train", str(tmp_path / "test.jsonl"), "--situatedqa-train", str(situated), *common])
@@ -100,6 +120,7 @@ class ShippedFileTests:
             ("mbpp", "train", "CC-BY-4.0"),
             ("mbpp", "validation", "CC-BY-4.0"),
             ("situatedqa", "train", "CC-BY-SA-3.0"),
+            ("gpteacher-roleplay", "train", "MIT"),
         }
         for row in rows:
             assert (row["source"], row["split"], row["licence"]) in allowed
@@ -123,3 +144,6 @@ def test_the_migration_loaded_them_with_their_provenance():
     stored = RouteExample.objects.filter(source__startswith="situatedqa train #")
     assert stored.count() == len(situated) == build.SITUATED_RESEARCH + build.SITUATED_GENERAL
     assert stored.filter(route__slug="research").count() == build.SITUATED_RESEARCH
+    roleplay = RouteExample.objects.filter(source__startswith="gpteacher-roleplay train #")
+    assert roleplay.count() == build.ROLEPLAY_GENERAL
+    assert set(roleplay.values_list("route__slug", flat=True)) == {"general"}
