@@ -162,9 +162,12 @@ class EvictionTests:
         # unload is the eviction.
         fake.script("Long.", completion_tokens=10_000, model=A, times=1)
         fake.script("Long.", completion_tokens=15_000, model=B, times=1)
+        # One after the other: with both busy, the victim is the one granted least recently, so B taken before A
+        # (two threads racing) would make B the victim, and B's reload for the request behind C a second unload.
         busy_a = in_background(lambda: ask(client, A, keep_alive=KEPT))
+        wait_until(lambda: generating(fake, A) == 1)
         busy_b = in_background(lambda: ask(client, B, keep_alive=KEPT))
-        wait_until(lambda: generating(fake, A) == 1 and generating(fake, B) == 1)
+        wait_until(lambda: generating(fake, B) == 1)
         needs_room = in_background(lambda: ask(client, C, keep_alive=KEPT))
         wait_until(lambda: fake.gpu is not None and fake.gpu.snapshot()["waiting"] == 1)
         behind = in_background(lambda: ask(client, B, keep_alive=KEPT))  # B is loaded and has a free slot, yet it waits
