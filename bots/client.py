@@ -39,7 +39,7 @@ from bots.intake import (
     thread_name,
 )
 from bots.knowledge import KnowledgeFollower, submit_ask
-from bots.targets import DONE, FAILED, NO_PINGS, WORKING, ChannelTarget
+from bots.targets import DONE, FAILED, NO_PINGS, WORKING, ChannelTarget, Reactions
 from bots.typing_indicator import TypingIndicator
 from knowledge import services as knowledge_services
 from pipeline.attachments import Unreadable, Upload, check_upload, upload_limit, upload_name
@@ -118,6 +118,7 @@ class TrollamaBot(discord.Client):
             fetch_snapshot=self.snapshot_of,
         )
         self.typing = TypingIndicator(limit=TYPING_LIMIT)
+        self.reactions = Reactions()
         self._background: set[asyncio.Task[Any]] = set()
         self.events_connected = False
         self.knowledge = KnowledgeFollower(self)
@@ -419,16 +420,16 @@ class TrollamaBot(discord.Client):
         self.typing.follow(request_id, channel)
         self.delivery.track(request_id, ChannelTarget(channel), on_finish=react)
         with contextlib.suppress(discord.HTTPException):
-            await message.add_reaction(WORKING)
+            await self.reactions.add(message, WORKING)
         self._spawn(self.unmark_working_later(message, finished))
 
     async def mark_outcome(self, message: Any, outcome: Outcome) -> None:
         """⏳ off the asker's message, and ✅ or ❌ on (nothing when the bot gave up showing the answer)."""
         with contextlib.suppress(discord.HTTPException):
             if self.user is not None:
-                await message.remove_reaction(WORKING, self.user)
+                await self.reactions.remove(message, WORKING, self.user)
             if outcome.status in ("done", "failed", "cancelled"):
-                await message.add_reaction(DONE if outcome.status == "done" else FAILED)
+                await self.reactions.add(message, DONE if outcome.status == "done" else FAILED)
 
     async def unmark_working_later(self, message: Any, finished: asyncio.Event) -> None:
         """Take ⏳ off ``message`` after WORKING_LIMIT if the answer has not ended by then."""
@@ -437,7 +438,7 @@ class TrollamaBot(discord.Client):
             return
         with contextlib.suppress(discord.HTTPException):
             if self.user is not None:
-                await message.remove_reaction(WORKING, self.user)
+                await self.reactions.remove(message, WORKING, self.user)
 
     async def cancel_from_message(self, message: discord.Message) -> None:
         request = await sync_to_async(services.active_request_in_channel)(

@@ -6,9 +6,11 @@ client registers, can write into a channel without importing the client.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import discord
 
@@ -37,6 +39,40 @@ async def unarchiving(channel: object, change: Callable[[], Awaitable[T]]) -> T:
             raise
         await channel.edit(archived=False)
         return await change()
+
+
+class Reactions:
+    """The bot's reactions, changed one at a time in each channel.
+
+    Discord counts reaction changes per channel, adds and removals together, one per quarter second.
+    discord.py paces a single caller exactly (leaving a bucket, it sleeps out the window before it
+    returns), but with several changes waiting on one bucket its limiter lets a new request overtake a
+    waiter it has just woken, and a waiter whose wait timed out starts a window of its own: four
+    questions asked at once in a thread drew 429s that discord.py then retried. Holding each channel
+    to one change in flight leaves its limiter one caller per bucket, the case it gets right; the
+    changes take no longer than Discord allows anyway.
+    """
+
+    def __init__(self) -> None:
+        # A channel's lock lives while a change in it holds or awaits it.
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, message: Any) -> asyncio.Lock:
+        channel_id = message.channel.id
+        lock = self._locks.get(channel_id)
+        if lock is None:
+            lock = self._locks[channel_id] = asyncio.Lock()
+        return lock
+
+    async def add(self, message: Any, emoji: str) -> None:
+        """Put ``emoji`` on ``message`` as the bot."""
+        async with self._lock(message):
+            await message.add_reaction(emoji)
+
+    async def remove(self, message: Any, emoji: str, member: discord.abc.Snowflake) -> None:
+        """Take ``member``'s ``emoji`` off ``message``."""
+        async with self._lock(message):
+            await message.remove_reaction(emoji, member)
 
 
 class ChannelTarget:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from bots.delivery import Delivery, Outcome
     from bots.knowledge import KnowledgeFollower
+    from bots.targets import Reactions
     from bots.typing_indicator import TypingIndicator
 
 COMMAND_MODULES = (
@@ -53,6 +54,7 @@ class CommandBot(Protocol):
     tree: app_commands.CommandTree[Any]
     delivery: Delivery
     typing: TypingIndicator
+    reactions: Reactions
     knowledge: KnowledgeFollower
 
     def _spawn(self, coroutine: Any) -> None: ...

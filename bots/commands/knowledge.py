@@ -182,7 +182,7 @@ async def answer_in_channel(
     bot.typing.follow(request_id, channel)  # typing while a worker writes the answer, as for a mention
     bot.delivery.track(request_id, ChannelTarget(channel), on_finish=react)
     with contextlib.suppress(discord.HTTPException):
-        await header.add_reaction(WORKING)
+        await bot.reactions.add(header, WORKING)
     await interaction.followup.send(
         f"Found {len(sources)} relevant message{'s' if len(sources) != 1 else ''}; the answer follows in the channel.",
         ephemeral=True,
