@@ -89,8 +89,8 @@ def test_a_free_worker_takes_the_loaded_models_request_first(system: System, fak
     else:
         assert order == [blocker_id, older_id, newer_id]
     # The worker was busy, not missing: the terminals never said otherwise.
-    for _, stderr in outputs.values():
-        assert "No worker has picked this up yet" not in stderr
+    for name, (_, stderr) in outputs.items():
+        assert "No worker has picked this up yet" not in stderr, f"{name}: {stderr}\n{system.logs()}"
 
 
 @pytest.fixture(scope="module")
