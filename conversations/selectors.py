@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -40,20 +39,9 @@ def queue_position(request: Request) -> int | None:
     return ahead + ties + 1
 
 
-def workers_alive() -> bool:
-    """Whether some worker shows signs of life: it holds a request whose lease it keeps renewing, or it
-    finished one within a lease's length.
-
-    Workers that are all busy answering are alive; so is one that has just ended an answer and is
-    about to take the next (on a loaded machine that takes a moment, and a request waiting behind
-    that answer must not be told nobody is there). A queue with nothing running and nothing ended
-    lately may have no worker (or every one is idle, which a waiting request would have ended within
-    a poll).
-    """
-    now = timezone.now()
-    running = Q(status__in=Request.RUNNING, lease_expires_at__gt=now)
-    ended_lately = Q(finished_at__gt=now - timedelta(seconds=settings.REQUEST_LEASE))
-    return Request.objects.filter(running | ended_lately).exists()
+def worker_holds_a_request() -> bool:
+    """Whether some worker holds a request under a lease it keeps renewing (a sign that it is alive)."""
+    return Request.objects.filter(status__in=Request.RUNNING, lease_expires_at__gt=timezone.now()).exists()
 
 
 def waiting_count() -> int:

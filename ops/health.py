@@ -34,9 +34,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
-from django_q.status import Stat
 
 from bots.selectors import latest_heartbeat
+from pipeline.cluster import live_clusters
 from routing.models import OllamaHost
 from trollama.maintenance import maintenance_snapshot
 from trollama.tls import tls_context
@@ -45,8 +45,6 @@ Check = dict[str, Any]
 
 logger = logging.getLogger(__name__)
 
-# A cluster that has not reported for this long is counted as gone.
-CLUSTER_STALE_SECONDS = 30
 CHECK_TIMEOUT = 2.0
 
 
@@ -63,15 +61,6 @@ def check_database() -> Check:
     except Exception as exc:
         return {"ok": False, "critical": True, "error": str(exc)}
     return {"ok": True, "critical": True, "vendor": connection.vendor, "latency_ms": _timed(started)}
-
-
-def live_clusters(broker: Any = None) -> list[dict[str, Any]]:
-    """Each django-q2 cluster that reported in the last ``CLUSTER_STALE_SECONDS``: its id, host and worker count."""
-    stats = [stat for stat in Stat.get_all(broker=broker or get_broker()) if _is_recent(stat)]
-    return [
-        {"cluster": str(stat.cluster_id), "host": stat.host, "workers": len(stat.workers)}
-        for stat in sorted(stats, key=lambda stat: (stat.host, str(stat.cluster_id)))
-    ]
 
 
 def check_broker() -> Check:
@@ -99,10 +88,6 @@ def check_broker() -> Check:
     if not workers:
         check["error"] = "no worker is running: start one with `python manage.py qcluster`"
     return check
-
-
-def _is_recent(stat: Stat) -> bool:
-    return (timezone.now() - stat.timestamp).total_seconds() < CLUSTER_STALE_SECONDS
 
 
 _slow_receives: set[asyncio.Future[Any]] = set()

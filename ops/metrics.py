@@ -42,7 +42,8 @@ from prometheus_client.registry import Collector
 
 from bots.selectors import latest_heartbeat
 from conversations.models import Request
-from ops.health import enabled_host_urls, live_clusters
+from ops.health import enabled_host_urls
+from pipeline.cluster import live_clusters
 from routing.models import Route
 from trollama.counters import OLLAMA_ERRORS, TOKENS, counter_values
 from trollama.maintenance import current_maintenance

@@ -33,12 +33,17 @@ import socket
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 import psutil
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.cluster import Cluster
+from django_q.status import Stat
 
+from conversations import selectors
 from pipeline import processing, queue, workers
 
 logger = logging.getLogger(__name__)
@@ -168,3 +173,39 @@ def _running(process: psutil.Process) -> bool:
 def _signal(process: psutil.Process, signum: int) -> None:
     with contextlib.suppress(psutil.NoSuchProcess):
         process.send_signal(signum)
+
+
+# A cluster that has not reported for this long is counted as gone. django-q2's sentinel reports every
+# guard cycle (half a second) and its report expires from the cache after 3 s, so in practice a stopped
+# cluster is gone within 3 s; this bounds a report whose cache kept it longer.
+CLUSTER_STALE_SECONDS = 30
+
+
+def live_clusters(broker: Any = None) -> list[dict[str, Any]]:
+    """Each django-q2 cluster that reported in the last ``CLUSTER_STALE_SECONDS``: its id, host and worker count."""
+    now = timezone.now()
+    stats = [
+        stat
+        for stat in Stat.get_all(broker=broker or get_broker())
+        if (now - stat.timestamp).total_seconds() < CLUSTER_STALE_SECONDS
+    ]
+    return [
+        {"cluster": str(stat.cluster_id), "host": stat.host, "workers": len(stat.workers)}
+        for stat in sorted(stats, key=lambda stat: (stat.host, str(stat.cluster_id)))
+    ]
+
+
+def workers_running() -> bool:
+    """Whether a worker is there to take a queued request, however busy: what ``chat``'s hint asks.
+
+    A cluster that reported lately is one (its workers may all be answering, or between two answers).
+    So is a request held under a lease its worker keeps renewing: the reports live in the cache, and a
+    cluster whose report is late still holds its requests.
+    """
+    if selectors.worker_holds_a_request():
+        return True
+    try:
+        return any(cluster["workers"] for cluster in live_clusters())
+    except Exception:  # the cache or broker does not answer: nothing says a worker is there
+        logger.warning("Could not read the worker clusters' reports", exc_info=True)
+        return False

@@ -504,9 +504,8 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
 
     from asgiref.sync import sync_to_async
 
-    from conversations import selectors
     from conversations.models import Request
-    from pipeline import services
+    from pipeline import cluster, services
     from pipeline.listeners import LayerListener, WebsocketListener
     from trollama import events
 
@@ -565,7 +564,7 @@ async def run_chat(turn: ChatTurn, *, out: Output, err: Output) -> int:
         done, _ = await asyncio.wait({following}, timeout=NO_WORKER_HINT_AFTER)
         if not done and worker is None:
             status = await sync_to_async(lambda: Request.objects.get(pk=request.pk).status)()
-            if status == Request.Status.QUEUED and not await sync_to_async(selectors.workers_alive)():
+            if status == Request.Status.QUEUED and not await sync_to_async(cluster.workers_running)():
                 err.write("No worker has picked this up yet. Is `python manage.py qcluster` running?\n")
         if worker is not None:
             await asyncio.wait({following, worker}, return_when=asyncio.FIRST_COMPLETED)

@@ -8,6 +8,7 @@ arrives once, complete, in the terminal that asked for it.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import time
 
@@ -135,6 +136,37 @@ class GracefulStopTests:
         out, err = finish_chat(chat, first)
         assert chat.returncode == 0, err + system.logs()
         assert final["assistant_messages"] == [ANSWER] and out.count(ANSWER) == 1
+
+
+def read_until(stream, wanted: bytes, *, timeout: float) -> bytes:
+    """What a pipe gives until ``wanted`` appears in it (unbuffered, so ``communicate()`` later gets the rest)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in data:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{wanted!r} did not come within {timeout} s; got {data!r}"
+        if select.select([stream], [], [], left)[0]:
+            chunk = os.read(stream.fileno(), 4096)
+            assert chunk, f"the pipe closed before {wanted!r}; got {data!r}"
+            data += chunk
+    return data
+
+
+class NoWorkerTests:
+    def test_a_question_asked_while_no_cluster_runs_says_so_and_is_answered_once_one_starts(self, system, fake):
+        fake.script(ANSWER, match="^nobody to answer$")
+        cluster = system.processes["worker"]
+        os.kill(cluster.pid, signal.SIGTERM)
+        assert cluster.wait(timeout=30) == 0
+
+        chat = system.spawn_chat("nobody to answer", "--user", "erin")
+        told = read_until(chat.stderr, b"Is `python manage.py qcluster` running?", timeout=60)
+        system.start_workers()
+
+        out, err = chat.communicate(timeout=120)
+        assert chat.returncode == 0, (told + err).decode() + system.logs()
+        assert out.decode().startswith(ANSWER)
+        assert b"No worker has picked this up yet." in told
 
 
 class WebRestartTests:

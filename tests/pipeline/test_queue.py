@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from conversations import selectors
 from conversations.models import Request
-from pipeline import queue
+from pipeline import cluster, queue
 from pipeline.processing import process_next, take_request
 from pipeline.services import submit_request
 from pipeline.streaming import Outcome
@@ -24,7 +24,12 @@ from routing.models import OllamaHost
 from tests import personas
 from tests.concurrency import race
 from tests.layer import listening
-from tests.ops.queue_helpers import empty_queue, enqueued_request_ids
+from tests.ops.queue_helpers import (
+    empty_queue,
+    enqueued_request_ids,
+    no_cluster_statistics,
+    pretend_a_worker_cluster_reported,
+)
 from trollama import events
 
 _threads = itertools.count()
@@ -257,21 +262,23 @@ class KeepAliveTests:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures(no_cluster_statistics.__name__)
 class WorkerLivenessTests:
-    def test_workers_are_alive_while_one_holds_a_request_under_a_live_lease(self, host):
+    def test_a_worker_holding_a_request_under_a_live_lease_is_running(self, host):
         request = submit("math")
-        assert not selectors.workers_alive()
+        assert not cluster.workers_running()
         assert take_request(request.pk)
-        assert selectors.workers_alive()
+        assert cluster.workers_running()
+        Request.objects.filter(pk=request.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        assert not cluster.workers_running()  # its worker died: nobody renews the lease
 
-    def test_a_worker_that_just_ended_an_answer_counts_as_alive_for_a_lease_then_not(self, host, settings):
+    def test_a_cluster_that_reported_is_running_with_every_worker_between_answers(self, host):
         waiting = submit("math")
         ended = submit("math")
-        now = timezone.now()
-        Request.objects.filter(pk=ended.pk).update(status=Request.Status.DONE, finished_at=now - timedelta(seconds=5))
-        settings.REQUEST_LEASE = 20
+        Request.objects.filter(pk=ended.pk).update(status=Request.Status.DONE, finished_at=timezone.now())
+        assert not cluster.workers_running()  # an answer that ended is no sign of a worker still there
 
-        assert selectors.workers_alive()  # about to take ``waiting``
-        Request.objects.filter(pk=ended.pk).update(finished_at=now - timedelta(seconds=25))
-        assert not selectors.workers_alive()
+        pretend_a_worker_cluster_reported()
+
+        assert cluster.workers_running()  # about to take ``waiting``
         assert Request.objects.get(pk=waiting.pk).status == Request.Status.QUEUED
