@@ -251,12 +251,6 @@ class System:
                 raise TimeoutError(f"request {request_id} is {state['status']}, not {status}\n{self.logs()}")
             time.sleep(0.5)
 
-    def request_worker(self, request_id: int) -> str:
-        """``host:cluster pid/worker pid`` of the worker running the request, or empty."""
-        return self.query(  # type: ignore[return-value]
-            f"from conversations.models import Request\nresult = Request.objects.get(pk={int(request_id)}).worker"
-        )
-
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes[name]
         with contextlib.suppress(ProcessLookupError):

@@ -19,7 +19,9 @@ from tests.e2e.harness import System, read_unbuffered, running_system
 pytestmark = pytest.mark.e2e
 
 ANSWER = "The whole story, told once.\n```python\ndef f():\n\treturn {'a': [1, (2, 3)]}\n```\n"
-SLOW = "".join(f"word{i} " for i in range(160))  # 8 s at 20 tokens/s: long enough to break in the middle
+SLOW = "".join(f"word{i} " for i in range(160))  # 8 s at 20 tokens/s
+# 20 s at 20 tokens/s: an attempt that is still streaming when the test breaks it, however loaded the machine.
+BROKEN = "".join(f"word{i} " for i in range(400))
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +31,22 @@ def system(_fake_ollama_server, tmp_path_factory):
 
 
 def start_slow_chat(system: System, fake, text: str, *, then: str = ANSWER):
-    """A chat whose first attempt streams slowly (and whose next attempt answers ``then``), once text flows."""
+    """A chat whose first attempt streams slowly (and whose next attempt answers ``then``), once text flows.
+
+    Returns the chat, its request's id and worker (read in one query, while the first attempt still
+    streams: on a loaded machine each query is a Django start of a few seconds), and the words read.
+    """
     fake.script(then, match=f"^{text}$")
-    fake.script(SLOW, match=f"^{text}$", tokens_per_second=20, times=1)
+    fake.script(BROKEN, match=f"^{text}$", tokens_per_second=20, times=1)
     chat = system.spawn_chat(text, "--user", "erin")
     assert read_unbuffered(chat.stdout, 6) == b"word0 "
-    request_id = system.latest_request_id()
-    assert request_id is not None
-    return chat, request_id, b"word0 "
+    latest = system.query(
+        "from conversations.models import Request\n"
+        "result = list(Request.objects.order_by('-pk').values_list('pk', 'worker').first())"
+    )
+    assert isinstance(latest, list)
+    request_id, worker = latest
+    return chat, request_id, worker, b"word0 "
 
 
 def left_in_group(pgid: int) -> list[int]:
@@ -64,8 +74,7 @@ def finish_chat(chat, first: bytes) -> tuple[str, str]:
 
 class WorkerKilledTests:
     def test_a_worker_killed_mid_answer_is_resumed_by_the_cluster_and_answered_once(self, system, fake):
-        chat, request_id, first = start_slow_chat(system, fake, "killed worker")
-        worker = system.request_worker(request_id)
+        chat, request_id, worker, first = start_slow_chat(system, fake, "killed worker")
         assert worker  # host:cluster pid/worker pid
 
         os.kill(int(worker.rsplit("/", 1)[1]), signal.SIGKILL)
@@ -80,7 +89,7 @@ class WorkerKilledTests:
         assert "Traceback" not in err
 
     def test_a_cluster_killed_mid_answer_is_resumed_by_the_next_one(self, system, fake):
-        chat, request_id, first = start_slow_chat(system, fake, "killed cluster")
+        chat, request_id, _, first = start_slow_chat(system, fake, "killed cluster")
 
         system.kill("worker")
         system.start_workers()
@@ -94,7 +103,7 @@ class WorkerKilledTests:
 
 class GracefulStopTests:
     def test_sigterm_hands_the_answer_back_and_the_cluster_exits_by_itself(self, system, fake):
-        chat, request_id, first = start_slow_chat(system, fake, "stopped cluster")
+        chat, request_id, _, first = start_slow_chat(system, fake, "stopped cluster")
         cluster = system.processes["worker"]
 
         os.kill(cluster.pid, signal.SIGTERM)  # the main process only, as `kill PID` or systemd's main PID does
@@ -123,7 +132,7 @@ class GracefulStopTests:
         ],
     )
     def test_a_signal_to_the_whole_process_group_loses_nothing_either(self, system, fake, signum):
-        chat, request_id, first = start_slow_chat(system, fake, f"stopped group {signum}")
+        chat, request_id, _, first = start_slow_chat(system, fake, f"stopped group {signum}")
         cluster = system.processes["worker"]
 
         os.killpg(cluster.pid, signum)
