@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -57,18 +58,38 @@ def die_with_the_tests() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def read_unbuffered(stream: Any, size: int) -> bytes:
+def read_unbuffered(stream: Any, size: int, *, timeout: float = 120.0) -> bytes:
     """The first ``size`` bytes from a pipe, read without Python's buffering.
 
     A buffered ``read(n)`` takes more than ``n`` bytes from the pipe, and
     ``communicate()`` later reads the pipe itself, so that text would be lost.
+    Fails after ``timeout`` seconds without them: a process that never writes
+    (its request never ran) must fail the test, not hang it.
     """
     data = b""
+    deadline = time.monotonic() + timeout
     while len(data) < size:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            raise AssertionError(f"only {data!r} of {size} bytes came within {timeout} s")
         chunk = os.read(stream.fileno(), size - len(data))
         if not chunk:
             break
         data += chunk
+    return data
+
+
+def read_until(stream: Any, wanted: bytes, *, timeout: float) -> bytes:
+    """What a pipe gives until ``wanted`` appears in it (unbuffered, so ``communicate()`` later gets the rest)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in data:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{wanted!r} did not come within {timeout} s; got {data!r}"
+        if select.select([stream], [], [], left)[0]:
+            chunk = os.read(stream.fileno(), 4096)
+            assert chunk, f"the pipe closed before {wanted!r}; got {data!r}"
+            data += chunk
     return data
 
 

@@ -8,13 +8,12 @@ arrives once, complete, in the terminal that asked for it.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import time
 
 import pytest
 
-from tests.e2e.harness import System, read_unbuffered, running_system
+from tests.e2e.harness import System, read_unbuffered, read_until, running_system
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +27,20 @@ BROKEN = "".join(f"word{i} " for i in range(400))
 def system(_fake_ollama_server, tmp_path_factory):
     with running_system(tmp_path_factory.mktemp("delivery"), ollama_url=_fake_ollama_server.url) as system:
         yield system
+
+
+@pytest.fixture(autouse=True)
+def processes_restored(system: System):
+    """Start again whatever a test stopped and, failing, left down: the module's next test would otherwise
+    wait for an answer from a cluster that is not there."""
+    yield
+    down = [name for name in ("web", "worker") if system.processes[name].poll() is not None]
+    if "web" in down:
+        system.start_web()
+    if "worker" in down:
+        system.start_workers()
+    if down:
+        system.wait_until_ready(workers=True, timeout=60)
 
 
 def start_slow_chat(system: System, fake, text: str, *, then: str = ANSWER):
@@ -145,20 +158,6 @@ class GracefulStopTests:
         out, err = finish_chat(chat, first)
         assert chat.returncode == 0, err + system.logs()
         assert final["assistant_messages"] == [ANSWER] and out.count(ANSWER) == 1
-
-
-def read_until(stream, wanted: bytes, *, timeout: float) -> bytes:
-    """What a pipe gives until ``wanted`` appears in it (unbuffered, so ``communicate()`` later gets the rest)."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while wanted not in data:
-        left = deadline - time.monotonic()
-        assert left > 0, f"{wanted!r} did not come within {timeout} s; got {data!r}"
-        if select.select([stream], [], [], left)[0]:
-            chunk = os.read(stream.fileno(), 4096)
-            assert chunk, f"the pipe closed before {wanted!r}; got {data!r}"
-            data += chunk
-    return data
 
 
 class NoWorkerTests:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.e2e.harness import PYTHON, ROOT, running_system
+from tests.e2e.harness import PYTHON, ROOT, read_unbuffered, running_system
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ class EndToEndTests:
             stderr=subprocess.PIPE,
         )
         assert process.stdout is not None
-        assert process.stdout.read(10) == b"slow slow "  # the answer is streaming
+        assert read_unbuffered(process.stdout, 10) == b"slow slow "  # the answer is streaming
 
         process.send_signal(signal.SIGINT)
         interrupted_at = time.time()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.e2e.harness import System, running_system
+from tests.e2e.harness import System, read_unbuffered, running_system
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ def kill_workers_mid_stream(system: System, fake) -> int:
     """Start a chat whose answer streams slowly, SIGKILL the workers mid-answer; returns the request id."""
     chat = system.spawn_chat("tell me a long story", "--user", "erin")
     assert chat.stdout is not None
-    assert chat.stdout.read(10) == b"slow slow "  # the answer is streaming through web to the terminal
+    assert read_unbuffered(chat.stdout, 10) == b"slow slow "  # the answer is streaming through web to the terminal
     system.kill("worker")
     chat.kill()
     chat.wait(timeout=10)
