@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import discord
-import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bots.discord_api import DISCORD_API, follow_api_gateway, use_api
 
 
-@pytest.fixture
-def restored() -> Iterator[None]:
-    base, gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    yield
-    Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
-
-
 class DiscordApiTests:
     def test_discord_py_starts_with_discords_own_api(self):
         assert Route.BASE == DISCORD_API
 
-    async def test_rest_goes_to_the_configured_api_and_the_gateway_is_the_one_it_names(self, fake_discord, restored):
+    async def test_rest_goes_to_the_configured_api_and_the_gateway_is_the_one_it_names(
+        self, fake_discord, discord_api_restored
+    ):
         use_api(fake_discord.api_url + "/")
         client = discord.Client(intents=discord.Intents.none())
         async with client:

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import discord
-import pytest
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
 from bots.discord_api import use_api
 from bots.targets import DONE, WORKING, Reactions
 
 
-@pytest.fixture
-def restored() -> Iterator[None]:
-    base, gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    yield
-    Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
-
-
 class ReactionsTests:
-    async def test_questions_marked_and_finished_at_once_in_one_channel_draw_no_429(self, fake_discord, restored):
+    async def test_questions_marked_and_finished_at_once_in_one_channel_draw_no_429(
+        self, fake_discord, discord_api_restored
+    ):
         # Six questions at once, each marked working, then finished at staggered moments: discord.py
         # on its own draws several 429s here (its limiter lets a new change overtake a woken waiter).
         use_api(fake_discord.api_url + "/")
