@@ -58,6 +58,14 @@ def die_with_the_tests() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _read_some(stream: Any, most: int, *, deadline: float, got: bytes) -> bytes:
+    """Up to ``most`` bytes from a pipe, unbuffered, once it has some; fails if none come by ``deadline``."""
+    left = deadline - time.monotonic()
+    if left <= 0 or not select.select([stream], [], [], left)[0]:
+        raise AssertionError(f"nothing more came in time; got {got!r}")
+    return os.read(stream.fileno(), most)
+
+
 def read_unbuffered(stream: Any, size: int, *, timeout: float = 120.0) -> bytes:
     """The first ``size`` bytes from a pipe, read without Python's buffering.
 
@@ -69,10 +77,7 @@ def read_unbuffered(stream: Any, size: int, *, timeout: float = 120.0) -> bytes:
     data = b""
     deadline = time.monotonic() + timeout
     while len(data) < size:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([stream], [], [], left)[0]:
-            raise AssertionError(f"only {data!r} of {size} bytes came within {timeout} s")
-        chunk = os.read(stream.fileno(), size - len(data))
+        chunk = _read_some(stream, size - len(data), deadline=deadline, got=data)
         if not chunk:
             break
         data += chunk
@@ -84,12 +89,9 @@ def read_until(stream: Any, wanted: bytes, *, timeout: float) -> bytes:
     data = b""
     deadline = time.monotonic() + timeout
     while wanted not in data:
-        left = deadline - time.monotonic()
-        assert left > 0, f"{wanted!r} did not come within {timeout} s; got {data!r}"
-        if select.select([stream], [], [], left)[0]:
-            chunk = os.read(stream.fileno(), 4096)
-            assert chunk, f"the pipe closed before {wanted!r}; got {data!r}"
-            data += chunk
+        chunk = _read_some(stream, 4096, deadline=deadline, got=data)
+        assert chunk, f"the pipe closed before {wanted!r}; got {data!r}"
+        data += chunk
     return data
 
 
