@@ -54,6 +54,11 @@ class Eviction:
     models: int
 
 
+# The longest gap between two reads of a host in which a model that went for another counts as evicted (seconds;
+# at least three ``SCHEDULER_PS_CACHE`` periods). A worker claiming reads its host every second or so, and a load it
+# could have caused shows within one; a process that read the host minutes ago cannot tell an eviction from a restart.
+EVICTION_READS_APART = 10.0
+
 _cache: dict[str, Loaded] = {}
 _previous: dict[str, Loaded] = {}  # the last answered read of each host, to see evictions between reads
 _released: dict[str, set[str]] = {}  # models this process asked a host to unload (not evictions)
@@ -98,9 +103,14 @@ def find_eviction(url: str, before: Loaded, after: Loaded, *, released: set[str]
 
     A model that went before its ``expires_at`` (by more than a second, for
     clocks) and that this process did not release was pushed out, when
-    another model came in its place.
+    another model came in its place. Only between two reads close in time
+    (``EVICTION_READS_APART``): across a longer gap the same change is as
+    likely a restart or an ``ollama stop`` followed by new loads, and a lesson
+    drawn from it (a memory found too small) would hold back loads that fit.
     """
     if before.models is None or after.models is None:
+        return None
+    if after.read_at - before.read_at > max(EVICTION_READS_APART, 3 * settings.SCHEDULER_PS_CACHE):
         return None
     gone = tuple(
         name

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from routing.gpu import Eviction, Loaded, find_eviction, note_eviction
+from routing.gpu import EVICTION_READS_APART, Eviction, Loaded, find_eviction, note_eviction
 from routing.hosts import default_host
 
 GB = 1_000_000_000
 NOW = 1_000_000.0
 
 
-def read(models: dict[str, int], *, expires: float = NOW + 1800) -> Loaded:
-    return Loaded(models, 0.0, {name: expires for name in models})
+def read(models: dict[str, int], *, expires: float = NOW + 1800, at: float = 0.0) -> Loaded:
+    return Loaded(models, at, {name: expires for name in models})
 
 
 class FindEvictionTests:
@@ -31,6 +31,15 @@ class FindEvictionTests:
     def test_a_model_released_by_the_scheduler_was_not_evicted(self) -> None:
         before = read({"a:1b": 14 * GB})
         assert find_eviction("u", before, read({"c:1b": 9 * GB}), released={"a:1b"}, now=NOW) is None
+
+    def test_a_change_across_a_long_gap_between_reads_teaches_nothing(self) -> None:
+        # As the bench's GPU reset (or an Ollama restart) looks to a process that last read the host long before:
+        # everything unloaded, then models loaded again, one of them new.
+        before = read({"a:1b": 14 * GB, "b:1b": 5 * GB}, at=0.0)
+        after = read({"b:1b": 5 * GB, "c:1b": 9 * GB}, at=EVICTION_READS_APART + 1)
+        assert find_eviction("u", before, after, released=set(), now=NOW) is None
+        soon = read({"b:1b": 5 * GB, "c:1b": 9 * GB}, at=EVICTION_READS_APART)
+        assert find_eviction("u", before, soon, released=set(), now=NOW) is not None
 
     def test_a_model_that_went_with_nothing_new_was_not_evicted(self) -> None:
         before = read({"a:1b": 14 * GB, "b:1b": 5 * GB})
