@@ -11,15 +11,15 @@ Cheapest to start first (the "class" of a request, lowest first):
    started it). Overdue requests go before everything else: among them, the
    cheapest to start first (by the classes below), then the model whose
    oldest request is oldest, a model's requests together. They are not held
-   back, except that one needing a load not known to fit waits while another
-   model is loading on that host; and one whose model's slots are all busy
-   (it could not start sooner for being claimed) goes after the requests that
-   can start at once, before the other busy ones. The last requests of a
-   loaded model that can all start at once on its free slots go before the
-   overdue swaps (a guess or an eviction of a model in use or waited for) on
-   that host, if they came before the first of those was overdue: the swap
-   would otherwise push that model out with them still waiting and load it
-   again for them.
+   back for long: one whose model's slots are all busy (it could not start
+   sooner for being claimed) goes after the requests that can start at once,
+   before the other busy ones. An overdue swap (a guess, or an eviction of a
+   model in use or waited for) waits while another model is loading on that
+   host, and yields to the requests of the models loaded there that were
+   waiting when the first swap there became overdue, for one more ``aging``
+   period at most: pushed out with those still waiting, a model is loaded
+   again for them, and the next overdue swap pushes out the one just loaded
+   (a burst over more models than fit made nine loads where four do).
 1. **loaded**: its model is loaded on a host that has a free parallel slot.
 2. **unknown**: its model is not known before routing (the classifier decides).
 3. **fits**: its model is not loaded but fits in the host's free memory.
@@ -47,8 +47,10 @@ loading on a host nothing else that is not known to fit starts loading there:
 Ollama loads one model at a time, and a second guess taken on a view a load
 is about to change is how several workers swap out each other's models.
 
-Within a class, models with more waiting requests come first (then the oldest
-request), and within a model users take turns: a user's n-th waiting request
+Within a class, models with more waiting requests come first, then the larger
+model (its answers are the slowest: generating reads every weight once per
+token, so its queue left for last is what ends a burst), then the oldest
+request; and within a model users take turns: a user's n-th waiting request
 for a model ranks after every other user's (n-1)-th.
 """
 
@@ -233,47 +235,50 @@ def rank(snapshot: Snapshot, *, now: float, aging: float) -> list[Ranked]:
 
     turns = _turns(snapshot.waiting)
     loading_hosts = {host.host_id for host in snapshot.hosts if host.loading}
-    parallel = {host.host_id: host.num_parallel for host in snapshot.hosts}
     # Per host, when the first overdue request that might push out a model in use or waited for there became
-    # overdue.
+    # overdue, and which loaded models had requests waiting by then: such a swap yields to those (see below).
     swap_since: dict[int | None, float] = {}
     for w in snapshot.waiting:
         cls, host, _ = classes[w.model]
         if cls in (MIGHT_FIT, EVICT_WANTED) and w.fifo_turn is not None and now - w.fifo_turn > aging:
             swap_since[host] = min(swap_since.get(host, math.inf), w.fifo_turn + aging)
+    loaded_on: dict[int | None, dict[str, int]] = {host.host_id: host.loaded for host in snapshot.hosts}
+    drained_first: dict[int | None, set[str]] = defaultdict(set)
+    for w in snapshot.waiting:
+        _, host, _ = classes[w.model]
+        if host in swap_since and w.model in loaded_on.get(host, {}) and w.queued_at <= swap_since[host]:
+            drained_first[host].add(w.model)
     keyed = []
     for w in snapshot.waiting:
         cls, host, held = classes[w.model]
         key: tuple[float, ...]
         overdue = w.fifo_turn is not None and now - w.fifo_turn > aging
-        free = parallel.get(host, 0) - snapshot.running.get((host, w.model), 0) if host is not None else 0
-        if (
-            not overdue
-            and cls == LOADED
-            and w.queued_at <= swap_since.get(host, -math.inf)
-            and waiting_for[w.model] <= free
-        ):
-            # The last requests of a loaded model, all able to start at once on its free slots: they go before
-            # the overdue swaps on that host, which would otherwise push the model out with these still waiting
-            # and load it again for them. Only those that came before the first such swap was overdue, so this
-            # delays an overdue request by at most one answer per slot, never for later arrivals.
-            key = (OVERDUE - 0.5, cls, oldest[w.model], turns[w.request_id], w.queued_at, w.request_id)
-        elif overdue:
+        if overdue:
             # Before everything else, but the cheapest to start among them first and a model's together:
             # overdue requests in plain arrival order would swap models at every claim. One whose model's
             # slots are all busy cannot start sooner for being claimed now (it would queue in Ollama and
             # hold a worker another model could use), so it goes after what can start at once.
             first: float = BUSY - 0.5 if cls == BUSY else OVERDUE
             key = (first, cls, oldest[w.model], 0, w.queued_at, w.request_id)
-            # Never held back, but a guess or a swap waits while another model loads there (Ollama loads one
-            # at a time, and one overdue swap claimed behind another is how four models get asked for at once).
-            held = cls in (MIGHT_FIT, EVICT_WANTED) and host in loading_hosts
+            if cls in (MIGHT_FIT, EVICT_WANTED):
+                assert w.fifo_turn is not None
+                # Never held back for long, but a guess or a swap waits while another model loads there (Ollama
+                # loads one at a time, and one overdue swap claimed behind another is how four models get asked
+                # for at once), and, for one more aging period at most, while a model loaded there still has
+                # requests that were waiting when the first swap there became overdue: pushed out with them
+                # still waiting, that model would be loaded again for them, and the next overdue swap would
+                # push out this one the same way.
+                yields = bool(drained_first[host] - {w.model}) and now - w.fifo_turn <= 2 * aging
+                held = host in loading_hosts or yields
+            else:
+                held = False
             cls = OVERDUE
         elif not know_gpu:
             # A host did not answer /api/ps: first in, first out (overdue requests still go first).
             key = (cls, 0, 0, 0, w.queued_at, w.request_id)
         else:
-            key = (cls, -waiting_for[w.model], oldest[w.model], turns[w.request_id], w.queued_at, w.request_id)
+            size = snapshot.sizes.get(w.model, 0)  # as many waiting: the larger (slower) model's first
+            key = (cls, -waiting_for[w.model], -size, oldest[w.model], turns[w.request_id], w.queued_at, w.request_id)
         keyed.append((held, key, Ranked(w.request_id, w.model, cls, host, held)))
     keyed.sort(key=lambda item: (item[0], item[1]))
     return [ranked for _, _, ranked in keyed]

@@ -79,6 +79,16 @@ class RankTests:
         )
         assert ids(snapshot) == [2, 3, 1]
 
+    def test_between_models_with_as_many_waiting_the_larger_one_goes_first(self) -> None:
+        # Its answers are the slowest: left for last, its queue is what ends a burst.
+        snapshot = Snapshot(
+            waiting=[waiting(1, "mid:8b"), waiting(2, "big:15b"), waiting(3, "mid:8b"), waiting(4, "big:15b")],
+            hosts=[host(budget=40 * GB)],
+            running={},
+            sizes=SIZES,
+        )
+        assert ids(snapshot) == [2, 4, 1, 3]
+
     def test_within_a_model_users_take_turns(self) -> None:
         heavy = [waiting(n, "mid:8b", user=1) for n in range(1, 6)]
         light = waiting(6, "mid:8b", user=2)
@@ -185,8 +195,9 @@ class RankTests:
         assert ranked[-1].request_id == 1 and ranked[-1].rank == EVICT_WANTED and ranked[-1].held
 
     def test_a_held_back_request_that_becomes_overdue_goes_first(self) -> None:
+        # Overdue by more than twice the aging bound: past yielding to mid's request that waited before it.
         snapshot = Snapshot(
-            waiting=[waiting(1, "big:15b", turn=NOW - 31), waiting(2, "mid:8b")],
+            waiting=[waiting(1, "big:15b", turn=NOW - 61), waiting(2, "mid:8b")],
             hosts=[HostState(1, None, 12 * GB, 2, {"mid:8b": 6 * GB, "other:7b": 5 * GB}, too_much=26 * GB)],
             running={(1, "mid:8b"): 2, (1, "other:7b"): 2},
             sizes=SIZES,
@@ -359,7 +370,7 @@ class LearnedCapacityTests:
 
 class OverdueTests:
     def test_overdue_requests_start_cheapest_first_and_a_models_together(self) -> None:
-        late = NOW - 40
+        late = NOW - 70  # overdue for longer than another aging period: no swap yields any more
         snapshot = Snapshot(
             waiting=[
                 waiting(1, "big:15b", at=1.0, turn=late),
@@ -468,7 +479,9 @@ class DrainTests:
         ranked = rank(self.snapshot(last_at=NOW - 5), now=NOW, aging=30)
         assert [(r.request_id, r.rank) for r in ranked] == [(1, OVERDUE), (2, LOADED)]
 
-    def test_a_loaded_model_with_more_waiting_than_free_slots_does_not_jump_the_overdue_one(self) -> None:
+    def test_an_overdue_swap_yields_to_every_request_the_loaded_model_had_waiting_for_one_more_aging_period(
+        self,
+    ) -> None:
         snapshot = self.snapshot(last_at=2.0)
         more = Snapshot(
             waiting=[*snapshot.waiting, waiting(3, "mid:8b", at=3.0)],
@@ -476,5 +489,21 @@ class DrainTests:
             running=snapshot.running,
             sizes=SIZES,
         )
+        # More mid requests than its free slot: still none is pushed out with mid, and big waits, held.
         ranked = rank(more, now=NOW, aging=30)
-        assert ranked[0].request_id == 1
+        assert [(r.request_id, r.held) for r in ranked] == [(2, False), (3, False), (1, True)]
+        # Once big has waited another aging period beyond its overdue moment, it goes first whatever waits.
+        ranked = rank(more, now=NOW + 21, aging=30)
+        assert (ranked[0].request_id, ranked[0].held) == (1, False)
+
+    def test_a_swap_into_memory_only_idle_models_hold_does_not_yield(self) -> None:
+        # other:7b runs nothing and nobody waits for it: big takes its memory (mid keeps its own), no swap.
+        late = NOW - 40
+        snapshot = Snapshot(
+            waiting=[waiting(1, "big:15b", at=1.0, turn=late), waiting(2, "mid:8b", at=2.0)],
+            hosts=[host(loaded={"mid:8b": 6 * GB, "other:7b": 5 * GB}, budget=22 * GB)],
+            running={(1, "mid:8b"): 2},
+            sizes=SIZES,
+        )
+        ranked = rank(snapshot, now=NOW, aging=30)
+        assert (ranked[0].request_id, ranked[0].rank, ranked[0].held) == (1, OVERDUE, False)
