@@ -81,3 +81,23 @@ class ResearchExamplesMigrationTests:
             assert stored_pairs() == {(row["route"], row["text"]) for row in lines}
         finally:
             migrate(targets)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class OpenQuestionExamplesMigrationTests:
+    def test_reversing_it_removes_only_its_own_lines_then_reapplying_restores_them(self):
+        lines = shipped()
+        own = {(row["route"], row["text"]) for row in lines[1907:]}
+        earlier = {(row["route"], row["text"]) for row in lines[:1907]}
+        assert own and not own & earlier
+        targets = leaves()
+        try:
+            migrate([("routing", "0015_general_route_examples_from_gpteacher_roleplay")])
+
+            assert stored_pairs() == earlier  # 0014's lines stay: it loads a fixed slice now
+
+            migrate(targets)
+
+            assert stored_pairs() == earlier | own
+        finally:
+            migrate(targets)
